@@ -1,0 +1,141 @@
+"""Split a document into passages: paragraphs first, then sentences, bounded by the model's word-piece count."""
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from typing import Protocol
+
+from .documents import Chunk, Document
+
+_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n[ \t]*\n|\s*\Z)", re.DOTALL)
+_MERGE_BELOW = 8  # a paragraph this short (a heading, say) is joined to the next one
+_SPACY_PIECE = 100_000  # characters handed to the sentence splitter at once
+
+
+class Tokenizer(Protocol):
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the word pieces of `text`, without special tokens."""
+        ...
+
+
+def chunk_document(doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int) -> list[Chunk]:
+    """Chunks of at most `chunk_tokens` word pieces; the embedded text adds title and preceding context
+    without going over `max_tokens`, the model's own limit."""
+    spans: list[tuple[int, int, int | None]] = []
+    for section in doc.sections:
+        for start, end in _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap):
+            spans.append((start, end, section.page))
+    return [_make_chunk(doc, s, e, page, tokenizer, max_tokens) for s, e, page in spans]
+
+
+def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:
+    paragraphs = [(lo + m.start(), lo + m.end()) for m in _PARAGRAPH.finditer(text[lo:hi])]
+    units: list[tuple[int, int]] = []
+    pending: tuple[int, int, int] | None = None  # a short paragraph waiting to be joined to the next
+    for start, end in paragraphs:
+        count = len(tok.offsets(text[start:end]))
+        if pending and pending[2] + count <= size:
+            start, count = pending[0], pending[2] + count
+        elif pending:
+            units.append(pending[:2])
+        pending = None
+        if count > size:
+            units.extend(_windows(text, start, end, tok, size, overlap))
+        elif count < _MERGE_BELOW:
+            pending = (start, end, count)
+        else:
+            units.append((start, end))
+    if pending:
+        units.append(pending[:2])
+    return units
+
+
+def _windows(text: str, start: int, end: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Group the sentences of a long paragraph into windows of <= size pieces, sharing about `overlap`."""
+    pieces: list[tuple[int, int, int]] = []  # (start, end, word pieces)
+    for s, e in sentence_spans(text, start, end):
+        count = len(tok.offsets(text[s:e]))
+        pieces.extend(_hard_split(text, s, e, tok, size) if count > size else [(s, e, count)])
+    windows: list[tuple[int, int]] = []
+    first = 0
+    while first < len(pieces):
+        last, total = first, pieces[first][2]
+        while last + 1 < len(pieces) and total + pieces[last + 1][2] <= size:
+            last += 1
+            total += pieces[last][2]
+        windows.append((pieces[first][0], pieces[last][1]))
+        if last + 1 >= len(pieces):
+            break
+        nxt, shared = last + 1, 0
+        while nxt - 1 > first and shared + pieces[nxt - 1][2] <= overlap:
+            nxt -= 1
+            shared += pieces[nxt][2]
+        first = nxt
+    return windows
+
+
+def _hard_split(text: str, start: int, end: int, tok: Tokenizer, size: int) -> list[tuple[int, int, int]]:
+    """A sentence longer than `size`: cut it at whitespace between word pieces."""
+    offsets = [(start + a, start + b) for a, b in tok.offsets(text[start:end])]
+    parts: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(offsets):
+        j = min(i + size, len(offsets))
+        if j < len(offsets):
+            # step back to a piece that starts a word, so no word is cut in two
+            k = j
+            while k > i + 1 and offsets[k][0] == offsets[k - 1][1]:
+                k -= 1
+            j = k if k > i + 1 else j
+        parts.append((offsets[i][0], offsets[j - 1][1], j - i))
+        i = j
+    return parts
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence boundaries from spaCy's rule-based sentencizer, as offsets into `text`."""
+    nlp = _sentencizer()
+    spans: list[tuple[int, int]] = []
+    for lo in range(start, end, _SPACY_PIECE):
+        hi = min(lo + _SPACY_PIECE, end)
+        for sent in nlp(text[lo:hi]).sents:
+            stripped = sent.text.strip()
+            if stripped:
+                first = lo + sent.start_char + (len(sent.text) - len(sent.text.lstrip()))
+                spans.append((first, first + len(stripped)))
+    return spans
+
+
+@lru_cache(maxsize=1)
+def _sentencizer():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.max_length = _SPACY_PIECE + 1
+    return nlp
+
+
+def _make_chunk(doc: Document, start: int, end: int, page: int | None, tok: Tokenizer, max_tokens: int) -> Chunk:
+    text = doc.text[start:end]
+    budget = max_tokens - len(tok.offsets(text)) - len(tok.offsets(doc.title)) - 2
+    context = _preceding_context(doc.text, start, tok, min(budget, 64))
+    embed_text = "\n".join(part for part in (doc.title, context, text) if part)
+    digest = hashlib.sha1(f"{doc.path}\0{start}\0{end}\0{text}".encode()).hexdigest()[:16]
+    return Chunk(digest, doc.path, page, start, end, text, embed_text)
+
+
+def _preceding_context(text: str, start: int, tok: Tokenizer, budget: int) -> str:
+    """The sentence before the chunk, so that "he said ..." can be found by asking about who said it."""
+    if budget <= 0 or start == 0:
+        return ""
+    window_start = max(0, start - 1000)
+    sentences = sentence_spans(text, window_start, start)
+    if not sentences:
+        return ""
+    s, e = sentences[-1]
+    offsets = tok.offsets(text[s:e])
+    if len(offsets) > budget:  # keep the end of the sentence: it is nearest to the chunk
+        s += offsets[len(offsets) - budget][0]
+    return text[s:e]

