@@ -174,3 +174,23 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
+
+
+def stale_documents(corpus: Path, manifest: dict, max_file_mb: float = 50.0) -> list[str]:
+    """Paths added, changed or removed in the corpus since the index was built (skipped files included)."""
+    known = {path: entry["sha256"] for path, entry in manifest["documents"].items()}
+    known.update({s["path"]: s.get("sha256") for s in manifest.get("skipped", [])})
+    stale: list[str] = []
+    seen: set[str] = set()
+    if corpus.is_dir():
+        for path, rel in iter_corpus(corpus):
+            seen.add(rel)
+            try:
+                check_readable(path, corpus, max_file_mb)
+                sha = file_sha256(path)
+            except (SkipFile, OSError):
+                sha = None
+            if rel not in known or (sha is not None and known[rel] != sha):
+                stale.append(rel)
+    stale.extend(path for path in manifest["documents"] if path not in seen)
+    return sorted(stale)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from .documents import Passage
 from .embedding import Embedder
 from .errors import QueryError
@@ -16,17 +18,19 @@ MAX_QUESTION_CHARS = 2000
 class Retriever:
     """Scores are cosine similarities (normalized vectors, inner-product index), from -1 to 1."""
 
-    def __init__(self, index: Index, embedder: Embedder, min_score: float = 0.2) -> None:
+    def __init__(self, index: Index, embedder: Embedder, min_score: float = 0.15) -> None:
         self.index = index
         self.embedder = embedder
         self.min_score = min_score
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.encode([clean_query(query)])[0]
+
+    def search(self, query: str, k: int = 5, vector: np.ndarray | None = None) -> list[Passage]:
         """The k best passages for `query`, best first; k is capped at the number of chunks."""
-        query = clean_query(query)
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
-        vector = self.embedder.encode([query])[0]
+        vector = self.embed_query(query) if vector is None else vector
         hits = [(row, score) for row, score in self.index.search(vector, k) if score >= self.min_score]
         rows = self.index.chunks([row for row, _ in hits])
         titles = {path: doc["title"] for path, doc in self.index.manifest["documents"].items()}

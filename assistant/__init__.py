@@ -1,0 +1,1 @@
+"""Offline document Q&A: passages with sources from your own files."""

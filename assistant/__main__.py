@@ -1,0 +1,4 @@
+"""python -m assistant"""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The `assistant` command: build, ask, status, serve. Thin over the library; errors become one stderr line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .config import Settings
+from .errors import AssistantError
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env(corpus=args.corpus, index=args.index, model=args.model,
+                                     **({"host": args.host, "port": args.port} if args.command == "serve" else {}))
+        return args.handler(settings, args)
+    except AssistantError as err:
+        print(f"assistant: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("assistant: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", type=Path, help="documents folder (default: corpus/, or ASSISTANT_CORPUS)")
+    common.add_argument("--index", type=Path, help="index folder (default: index/, or ASSISTANT_INDEX)")
+    common.add_argument("--model", help="sentence-transformers name or folder (default: all-MiniLM-L6-v2, or ASSISTANT_MODEL)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what is happening")
+    parser = argparse.ArgumentParser(prog="assistant", description="Offline document Q&A over the files in a folder.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.set_defaults(command=None, verbose=False, corpus=None, index=None, model=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    build = sub.add_parser("build", parents=[common], help="index the corpus (only new and changed files)")
+    build.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    build.set_defaults(handler=_build)
+
+    ask = sub.add_parser("ask", parents=[common], help="ask a question (or read questions from stdin)")
+    ask.add_argument("words", nargs="*", help="the question; without it, one question per line on stdin")
+    ask.add_argument("-k", type=int, default=5, help="passages to return (default 5; capped at the chunk count)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question (JSON Lines)")
+    ask.set_defaults(handler=_ask)
+
+    status = sub.add_parser("status", parents=[common], help="what the index holds and what changed since")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_status)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the web app")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or ASSISTANT_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 7860, or ASSISTANT_PORT)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def _build(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .service import Assistant
+
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="embedding", unit="chunk", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    summary = Assistant(settings).build(rebuild=args.rebuild, progress=progress)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
+    else:
+        for skipped in summary.skipped:
+            print(f"skipped {skipped.path}: {skipped.reason}")
+        print(summary.line())
+    return 0
+
+
+def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    from .service import Assistant
+
+    if args.k < 1:
+        print(f"assistant: -k must be at least 1 (got {args.k})", file=sys.stderr)
+        return 2
+    assistant = Assistant(settings)
+    assistant.index()  # a missing or mismatched index fails before any question is read
+    for question in _questions(args.words):
+        answer = assistant.ask(question, args.k)
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(_format_answer(answer, settings.min_score), flush=True)
+    return 0
+
+
+def _questions(words: list[str]) -> Iterator[str]:
+    if words:
+        yield " ".join(words)
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
+def _format_answer(answer, min_score: float) -> str:
+    lines = [f"Q: {answer.question}"]
+    if not answer.passages:
+        lines.append(f"  No passage in the documents matches this question (score below {min_score}).")
+    for rank, p in enumerate(answer.passages, start=1):
+        where = p.source + (f", page {p.page}" if p.page is not None else "")
+        lines.append(f"[{rank}] {where}  (score {p.score:.3f})")
+        lines.extend("    " + line for line in p.text.splitlines() if line.strip())
+    return "\n".join(lines) + "\n"
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from .service import Assistant
+
+    status = Assistant(settings).status()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+        return 0
+    print(f"index:     {status['index']}/  built {status['built_at']}")
+    print(f"model:     {status['model']}")
+    print(f"documents: {status['documents']}  chunks: {status['chunks']}  skipped: {len(status['skipped'])}")
+    if status["stale"]:
+        print(f"changed since the build ({len(status['stale'])}): {', '.join(status['stale'])} — run: assistant build")
+    else:
+        print("up to date with the corpus")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .ui import serve
+
+    serve(settings)
+    return 0
+
+
+def _version() -> str:
+    try:
+        return version("assistant")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,58 @@
+"""One assistant per process: settings, the embedder and the loaded index, shared by the CLI, the UI and the API."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from .answers import Answer, answer_question
+from .build import BuildSummary, build_index, stale_documents
+from .config import Settings
+from .embedding import Embedder, Progress
+from .index import Index, current_build, open_index
+from .search import Retriever
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    """Loads the published index on first use and again whenever a build publishes a new one."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.model, settings.batch_size)
+        self._index: Index | None = None
+        self._lock = threading.Lock()
+
+    def index(self) -> Index:
+        with self._lock:
+            published = current_build(self.settings.index)
+            if self._index is None or published is None or published != self._index.folder:
+                self._index = open_index(self.settings.index, self.settings.model, self.settings.chunking())
+            return self._index
+
+    def has_index(self) -> bool:
+        return current_build(self.settings.index) is not None
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        retriever = Retriever(self.index(), self.embedder, self.settings.min_score)
+        return answer_question(retriever, question, k)
+
+    def build(self, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
+        summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
+        log.info("build: %s", summary.line())
+        return summary
+
+    def status(self) -> dict:
+        index = self.index()
+        manifest = index.manifest
+        return {
+            "index": str(self.settings.index),
+            "documents": len(manifest["documents"]),
+            "chunks": manifest["chunks"],
+            "model": manifest["model"],
+            "built_at": manifest["built_at"],
+            "stale": stale_documents(self.settings.corpus, manifest, self.settings.max_file_mb),
+            "corpus": str(self.settings.corpus),
+            "chunking": manifest["chunking"],
+            "skipped": [{"path": s["path"], "reason": s["reason"]} for s in manifest.get("skipped", [])],
+        }

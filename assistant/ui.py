@@ -1,0 +1,121 @@
+"""The Gradio chat: ask a question, see the passages with their sources and the best sentences highlighted."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import gradio as gr
+
+from .answers import Answer
+from .config import Settings
+from .errors import AssistantError, IndexNotFound
+from .service import Assistant
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = ["Who spoke at the conference?", "Which countries took part?", "What did the US ambassador's message say?"]
+CSS = """
+.passage {border-left: 3px solid #d0d7de; padding: 0.2em 0 0.2em 0.8em; margin: 0 0 0.9em 0;}
+.passage .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.2em;}
+.passage mark {background: #fff3a3; color: inherit;}
+"""
+# Document text is escaped into HTML entities, Markdown's and LaTeX's special characters included, and
+# newlines become <br>, so the whole reply is one HTML block with nothing for Markdown or KaTeX to act on.
+_ESCAPES = {ord(ch): f"&#{ord(ch)};" for ch in "&<>\"'`*_[](){}!#|~$\\+-:=^@%"}
+_ESCAPES[ord("\n")] = "<br>"
+
+
+def escape_text(text: str) -> str:
+    """Plain text to inert HTML: no tag, Markdown construct or math delimiter survives."""
+    return text.translate(_ESCAPES)
+
+
+def render_answer(answer: Answer, min_score: float) -> str:
+    if not answer.passages:
+        return ("<p>No passage in the documents matches this question closely enough "
+                f"(every score is below {min_score}). Try other words, or add documents and rebuild the index.</p>")
+    return "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
+
+
+def _render_passage(rank: int, passage) -> str:
+    where = escape_text(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
+    pieces, cursor = [], 0
+    for start, end in passage.highlights:
+        pieces.append(escape_text(passage.text[cursor:start]))
+        pieces.append(f"<mark>{escape_text(passage.text[start:end])}</mark>")
+        cursor = end
+    pieces.append(escape_text(passage.text[cursor:]))
+    return (f'<div class="passage"><div class="source">[{rank}] {where} &#183; score {passage.score:.2f}</div>'
+            f'<div class="text">{"".join(pieces)}</div></div>')
+
+
+def build_demo(settings: Settings | None = None, assistant: Assistant | None = None) -> gr.Blocks:
+    assistant = assistant or Assistant(settings or Settings.from_env())
+
+    def respond(question: str, history: list, k: float, progress=gr.Progress()):
+        history = list(history or [])
+        history.append({"role": "user", "content": escape_text(question or "")})
+        history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress)})
+        return history, ""
+
+    with gr.Blocks(title="Document Q&A") as demo:
+        gr.Markdown("## Document Q&A\nAsk a question about the documents; the answer is the passages that hold it, with their sources.")
+        notice = gr.HTML()
+        chat = gr.Chatbot(label="Answers", height=520, latex_delimiters=[], sanitize_html=True,
+                          feedback_options=None, buttons=["copy"])
+        with gr.Row():
+            question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
+            send = gr.Button("Ask", variant="primary", scale=1)
+        k = gr.Slider(1, 20, value=5, step=1, label="Passages to show")
+        gr.Examples(EXAMPLES, inputs=question)
+        send.click(respond, [question, chat, k], [chat, question])
+        question.submit(respond, [question, chat, k], [chat, question])
+        demo.load(lambda: index_notice(assistant), None, notice)
+    return demo
+
+
+def reply(assistant: Assistant, question: str, k: int, progress=None) -> str:
+    """The HTML reply to one question; user mistakes and a missing index become messages, not errors."""
+    try:
+        if not assistant.has_index():
+            _build_with_progress(assistant, progress)
+        return render_answer(assistant.ask(question, k), assistant.settings.min_score)
+    except AssistantError as err:
+        return f"<p>{escape_text(str(err))}</p>"
+
+
+def index_notice(assistant: Assistant) -> str:
+    """A banner when the corpus changed since the index was built, with the command that fixes it."""
+    try:
+        stale = assistant.status()["stale"]
+    except IndexNotFound:
+        return "<p>There is no index yet: the first question builds it from the corpus.</p>"
+    except AssistantError as err:
+        return f"<p>{escape_text(str(err))}</p>"
+    if not stale:
+        return ""
+    names = escape_text(", ".join(stale[:10]) + (" …" if len(stale) > 10 else ""))
+    return (f"<p>&#9888; {len(stale)} document(s) changed since the index was built: {names}. "
+            "Answers may be out of date — run: <code>assistant build</code></p>")
+
+
+def _build_with_progress(assistant: Assistant, progress) -> None:
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress((done, total), desc="Building the index", unit="chunks")
+
+    assistant.build(progress=report)
+
+
+def serve(settings: Settings, demo: gr.Blocks | None = None) -> None:
+    """Build the index first if there is none (progress in the terminal), then serve the chat."""
+    assistant = Assistant(settings)
+    if not assistant.has_index():
+        from tqdm import tqdm
+
+        print(f"no index at {settings.index}/ yet — building it from {settings.corpus}/", file=sys.stderr)
+        with tqdm(desc="embedding", unit="chunk", file=sys.stderr) as bar:
+            summary = assistant.build(progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
+        print(summary.line(), file=sys.stderr)
+    assistant.index()
+    (demo or build_demo(assistant=assistant)).launch(server_name=settings.host, server_port=settings.port, css=CSS)

@@ -1,0 +1,335 @@
+"""Benchmark: which chunk size (`chunk_tokens`, in word pieces) retrieves best with the bundled model.
+
+For each chunk size (overlap = size // 5) it builds a real index with `build_index` and the real
+all-MiniLM-L6-v2 `Embedder`, searches it with `Retriever`, and measures:
+
+- SQuAD v1.1 dev: every paragraph is one .txt document; a question is answered at k when one of
+  the top-k passages contains one of its answer strings. Answer recall@1/5/20 and MRR@20 over a
+  seeded sample of questions.
+- BEIR SciFact: every abstract is one .txt (title, blank line, text); documents are ranked by
+  their best passage; nDCG@10 on the train split (for choosing) and the test split (for reporting).
+
+It also counts chunks and chunks per document, and prints paired 95% intervals of each size's
+difference from the best size, so that "within noise" can be judged.
+
+The evaluation data is read from /work/shared/eval and the temporary corpora and indexes are
+written outside the repository (a temporary folder, or --work). Embedding is the cost: the full
+run takes well over an hour on a 2-core machine; use --dataset and --limit-docs for a quick run.
+
+Run from the repository root:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/chunking.py --dataset both --out /tmp/chunking.json
+    PYTHONPATH=. .venv/bin/python benchmarks/chunking.py --dataset squad --sizes 64 128 --limit-docs 200
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.build import build_index
+from assistant.config import Settings
+from assistant.documents import Passage
+from assistant.embedding import Embedder
+from assistant.index import Index, open_index
+from assistant.search import Retriever, clean_query
+
+EVAL = Path("/work/shared/eval")
+SQUAD_FILE = EVAL / "squad" / "dev-v1.1.json.gz"
+SCIFACT_DIR = EVAL / "scifact"
+REPO = Path(__file__).resolve().parent.parent
+SIZES = [64, 96, 128, 192, 254]
+SEED = 20240501
+SQUAD_K = 20  # passages per SQuAD question: recall@20 and MRR@20
+NDCG_AT = 10
+
+
+@dataclass
+class Task:
+    """One dataset ready to search: its documents, its queries and how a query's passages are scored."""
+
+    name: str
+    documents: dict[str, str]  # file name -> text
+    queries: dict[str, str]  # query id -> text
+    k: int  # passages retrieved per query
+    score: Callable[[dict[str, list[Passage]]], dict[str, list[float]]]  # per-query values by metric
+    corpus: Path = Path()
+
+
+class CachedEmbedder(Embedder):
+    """The real Embedder; query vectors are computed once, in batches, and reused for every chunk size.
+
+    A query's vector does not depend on the chunking, and one-at-a-time encoding costs ~80 ms a query.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: dict[str, np.ndarray] = {}
+
+    def remember(self, queries: Sequence[str]) -> None:
+        new = [q for q in dict.fromkeys(clean_query(q) for q in queries) if q not in self.cache]
+        if new:
+            self.cache.update(zip(new, super().encode(new)))
+
+    def encode(self, texts: list[str], progress=None) -> np.ndarray:
+        if texts and all(t in self.cache for t in texts):
+            return np.stack([self.cache[t] for t in texts])
+        return super().encode(texts, progress)
+
+
+# ---- SQuAD ---------------------------------------------------------------------------------------
+
+def squad_task(limit_docs: int | None, questions: int) -> Task:
+    """Every paragraph as a document; a seeded sample of the questions on the written paragraphs."""
+    articles = json.loads(gzip.decompress(SQUAD_FILE.read_bytes()))["data"]
+    documents: dict[str, str] = {}
+    qas: list[tuple[str, list[str]]] = []
+    for a, article in enumerate(articles):
+        for p, paragraph in enumerate(article["paragraphs"]):
+            if limit_docs is not None and len(documents) >= limit_docs:
+                break
+            documents[f"{a:02d}_{p:03d}.txt"] = paragraph["context"]
+            qas.extend((qa["question"], [x["text"] for x in qa["answers"]]) for qa in paragraph["qas"])
+    chosen = random.Random(SEED).sample(range(len(qas)), min(questions, len(qas)))
+    queries = {str(i): qas[i][0] for i in chosen}
+    answers = {str(i): qas[i][1] for i in chosen}
+    return Task("squad", documents, queries, SQUAD_K, lambda found: squad_scores(found, answers))
+
+
+def answer_rank(passages: list[Passage], answers: list[str]) -> int | None:
+    """1-based rank of the first passage that contains an answer string, or None."""
+    for rank, passage in enumerate(passages, start=1):
+        if any(answer in passage.text for answer in answers):
+            return rank
+    return None
+
+
+def squad_scores(found: dict[str, list[Passage]], answers: dict[str, list[str]]) -> dict[str, list[float]]:
+    ranks = [answer_rank(found[q], answers[q]) for q in sorted(found)]
+    scores = {f"R@{k}": [float(r is not None and r <= k) for r in ranks] for k in (1, 5, 20)}
+    scores["MRR@20"] = [1.0 / r if r else 0.0 for r in ranks]
+    return scores
+
+
+# ---- SciFact -------------------------------------------------------------------------------------
+
+def scifact_task(limit_docs: int | None, k: int) -> Task:
+    """Every abstract as a document; the claims of both splits that have a judged document written."""
+    documents: dict[str, str] = {}
+    with gzip.open(SCIFACT_DIR / "corpus.jsonl.gz", "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if limit_docs is not None and len(documents) >= limit_docs:
+                break
+            row = json.loads(line)
+            documents[f"{row['_id']}.txt"] = f"{row['title']}\n\n{row['text']}"
+    written = {name.removesuffix(".txt") for name in documents}
+    qrels = {split: read_qrels(SCIFACT_DIR / "qrels" / f"{split}.tsv", written) for split in ("train", "test")}
+    claims = [json.loads(line) for line in (SCIFACT_DIR / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
+    judged = set(qrels["train"]) | set(qrels["test"])
+    queries = {c["_id"]: c["text"] for c in claims if c["_id"] in judged}
+    return Task("scifact", documents, queries, k, lambda found: scifact_scores(found, qrels))
+
+
+def read_qrels(path: Path, documents: set[str]) -> dict[str, dict[str, int]]:
+    """query id -> {document id: graded relevance > 0}, keeping only documents in the corpus."""
+    qrels: dict[str, dict[str, int]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        query, doc, score = line.split("\t")
+        if int(score) > 0 and doc in documents:
+            qrels.setdefault(query, {})[doc] = int(score)
+    return qrels
+
+
+def document_ranking(passages: list[Passage]) -> list[str]:
+    """Document ids (file stems) in the order of their best passage."""
+    return list(dict.fromkeys(Path(p.source).stem for p in passages))
+
+
+def ndcg(ranking: list[str], relevant: dict[str, int], at: int = NDCG_AT) -> float:
+    """nDCG with linear gains, as trec_eval / pytrec_eval (BEIR) compute it."""
+    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranking[:at]))
+    ideal = sorted(relevant.values(), reverse=True)[:at]
+    best = sum(gain / math.log2(i + 2) for i, gain in enumerate(ideal))
+    return dcg / best if best else 0.0
+
+
+def scifact_scores(found: dict[str, list[Passage]], qrels: dict[str, dict[str, dict[str, int]]]) -> dict[str, list[float]]:
+    rankings = {q: document_ranking(passages) for q, passages in found.items()}
+    short = sum(len(r) < NDCG_AT for r in rankings.values())
+    if short:
+        log(f"  note: {short} claims had fewer than {NDCG_AT} distinct documents in their passages")
+    return {
+        f"nDCG@10 {split}": [ndcg(rankings[q], qrels[split][q]) for q in sorted(qrels[split])]
+        for split in ("train", "test")
+    }
+
+
+# ---- running one configuration -------------------------------------------------------------------
+
+def write_corpus(folder: Path, documents: dict[str, str]) -> None:
+    shutil.rmtree(folder, ignore_errors=True)  # a corpus left by an earlier run with other --limit-docs
+    folder.mkdir(parents=True)
+    for name, text in documents.items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+def run_size(task: Task, size: int, work: Path, embedder: CachedEmbedder) -> dict[str, object]:
+    """Build a fresh index at this chunk size, search every query, return counts and per-query scores."""
+    settings = Settings(corpus=task.corpus, index=work / f"{task.name}-index-{size}",
+                        chunk_tokens=size, chunk_overlap=size // 5, min_score=-1.0)
+    summary = build_index(settings, embedder, rebuild=True, progress=throttled(f"{task.name} {size}"))
+    log(f"  {task.name} {size}: {summary.line()}")
+    index = open_index(settings.index, settings.model, settings.chunking())
+    try:
+        retriever = Retriever(index, embedder, settings.min_score)
+        found = {q: retriever.search(text, task.k) for q, text in task.queries.items()}
+        result = {"chunks": summary.chunks, **chunk_counts(index), "build_s": round(summary.seconds, 1)}
+    finally:
+        index.close()
+        shutil.rmtree(settings.index, ignore_errors=True)
+    return {**result, "per_query": task.score(found)}
+
+
+def chunk_counts(index: Index) -> dict[str, float]:
+    counts = [doc["chunks"] for doc in index.manifest["documents"].values()]
+    return {"per_doc": round(float(np.mean(counts)), 2), "max_per_doc": int(max(counts))}
+
+
+def throttled(label: str, every: float = 60.0) -> Callable[[int, int], None]:
+    """A build progress callback that prints at most once a minute."""
+    last = [time.monotonic()]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] >= every or done == total:
+            last[0] = time.monotonic()
+            log(f"  {label}: embedded {done}/{total}")
+    return progress
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+# ---- summarising ---------------------------------------------------------------------------------
+
+def summarise(task: Task, size: int, result: dict[str, object]) -> dict[str, float]:
+    """One configuration's flat row for one dataset: counts, then metric means (prefixed by dataset)."""
+    row = {f"{task.name} {key}": value for key, value in result.items() if key != "per_query"}
+    for metric, values in result["per_query"].items():
+        row[f"{task.name} {metric}"] = round(float(np.mean(values)), 4)
+        row[f"{task.name} {metric} n"] = len(values)
+    return {"chunk_tokens": size, "chunk_overlap": size // 5, **row}
+
+
+def paired_intervals(per_size: dict[int, dict[str, list[float]]]) -> dict[str, dict[int, tuple[float, float]]]:
+    """For each metric: every size's mean difference from the best size and its paired 95% half-width."""
+    intervals: dict[str, dict[int, tuple[float, float]]] = {}
+    metrics = next(iter(per_size.values())).keys()
+    for metric in metrics:
+        values = {size: np.asarray(scores[metric]) for size, scores in per_size.items()}
+        best = max(values, key=lambda size: values[size].mean())
+        intervals[metric] = {}
+        for size, v in values.items():
+            diff = v - values[best]
+            half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+            intervals[metric][size] = (round(float(diff.mean()), 4), round(float(half), 4))
+    return intervals
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """Plain-text table, one row per configuration; the per-metric `n` columns are left out."""
+    columns = [key for key in rows[0] if not key.endswith(" n")]
+    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def format_intervals(intervals: dict[str, dict[int, tuple[float, float]]]) -> str:
+    sizes = sorted(next(iter(intervals.values())))
+    lines = ["difference from the best size, mean ± paired 95% half-width (0 marks the best):",
+             "metric".ljust(22) + "".join(str(s).rjust(18) for s in sizes)]
+    for metric, by_size in intervals.items():
+        lines.append(metric.ljust(22) + "".join(f"{by_size[s][0]:+.4f} ±{by_size[s][1]:.4f}".rjust(18) for s in sizes))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and value < 1 else str(value)
+
+
+# ---- main ----------------------------------------------------------------------------------------
+
+def run_task(task: Task, sizes: list[int], work: Path, embedder: CachedEmbedder) -> tuple[list[dict], dict]:
+    """All sizes on one dataset: summary rows and per-query scores by size."""
+    task.corpus = work / f"{task.name}-corpus"
+    write_corpus(task.corpus, task.documents)
+    log(f"{task.name}: {len(task.documents)} documents, {len(task.queries)} queries; embedding the queries")
+    embedder.remember(list(task.queries.values()))
+    rows, per_size = [], {}
+    for size in sizes:
+        result = run_size(task, size, work, embedder)
+        rows.append(summarise(task, size, result))
+        per_size[size] = result["per_query"]
+        log(f"  {task.name} {size}: " + ", ".join(f"{k} {v}" for k, v in rows[-1].items() if not k.endswith(" n")))
+    return rows, per_size
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    embedder = CachedEmbedder()
+    tasks = {"squad": lambda: squad_task(args.limit_docs, args.questions),
+             "scifact": lambda: scifact_task(args.limit_docs, args.scifact_k)}
+    names = list(tasks) if args.dataset == "both" else [args.dataset]
+    rows = {size: {"chunk_tokens": size, "chunk_overlap": size // 5} for size in args.sizes}
+    intervals: dict[str, dict[int, tuple[float, float]]] = {}
+    for name in names:
+        task_rows, per_size = run_task(tasks[name](), args.sizes, work, embedder)
+        for row in task_rows:
+            rows[row["chunk_tokens"]].update(row)
+        intervals.update({f"{name} {m}": v for m, v in paired_intervals(per_size).items()})
+    return {"settings": vars(args), "rows": list(rows.values()), "paired_differences": intervals}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=["squad", "scifact", "both"], default="both")
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="chunk_tokens values (overlap = size // 5)")
+    parser.add_argument("--questions", type=int, default=2000, help="SQuAD questions, a seeded sample")
+    parser.add_argument("--limit-docs", type=int, default=None, help="write only the first N documents of each dataset")
+    parser.add_argument("--scifact-k", type=int, default=100, help="passages per claim, so that 10 documents remain")
+    parser.add_argument("--work", type=Path, default=None, help="folder for corpora and indexes (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.work and args.work.resolve().is_relative_to(REPO):
+        sys.exit(f"--work {args.work} is inside the repository; the evaluation data must stay outside it")
+    with tempfile.TemporaryDirectory(prefix="chunking-bench-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results = run(args, work)
+    print(format_table(results["rows"]))
+    print()
+    print(format_intervals(results["paired_differences"]))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

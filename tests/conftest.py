@@ -1,0 +1,83 @@
+"""Shared fixtures: a deterministic fake embedder for fast tests, and the real one for end-to-end tests."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEmbedder:
+    """Bag-of-words vectors hashed into 64 dimensions: same interface as Embedder, no model, no torch."""
+
+    name = "fake"
+    dimension = 64
+    max_tokens = 254
+
+    def __init__(self) -> None:
+        self.embedded = 0
+        self.texts: list[str] = []
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def encode(self, texts: list[str], progress=None) -> np.ndarray:
+        self.embedded += len(texts)
+        self.texts.extend(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if progress:
+            progress(len(texts), len(texts))
+        return vectors / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from assistant.embedding import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    """No test reads the developer's ASSISTANT_* settings."""
+    import os
+
+    for var in [v for v in os.environ if v.startswith("ASSISTANT_")]:
+        monkeypatch.delenv(var)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus: Path) -> Settings:
+    return Settings(corpus=corpus, index=tmp_path / "index", model="fake", min_score=-1.0)
+
+
+@pytest.fixture
+def seed_corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "seed"
+    shutil.copytree(ROOT / "corpus", folder)
+    return folder
