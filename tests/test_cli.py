@@ -1,0 +1,118 @@
+import io
+import json
+
+import pytest
+
+from assistant import cli
+
+QUESTIONS_KEYS = {"text", "source", "page", "score", "start", "end", "chunk_id"}
+
+
+@pytest.fixture
+def run(monkeypatch, settings, fake_embedder):
+    """Run `assistant ...` in-process with the fake embedder and the test's corpus and index."""
+    monkeypatch.setattr("assistant.service.Embedder", lambda *args, **kwargs: fake_embedder)
+    monkeypatch.setenv("ASSISTANT_CORPUS", str(settings.corpus))
+    monkeypatch.setenv("ASSISTANT_INDEX", str(settings.index))
+    monkeypatch.setenv("ASSISTANT_MIN_SCORE", "-1")
+
+    def run(*argv: str) -> int:
+        return cli.main(list(argv))
+
+    return run
+
+
+@pytest.fixture
+def built(run, corpus, capsys):
+    (corpus / "doc.txt").write_text("Cesar Guedes spoke first.\n\nThe countries were Spain and Italy.")
+    assert run("build") == 0
+    capsys.readouterr()
+    return run
+
+
+def test_build_json_prints_the_summary_object(run, corpus, capsys):
+    (corpus / "doc.txt").write_text("Some text about Austria.")
+    (corpus / "bad.xyz").write_text("?")
+    assert run("build", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"added", "changed", "removed", "unchanged", "chunks", "seconds", "skipped"} <= summary.keys()
+    assert summary["added"] == 1 and summary["skipped"][0]["path"] == "bad.xyz"
+
+
+def test_build_prints_a_summary_line_and_skipped_files(run, corpus, capsys):
+    (corpus / "doc.txt").write_text("Some text about Austria.")
+    (corpus / "empty.md").write_text("")
+    assert run("build") == 0
+    out = capsys.readouterr().out
+    assert "skipped empty.md: empty file" in out
+    assert "1 added, 0 changed, 0 removed, 0 unchanged, 1 skipped" in out
+
+
+def test_ask_joins_words_into_one_question(built, capsys):
+    assert built("ask", "Which", "countries?", "-k", "1") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Q: Which countries?") and "doc.txt" in out
+
+
+def test_ask_json_prints_one_object_per_stdin_line_skipping_blanks(built, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Who spoke?\n\n   \nWhich countries?\n"))
+    assert built("ask", "--json", "-k", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    answers = [json.loads(line) for line in lines]
+    assert [a["question"] for a in answers] == ["Who spoke?", "Which countries?"]
+    assert all(QUESTIONS_KEYS <= p.keys() for a in answers for p in a["passages"])
+
+
+def test_ask_without_index_is_one_line_error_without_traceback(run, capsys):
+    assert run("ask", "anything") == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith("— run: assistant build") and "no index at" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_ask_with_empty_question_on_stdin_is_a_clear_error(built, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("\x01\x02\n"))
+    assert built("ask") == 1
+    assert "the question is empty" in capsys.readouterr().err
+
+
+def test_ask_with_bad_k_is_refused(built, capsys):
+    assert built("ask", "x", "-k", "0") == 2
+    assert "-k must be at least 1" in capsys.readouterr().err
+
+
+def test_question_with_no_good_passage_exits_zero(built, capsys, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_MIN_SCORE", "0.999")
+    assert built("ask", "--json", "zebra") == 0
+    assert json.loads(capsys.readouterr().out)["passages"] == []
+
+
+def test_status_json_reports_documents_chunks_and_stale(built, corpus, capsys):
+    (corpus / "new.txt").write_text("added after the build")
+    assert built("status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert {"index", "documents", "chunks", "model", "built_at", "stale"} <= status.keys()
+    assert status["documents"] == 1 and status["stale"] == ["new.txt"] and status["model"] == "all-MiniLM-L6-v2"
+
+
+def test_status_text_names_the_command_to_rebuild(built, corpus, capsys):
+    (corpus / "doc.txt").write_text("changed")
+    assert built("status") == 0
+    assert "run: assistant build" in capsys.readouterr().out
+
+
+def test_flags_override_environment(built, tmp_path, capsys):
+    assert built("status", "--index", str(tmp_path / "elsewhere")) == 1
+    assert "elsewhere" in capsys.readouterr().err
+
+
+def test_bad_setting_in_environment_is_one_line(run, capsys, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_CHUNK_TOKENS", "lots")
+    assert run("build") == 1
+    assert capsys.readouterr().err.strip() == "assistant: ASSISTANT_CHUNK_TOKENS='lots' is not a valid int"
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("assistant ")

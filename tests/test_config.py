@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.errors import ConfigError
+
+
+def test_defaults_are_corpus_and_index_in_the_working_directory():
+    settings = Settings.from_env({})
+    assert settings.corpus == Path("corpus") and settings.index == Path("index")
+    assert settings.model == "all-MiniLM-L6-v2"
+
+
+def test_environment_overrides_defaults_and_flags_override_environment():
+    env = {"ASSISTANT_CORPUS": "/docs", "ASSISTANT_INDEX": "/idx", "ASSISTANT_MODEL": "/models/m", "ASSISTANT_CHUNK_TOKENS": "64"}
+    settings = Settings.from_env(env, index=Path("/flag"), model=None)
+    assert settings.corpus == Path("/docs")
+    assert settings.index == Path("/flag")
+    assert settings.model == "/models/m"
+    assert settings.chunk_tokens == 64
+
+
+def test_non_numeric_setting_names_the_variable():
+    with pytest.raises(ConfigError, match="ASSISTANT_CHUNK_TOKENS='many' is not a valid int"):
+        Settings.from_env({"ASSISTANT_CHUNK_TOKENS": "many"})
+
+
+def test_overlap_must_be_smaller_than_chunk_size():
+    with pytest.raises(ConfigError, match="ASSISTANT_CHUNK_OVERLAP must be .* less than ASSISTANT_CHUNK_TOKENS"):
+        Settings(chunk_tokens=64, chunk_overlap=64)
+
+
+def test_size_limit_must_be_positive():
+    with pytest.raises(ConfigError, match="ASSISTANT_MAX_FILE_MB"):
+        Settings.from_env({"ASSISTANT_MAX_FILE_MB": "0"})

@@ -1,0 +1,70 @@
+"""End to end over the shipped corpus/ with the real bundled model (all-MiniLM-L6-v2)."""
+import json
+import shutil
+
+import pytest
+
+from assistant import cli
+from assistant.config import Settings
+from assistant.service import Assistant
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def seed_assistant(tmp_path_factory, real_embedder):
+    folder = tmp_path_factory.mktemp("seed")
+    shutil.copytree(ROOT / "corpus", folder / "corpus")
+    settings = Settings(corpus=folder / "corpus", index=folder / "index")
+    assistant = Assistant(settings, real_embedder)
+    summary = assistant.build()
+    assert summary.added == 1 and summary.chunks >= 10  # 13 paragraphs must not collapse into 2 or 3 chunks
+    return assistant
+
+
+def test_countries_question_returns_the_country_list_at_rank_1(seed_assistant):
+    passages = seed_assistant.ask("Which countries took part?", 5).passages
+    assert "Pakistan, Afghanistan, Iran, Turkey" in passages[0].text
+    assert passages[0].source == "unodc-regional-conference-islamabad.txt"
+
+
+def test_ambassador_question_returns_the_passage_naming_leon_waskin_in_top_3(seed_assistant):
+    passages = seed_assistant.ask("What did the US ambassador's message say?", 3).passages
+    assert any("Leon Waskin" in p.text for p in passages)
+
+
+def test_he_said_paragraph_is_found_by_asking_about_the_speaker(seed_assistant):
+    passages = seed_assistant.ask("What did Ahsan Iqbal say about Pakistan's economy?", 3).passages
+    assert any("economy has seriously improved" in p.text and "Ahsan Iqbal" not in p.text for p in passages)
+
+
+def test_unrelated_question_returns_no_passage(seed_assistant):
+    assert seed_assistant.ask("How do I bake sourdough bread?", 5).passages == []
+
+
+def test_highlighted_sentence_is_the_one_about_the_question(seed_assistant):
+    top = seed_assistant.ask("Which countries took part?", 1).passages[0]
+    marked = [top.text[s:e] for s, e in top.highlights]
+    assert marked and "participant countries" in marked[0]
+
+
+def test_cli_build_then_ask_json_with_the_real_model(tmp_path, capsys, monkeypatch):
+    shutil.copytree(ROOT / "corpus", tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)  # the defaults are corpus/ and index/ in the working directory
+    assert cli.main(["build", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 1
+    assert cli.main(["ask", "--json", "-k", "3", "Which", "countries", "took", "part?"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["question"] == "Which countries took part?"
+    assert "Czech Republic UAE" in answer["passages"][0]["text"]
+    assert cli.main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stale"] == []
+
+
+def test_unknown_model_fails_fast_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("Some text.")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["build", "--model", "no-such-org/no-such-model"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot load embedding model 'no-such-org/no-such-model'" in err and "ASSISTANT_MODEL" in err

@@ -1,0 +1,183 @@
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from assistant.build import build_index, stale_documents
+from assistant.errors import IndexLocked, IndexMismatch, IndexNotFound
+from assistant.index import build_lock, current_build, open_index
+
+TESTS = Path(__file__).resolve().parent
+PARAGRAPHS = {
+    "a.txt": "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks.",
+    "b.md": "# Bravo\n\nThe budget for border control grew this year.",
+    "sub/c.txt": "Charlie notes about migrant smuggling routes and victims.",
+}
+
+
+def write_corpus(corpus: Path, files: dict[str, str] = PARAGRAPHS) -> None:
+    for name, text in files.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text)
+
+
+def test_build_writes_faiss_sqlite_and_manifest_behind_current_pointer(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    summary = build_index(settings, fake_embedder)
+    assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (3, 0, 0, 0)
+    folder = current_build(settings.index)
+    assert (settings.index / "CURRENT").read_text().strip() == folder.name
+    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "store.sqlite"}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["model"] == "fake" and manifest["dimension"] == 64
+    assert manifest["chunking"]["chunk_tokens"] == settings.chunk_tokens
+    assert {"faiss-cpu", "numpy", "python"} <= set(manifest["versions"])
+    assert set(manifest["documents"]) == {"a.txt", "b.md", "sub/c.txt"}
+    assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
+    assert manifest["built_at"] and manifest["chunks"] == summary.chunks
+
+
+def test_chunk_store_holds_text_equal_to_document_slice(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    db = sqlite3.connect(current_build(settings.index) / "store.sqlite")
+    documents = dict(db.execute("SELECT path, text FROM documents"))
+    for source, start, end, text in db.execute('SELECT source, start, "end", text FROM chunks'):
+        assert documents[source][start:end] == text
+
+
+def test_incremental_build_embeds_only_the_changed_file(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    fake_embedder.texts.clear()
+    (corpus / "b.md").write_text("# Bravo\n\nThe budget for coast guards shrank this year.")
+    summary = build_index(settings, fake_embedder)
+    assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (0, 1, 0, 2)
+    assert summary.embedded == 1
+    assert len(fake_embedder.texts) == 1 and "coast guards" in fake_embedder.texts[0]
+
+
+def test_unchanged_corpus_embeds_nothing_and_keeps_the_build(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    before = current_build(settings.index)
+    fake_embedder.texts.clear()
+    summary = build_index(settings, fake_embedder)
+    assert fake_embedder.texts == [] and summary.unchanged == 3 and not summary.published
+    assert current_build(settings.index) == before
+
+
+def test_deleted_document_is_dropped_and_rebuild_re_embeds_everything(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    first = build_index(settings, fake_embedder)
+    (corpus / "sub" / "c.txt").unlink()
+    summary = build_index(settings, fake_embedder)
+    assert summary.removed == 1 and summary.unchanged == 2
+    index = open_index(settings.index)
+    assert "sub/c.txt" not in index.manifest["documents"]
+    fake_embedder.texts.clear()
+    rebuilt = build_index(settings, fake_embedder, rebuild=True)
+    assert rebuilt.added == 2 and len(fake_embedder.texts) == first.chunks - 1
+
+
+def test_reused_vectors_match_freshly_embedded_ones(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    (corpus / "new.txt").write_text("A new file about Qatar and Oman.")
+    build_index(settings, fake_embedder)
+    index = open_index(settings.index)
+    rows = index.chunks(list(range(len(index))))
+    stored = index.stored_vectors(sorted(rows))
+    fresh = fake_embedder.encode([rows[r]["embed_text"] for r in sorted(rows)])
+    assert abs(stored - fresh).max() < 1e-6
+
+
+def test_old_builds_are_removed_after_publishing(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    (corpus / "a.txt").write_text("Changed text about Austria.")
+    build_index(settings, fake_embedder)
+    assert [p.name for p in (settings.index / "builds").iterdir()] == [current_build(settings.index).name]
+
+
+def test_missing_index_says_to_build(tmp_path):
+    with pytest.raises(IndexNotFound, match=r"no index at .*index/ — run: assistant build"):
+        open_index(tmp_path / "index")
+
+
+def test_index_built_with_other_model_or_chunking_says_to_rebuild(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    with pytest.raises(IndexMismatch, match="built with model fake.*run: assistant build --rebuild"):
+        open_index(settings.index, "other-model", settings.chunking())
+    with pytest.raises(IndexMismatch, match="run: assistant build --rebuild"):
+        open_index(settings.index, "fake", {"chunk_tokens": 64, "chunk_overlap": 8})
+
+
+def test_changed_chunking_makes_the_next_build_re_embed_everything(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    summary = build_index(settings.with_(chunk_tokens=64, chunk_overlap=8), fake_embedder)
+    assert summary.added == 3 and summary.unchanged == 0
+
+
+def test_second_build_refuses_while_the_lock_is_held(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    with build_lock(settings.index):
+        with pytest.raises(IndexLocked, match="another build is running .* wait for it to finish"):
+            build_index(settings, fake_embedder)
+    assert build_index(settings, fake_embedder).added == 3
+
+
+def test_skipped_files_are_counted_and_reported(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    (corpus / "empty.txt").write_text("")
+    (corpus / "image.xyz").write_bytes(b"\x89PNG")
+    summary = build_index(settings, fake_embedder)
+    assert {s.path for s in summary.skipped} == {"empty.txt", "image.xyz"}
+    assert summary.to_json()["skipped"][0].keys() == {"path", "reason"}
+    assert summary.added == 3
+
+
+def test_stale_lists_added_changed_and_removed_documents(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    manifest = open_index(settings.index).manifest
+    assert stale_documents(corpus, manifest) == []
+    (corpus / "a.txt").write_text("changed")
+    (corpus / "b.md").unlink()
+    (corpus / "d.txt").write_text("new")
+    assert stale_documents(corpus, manifest) == ["a.txt", "b.md", "d.txt"]
+
+
+_KILLED_BUILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeEmbedder
+    from assistant.build import build_index
+    from assistant.config import Settings
+    build_index(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake"), FakeEmbedder())
+""")
+
+
+@pytest.mark.parametrize("point", ["embedding", "writing", "switch"])
+def test_build_killed_halfway_leaves_the_old_index_loadable(settings, corpus, fake_embedder, point):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    old = current_build(settings.index)
+    (corpus / "a.txt").write_text("Entirely new text about Bahrain and Kuwait.")
+    script = _KILLED_BUILD.format(tests=str(TESTS), corpus=str(corpus), index=str(settings.index))
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": point}, timeout=120)
+    assert done.returncode == -9
+    index = open_index(settings.index, "fake", settings.chunking())
+    assert index.folder == old and len(index) > 0
+    assert "Bahrain" not in " ".join(r["text"] for r in index.chunks(list(range(len(index)))).values())
+    summary = build_index(settings, fake_embedder)  # the next build cleans up and finishes the job
+    assert summary.changed == 1
+    assert [p.name for p in (settings.index / "builds").iterdir()] == [current_build(settings.index).name]

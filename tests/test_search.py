@@ -1,0 +1,63 @@
+import pytest
+
+from assistant.answers import answer_question
+from assistant.build import build_index
+from assistant.errors import QueryError
+from assistant.index import open_index
+from assistant.search import Retriever
+
+FILES = {
+    "spain.txt": "Spain sent a delegation of border police.\n\nThe weather in Madrid was sunny.",
+    "oman.txt": "Oman and Qatar discussed maritime patrols. Kuwait observed the talks.",
+}
+
+
+@pytest.fixture
+def retriever(settings, corpus, fake_embedder):
+    for name, text in FILES.items():
+        (corpus / name).write_text(text)
+    build_index(settings, fake_embedder)
+    return Retriever(open_index(settings.index), fake_embedder, min_score=-1.0)
+
+
+def test_search_returns_ranked_passages_with_source_offsets_and_ids(retriever):
+    passages = retriever.search("Oman Qatar maritime patrols", k=3)
+    assert passages[0].source == "oman.txt"
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+    for p in passages:
+        document = retriever.index.documents([p.source])[p.source]["text"]
+        assert document[p.start : p.end] == p.text
+        assert p.page is None and len(p.chunk_id) == 16 and -1.0 <= p.score <= 1.0001
+
+
+def test_k_larger_than_the_chunk_count_is_capped(retriever):
+    assert len(retriever.search("border", k=500)) == len(retriever.index)
+
+
+def test_empty_or_blank_question_is_a_clear_error(retriever):
+    for question in ["", "   ", "\x00\x07"]:
+        with pytest.raises(QueryError, match="the question is empty"):
+            retriever.search(question)
+
+
+def test_overlong_question_is_refused_with_the_limit(retriever):
+    with pytest.raises(QueryError, match="limit is 2000"):
+        retriever.search("x" * 2001)
+
+
+def test_k_below_one_is_refused(retriever):
+    with pytest.raises(QueryError, match="k must be at least 1"):
+        retriever.search("Spain", k=0)
+
+
+def test_passages_under_the_relevance_floor_are_dropped(retriever):
+    strict = Retriever(retriever.index, retriever.embedder, min_score=0.99)
+    assert strict.search("completely unrelated words zebra") == []
+
+
+def test_answer_highlights_the_sentence_that_matches(retriever):
+    answer = answer_question(retriever, "Kuwait observed", k=1)
+    passage = answer.passages[0]
+    marked = [passage.text[s:e] for s, e in passage.highlights]
+    assert marked == ["Kuwait observed the talks."]
+    assert answer.to_json()["passages"][0]["highlights"] == [list(passage.highlights[0])]

@@ -1,0 +1,80 @@
+import pytest
+from bs4 import BeautifulSoup
+from markdown_it import MarkdownIt
+
+from assistant.build import build_index
+from assistant.service import Assistant
+from assistant.ui import build_demo, escape_text, index_notice, reply
+
+HOSTILE = "Speakers list: <script>alert('x')</script> then ![](http://127.0.0.1:9/track.png) and $x$ end."
+
+
+@pytest.fixture
+def assistant(settings, fake_embedder):
+    return Assistant(settings, fake_embedder)
+
+
+def shown_as(html: str) -> tuple[str, str]:
+    """What a Markdown chat makes of the reply: the rendered HTML, and the text a reader sees."""
+    rendered = MarkdownIt("commonmark", {"html": True}).render(html)
+    return rendered, BeautifulSoup(rendered, "html.parser").get_text()
+
+
+def test_document_script_markdown_image_and_math_come_back_as_literal_text(assistant, corpus):
+    (corpus / "hostile.md").write_text(HOSTILE)
+    html = reply(assistant, "Speakers list script track", 3)
+    rendered, text = shown_as(html)
+    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
+    assert "<script>alert('x')</script>" in text
+    assert "![](http://127.0.0.1:9/track.png)" in text
+    assert "$x$" in text
+
+
+def test_escape_leaves_no_markdown_or_html_syntax():
+    raw = "# h\n**b** _i_ [l](u) `c` | t | ~s~ $m$ <b>&amp;"
+    rendered, text = shown_as(escape_text(raw))
+    assert text.replace("\n", "") == raw.replace("\n", "")
+    for tag in ("<h1", "<strong", "<em", "<a ", "<code", "<b>", "<table"):
+        assert tag not in rendered
+
+
+def test_reply_shows_source_score_and_highlighted_sentence(assistant, corpus):
+    (corpus / "doc.txt").write_text("Delegates arrived early. Kuwait observed the talks.")
+    html = reply(assistant, "Kuwait observed", 1)
+    assert "doc.txt" in html and "score" in html
+    assert "<mark>Kuwait observed the talks.</mark>" in html
+
+
+def test_missing_index_is_built_on_the_first_question_with_progress(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    steps = []
+    html = reply(assistant, "Oman", 1, progress=lambda value, **kw: steps.append(value))
+    assert "doc.txt" in html and assistant.has_index() and steps
+
+
+def test_empty_question_gets_a_message_not_an_error(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    assert "the question is empty" in reply(assistant, "   ", 3)
+
+
+def test_no_relevant_passage_gets_a_clear_message(settings, fake_embedder, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    strict = Assistant(settings.with_(min_score=0.999), fake_embedder)
+    assert "No passage in the documents matches" in reply(strict, "zebra", 3)
+
+
+def test_notice_names_changed_documents_and_the_command(assistant, settings, corpus, fake_embedder):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    assert "no index yet" in index_notice(assistant)
+    build_index(settings, fake_embedder)
+    assert index_notice(assistant) == ""
+    (corpus / "<b>new<b>.txt").write_text("Added later.")
+    notice = index_notice(assistant)
+    assert "1 document(s) changed" in notice and "assistant build" in notice and "<b>new" not in notice
+
+
+def test_demo_has_chat_examples_and_passage_count_control(assistant):
+    demo = build_demo(assistant=assistant)
+    kinds = {type(block).__name__ for block in demo.blocks.values()}
+    assert {"Chatbot", "Slider", "Textbox", "Dataset"} <= kinds
+    assert "Who spoke at the conference?" in str(demo.config)
