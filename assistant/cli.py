@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -22,10 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
+    overrides = {"host": args.host, "port": args.port} if args.command == "serve" else {}
+    return report_errors(lambda: args.handler(
+        Settings.from_env(corpus=args.corpus, index=args.index, model=args.model, **overrides), args))
+
+
+def report_errors(run: Callable[[], int]) -> int:
+    """The edge where library errors become one stderr line and an exit code, without a traceback."""
     try:
-        settings = Settings.from_env(corpus=args.corpus, index=args.index, model=args.model,
-                                     **({"host": args.host, "port": args.port} if args.command == "serve" else {}))
-        return args.handler(settings, args)
+        return run()
     except AssistantError as err:
         print(f"assistant: {err}", file=sys.stderr)
         return 1

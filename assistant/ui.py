@@ -8,7 +8,7 @@ import gradio as gr
 
 from .answers import Answer
 from .config import Settings
-from .errors import AssistantError, IndexNotFound
+from .errors import AssistantError, ConfigError, IndexNotFound
 from .service import Assistant
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
         history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress)})
         return history, ""
 
-    with gr.Blocks(title="Document Q&A") as demo:
+    with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
         gr.Markdown("## Document Q&A\nAsk a question about the documents; the answer is the passages that hold it, with their sources.")
         notice = gr.HTML()
         chat = gr.Chatbot(label="Answers", height=520, latex_delimiters=[], sanitize_html=True,
@@ -118,4 +118,7 @@ def serve(settings: Settings, demo: gr.Blocks | None = None) -> None:
             summary = assistant.build(progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
         print(summary.line(), file=sys.stderr)
     assistant.index()
-    (demo or build_demo(assistant=assistant)).launch(server_name=settings.host, server_port=settings.port, css=CSS)
+    try:
+        (demo or build_demo(assistant=assistant)).launch(server_name=settings.host, server_port=settings.port, css=CSS)
+    except OSError as err:
+        raise ConfigError(f"cannot serve on {settings.host}:{settings.port} ({err}) — set ASSISTANT_PORT or --port to a free port") from None
