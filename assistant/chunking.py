@@ -8,7 +8,7 @@ from typing import Protocol
 
 from .documents import Chunk, Document
 
-_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n[ \t]*\n|\s*\Z)", re.DOTALL)
+_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
 _MERGE_BELOW = 8  # a paragraph this short (a heading, say) is joined to the next one
 _SPACY_PIECE = 100_000  # characters handed to the sentence splitter at once
 
@@ -35,7 +35,7 @@ def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int)
     pending: tuple[int, int, int] | None = None  # a short paragraph waiting to be joined to the next
     for start, end in paragraphs:
         count = len(tok.offsets(text[start:end]))
-        if pending and pending[2] + count <= size:
+        if pending and (pending[2] + count <= size or count > size):  # a long one is windowed, heading included
             start, count = pending[0], pending[2] + count
         elif pending:
             units.append(pending[:2])
@@ -119,11 +119,20 @@ def _sentencizer():
 
 def _make_chunk(doc: Document, start: int, end: int, page: int | None, tok: Tokenizer, max_tokens: int) -> Chunk:
     text = doc.text[start:end]
-    budget = max_tokens - len(tok.offsets(text)) - len(tok.offsets(doc.title)) - 2
+    title = _clip_title(doc.title, tok, max_tokens - len(tok.offsets(text)) - 2)
+    budget = max_tokens - len(tok.offsets(text)) - len(tok.offsets(title)) - 2
     context = _preceding_context(doc.text, start, tok, min(budget, 64))
-    embed_text = "\n".join(part for part in (doc.title, context, text) if part)
+    embed_text = "\n".join(part for part in (title, context, text) if part)
     digest = hashlib.sha1(f"{doc.path}\0{start}\0{end}\0{text}".encode()).hexdigest()[:16]
     return Chunk(digest, doc.path, page, start, end, text, embed_text)
+
+
+def _clip_title(title: str, tok: Tokenizer, budget: int) -> str:
+    """The title, cut to its first `budget` word pieces so that a very long one can't push the chunk over the limit."""
+    offsets = tok.offsets(title)
+    if len(offsets) <= budget:
+        return title
+    return title[: offsets[budget - 1][1]] if budget > 0 else ""
 
 
 def _preceding_context(text: str, start: int, tok: Tokenizer, budget: int) -> str:

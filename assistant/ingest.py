@@ -45,12 +45,15 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[Path, str]]:
         from .errors import ConfigError
 
         raise ConfigError(f"corpus folder {corpus}/ does not exist — create it and put documents in it")
+    found: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(corpus, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
             if not name.startswith("."):
                 path = Path(root) / name
-                yield path, path.relative_to(corpus).as_posix()
+                found.append((path.relative_to(corpus).as_posix(), path))
+    for rel, path in sorted(found, key=lambda item: item[0]):  # by relative path, not folder by folder
+        yield path, rel
 
 
 def file_sha256(path: Path) -> str:
@@ -108,6 +111,11 @@ def decode_text(data: bytes) -> str:
         best = from_bytes(data).best()
         if best is None:
             raise SkipFile("cannot decode the text: encoding not recognised") from None
+        # on short text the detector can't tell the Latin code pages apart ("très" read as cp1250 "trčs"):
+        # prefer Windows-1252, a superset of Latin-1 and by far the most common of them, when it reads about as cleanly
+        western = from_bytes(data, cp_isolation=["cp1252"]).best()
+        if western is not None and western.chaos <= best.chaos + 0.1:
+            best = western
         text = str(best)
     controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\t\n\r\f")
     if controls > 0.05 * min(len(text), 8192):

@@ -1,0 +1,326 @@
+"""Chunking: paragraphs first, then sentences, then words; bounded by word pieces; pages kept; context added.
+
+The tokenizer is the fake embedder's word/punctuation splitter, so token counts are exact and no model is loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from assistant.chunking import chunk_document
+from assistant.documents import Chunk, Document, Section
+from assistant.ingest import load_documents
+
+TITLE = "Border Conference Report"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def tok(fake_embedder):
+    return fake_embedder
+
+
+def count(tok, text: str) -> int:
+    return len(tok.offsets(text))
+
+
+def make_doc(text: str, title: str = TITLE, path: str = "docs/report.txt", sections: tuple[Section, ...] = ()) -> Document:
+    return Document(path, title, text, hashlib.sha256(text.encode()).hexdigest(), sections)
+
+
+def sentence(i: int) -> str:
+    """12 tokens: 'Sentence number 7 talks about topic 7 in some detail here .'"""
+    return f"Sentence number {i} talks about topic {i} in some detail here."
+
+
+def medium_paragraph(i: int) -> str:
+    """About 30 tokens, three sentences."""
+    return (f"Paragraph {i} opens with a statement about border control. "
+            f"It continues with details of the investigations number {i}. "
+            f"It ends with a note on the protection of victims.")
+
+
+def assert_invariants(tok, doc: Document, chunks: list[Chunk], chunk_tokens: int, max_tokens: int) -> None:
+    assert chunks
+    for chunk in chunks:
+        assert chunk.text == doc.text[chunk.start : chunk.end]
+        assert chunk.text == chunk.text.strip() and chunk.text
+        assert chunk.source == doc.path
+        assert count(tok, chunk.text) <= chunk_tokens, chunk.text
+        assert count(tok, chunk.embed_text) <= max_tokens, chunk.embed_text
+        assert chunk.embed_text.endswith(chunk.text)
+    assert len({c.id for c in chunks}) == len(chunks)
+    starts = [c.start for c in chunks]
+    assert starts == sorted(starts)
+
+
+def mixed_document() -> Document:
+    long_paragraph = " ".join(sentence(i) for i in range(30))
+    long_sentence = " ".join(f"well-known{i} don't{i}" for i in range(60)) + "."
+    return make_doc("\n\n".join([
+        "Introduction",
+        medium_paragraph(1),
+        long_paragraph,
+        "Notes",
+        long_sentence,
+        medium_paragraph(2),
+    ]))
+
+
+# ---------------------------------------------------------------- exact text, stable ids
+
+
+def test_chunk_text_is_exactly_the_document_slice(tok) -> None:
+    doc = mixed_document()
+    chunks = chunk_document(doc, tok, 40, 10, 60)
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert chunk.text == doc.text[chunk.start : chunk.end]
+
+
+def test_chunk_ids_are_stable_across_calls_and_differ_between_chunks(tok) -> None:
+    doc = mixed_document()
+    first = chunk_document(doc, tok, 40, 10, 60)
+    second = chunk_document(doc, tok, 40, 10, 60)
+    assert [c.id for c in first] == [c.id for c in second]
+    assert first == second
+    assert len({c.id for c in first}) == len(first)
+    other = chunk_document(make_doc(doc.text, path="docs/other.txt"), tok, 40, 10, 60)
+    assert not {c.id for c in other} & {c.id for c in first}  # the id names the source too
+
+
+# ---------------------------------------------------------------- paragraphs
+
+
+def test_each_medium_paragraph_becomes_its_own_chunk(tok) -> None:
+    paragraphs = [medium_paragraph(i) for i in range(5)]
+    doc = make_doc("\n\n".join(paragraphs) + "\n")
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert [c.text for c in chunks] == paragraphs
+    assert_invariants(tok, doc, chunks, 128, 254)
+
+
+@pytest.mark.parametrize("separator", ["  \n\n", "\n   \n", "\t\n\n", "\n\n\n\n", " \n \t \n  "])
+def test_paragraphs_split_despite_spaces_around_the_blank_line(tok, separator: str) -> None:
+    paragraphs = [medium_paragraph(i) for i in range(4)]
+    doc = make_doc(separator.join(paragraphs))
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert [c.text for c in chunks] == paragraphs
+
+
+def test_single_line_breaks_do_not_split_a_paragraph(tok) -> None:
+    paragraph = "A paragraph wrapped\nover several lines\nby a text editor that\nbreaks lines at a fixed width."
+    doc = make_doc(paragraph + "\n\n" + medium_paragraph(1))
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert [c.text for c in chunks] == [paragraph, medium_paragraph(1)]
+
+
+def test_short_heading_paragraph_is_joined_to_the_next(tok) -> None:
+    doc = make_doc("\n\n".join(["Background", medium_paragraph(1), "Findings", medium_paragraph(2)]))
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert [c.text for c in chunks] == [
+        "Background\n\n" + medium_paragraph(1),
+        "Findings\n\n" + medium_paragraph(2),
+    ]
+    assert_invariants(tok, doc, chunks, 128, 254)
+
+
+def test_short_heading_before_a_long_paragraph_opens_its_first_window(tok) -> None:
+    long_paragraph = " ".join(sentence(i) for i in range(10))
+    doc = make_doc("\n\n".join([medium_paragraph(1), "Findings", long_paragraph]))
+    chunks = chunk_document(doc, tok, 40, 12, 254)
+    assert_invariants(tok, doc, chunks, 40, 254)
+    assert "Findings" not in [c.text for c in chunks]  # never a chunk of its own
+    assert chunks[1].text.startswith("Findings\n\n" + sentence(0))
+    assert chunks[-1].text.endswith(sentence(9))
+
+
+def test_short_paragraph_is_not_joined_when_the_result_would_be_too_long(tok) -> None:
+    doc = make_doc("\n\n".join(["Background", medium_paragraph(1)]))
+    size = count(tok, medium_paragraph(1))  # exactly fits alone, not with the heading
+    chunks = chunk_document(doc, tok, size, 0, 254)
+    assert [c.text for c in chunks] == ["Background", medium_paragraph(1)]
+
+
+# ---------------------------------------------------------------- long paragraphs: sentence windows
+
+
+def long_paragraph_doc(sentences: int = 20) -> tuple[Document, list[tuple[int, int]]]:
+    """A short paragraph, then one long paragraph of 12-token sentences; returns the sentences' spans."""
+    intro = medium_paragraph(0)
+    parts = [sentence(i) for i in range(sentences)]
+    text = intro + "\n\n" + " ".join(parts)
+    spans, position = [], len(intro) + 2
+    for part in parts:
+        spans.append((position, position + len(part)))
+        position += len(part) + 1
+    return make_doc(text), spans
+
+
+@pytest.mark.parametrize("chunk_tokens, overlap", [(40, 15), (40, 12), (64, 30), (36, 12)])
+def test_long_paragraph_is_split_at_sentences_into_overlapping_windows(tok, chunk_tokens: int, overlap: int) -> None:
+    doc, spans = long_paragraph_doc()
+    chunks = chunk_document(doc, tok, chunk_tokens, overlap, 254)
+    assert_invariants(tok, doc, chunks, chunk_tokens, 254)
+    assert chunks[0].text == medium_paragraph(0)
+    windows = chunks[1:]
+    assert len(windows) > 2
+    starts, ends = {s for s, _ in spans}, {e for _, e in spans}
+    for window in windows:
+        assert window.start in starts and window.end in ends  # whole sentences only
+        assert count(tok, window.text) <= chunk_tokens
+    assert windows[0].start == spans[0][0] and windows[-1].end == spans[-1][1]  # the whole paragraph is covered
+    for before, after in zip(windows, windows[1:]):
+        assert before.start < after.start < before.end < after.end  # consecutive windows overlap...
+        shared = doc.text[after.start : before.end]
+        assert 0 < count(tok, shared) <= overlap  # ...by at most `overlap` pieces
+
+
+def test_long_paragraph_windows_do_not_overlap_when_overlap_is_zero(tok) -> None:
+    doc, spans = long_paragraph_doc()
+    chunks = chunk_document(doc, tok, 40, 0, 254)
+    assert_invariants(tok, doc, chunks, 40, 254)
+    windows = chunks[1:]
+    assert len(windows) > 2
+    for before, after in zip(windows, windows[1:]):
+        assert before.end < after.start
+        assert doc.text[before.end : after.start].isspace()  # nothing is lost between windows
+    covered = [span for span in spans if any(w.start <= span[0] and span[1] <= w.end for w in windows)]
+    assert covered == spans
+    assert sum(count(tok, w.text) for w in windows) == sum(count(tok, doc.text[s:e]) for s, e in spans)
+
+
+def test_sentence_longer_than_chunk_tokens_is_cut_between_words(tok) -> None:
+    words = [f"well-known{i} don't{i}" for i in range(40)]  # every word is several pieces: well - known0, don ' t0
+    text = "Here is a run-on sentence: " + " ".join(words) + "."
+    doc = make_doc(text)
+    vocabulary = set(text.split())
+    for chunk_tokens in (16, 17, 20, 33):
+        chunks = chunk_document(doc, tok, chunk_tokens, 0, 254)
+        assert_invariants(tok, doc, chunks, chunk_tokens, 254)
+        assert len(chunks) > 3
+        for chunk in chunks:
+            assert chunk.start == 0 or text[chunk.start - 1] == " "  # starts at a word
+            assert chunk.end == len(text) or text[chunk.end] == " "  # ends at a word
+            assert set(chunk.text.split()) <= vocabulary  # no word cut in two
+        assert " ".join(c.text for c in chunks) == text  # nothing lost or repeated
+
+
+# ---------------------------------------------------------------- limits and embed_text
+
+
+@pytest.mark.parametrize("chunk_tokens, overlap, max_tokens", [(128, 24, 254), (40, 10, 60), (40, 10, 42), (16, 0, 16), (20, 8, 254)])
+def test_no_chunk_exceeds_chunk_tokens_and_embed_text_fits_max_tokens(tok, chunk_tokens: int, overlap: int, max_tokens: int) -> None:
+    doc = mixed_document()
+    chunks = chunk_document(doc, tok, chunk_tokens, overlap, max_tokens)
+    assert_invariants(tok, doc, chunks, chunk_tokens, max_tokens)
+
+
+def test_very_long_title_is_cut_so_embed_text_fits_max_tokens(tok) -> None:
+    title = " ".join(f"Title{i}" for i in range(300))
+    doc = make_doc("\n\n".join(medium_paragraph(i) for i in range(3)), title=title)
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert len(chunks) == 3
+    assert_invariants(tok, doc, chunks, 128, 254)
+    for chunk in chunks:
+        assert chunk.embed_text.startswith("Title0 Title1 Title2")
+
+
+def test_embed_text_starts_with_title_and_holds_the_preceding_sentence(tok) -> None:
+    before = "The minister arrived after the morning break. Ahsan Iqbal spoke next."
+    quote = '"It was great," he said.'
+    doc = make_doc("\n\n".join([medium_paragraph(1), before, quote, medium_paragraph(2)]))
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert [c.text for c in chunks] == [medium_paragraph(1), before, quote, medium_paragraph(2)]
+    said = chunks[2]
+    assert "Ahsan Iqbal" not in said.text
+    assert "Ahsan Iqbal" in said.embed_text
+    assert said.embed_text == f"{TITLE}\nAhsan Iqbal spoke next.\n{quote}"
+    assert "The minister arrived" not in said.embed_text  # only the sentence right before
+    for chunk in chunks:
+        assert chunk.embed_text.startswith(TITLE + "\n")
+
+
+def test_first_chunk_has_no_preceding_context(tok) -> None:
+    doc = make_doc(medium_paragraph(1) + "\n\n" + medium_paragraph(2))
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert chunks[0].embed_text == f"{TITLE}\n{medium_paragraph(1)}"
+
+
+def test_preceding_context_is_trimmed_to_the_budget_keeping_its_end(tok) -> None:
+    before = "The delegates from all participating countries listened carefully as Ahsan Iqbal spoke next."
+    quote = '"It was great," he said in his closing remarks to all.'
+    doc = make_doc(before + "\n\n" + quote)
+    title_and_text = count(tok, TITLE) + count(tok, quote)
+    max_tokens = title_and_text + 2 + 4  # room for 4 pieces of context
+    chunks = chunk_document(doc, tok, 128, 24, max_tokens)
+    assert_invariants(tok, doc, chunks, 128, max_tokens)
+    assert chunks[1].embed_text == f"{TITLE}\nIqbal spoke next.\n{quote}"
+
+
+# ---------------------------------------------------------------- pages
+
+
+def pdf_like_document() -> Document:
+    page1 = "\n\n".join([medium_paragraph(1), " ".join(sentence(i) for i in range(8)), "Page 1 of 2"])
+    page2 = "\n\n".join(["Continued", " ".join(sentence(i) for i in range(8, 14)), medium_paragraph(2)])
+    text = page1 + "\n\n" + page2
+    start2 = len(page1) + 2
+    return make_doc(text, path="scan.pdf", sections=(Section(0, len(page1), 1), Section(start2, len(text), 2)))
+
+
+def test_pdf_chunks_carry_their_page_and_never_cross_a_page_boundary(tok) -> None:
+    doc = pdf_like_document()
+    page1, page2 = doc.sections
+    chunks = chunk_document(doc, tok, 40, 12, 254)
+    assert_invariants(tok, doc, chunks, 40, 254)
+    assert {c.page for c in chunks} == {1, 2}
+    for chunk in chunks:
+        section = page1 if chunk.page == 1 else page2
+        assert section.start <= chunk.start < chunk.end <= section.end, (chunk.page, chunk.text)
+    pages = [c.page for c in chunks]
+    assert pages == sorted(pages)
+    last_of_page1 = [c for c in chunks if c.page == 1][-1]
+    assert last_of_page1.text == "Page 1 of 2"  # the short footer is not joined to the next page
+    assert [c for c in chunks if c.page == 2][0].text.startswith("Continued\n\n")
+
+
+def test_plain_document_chunks_have_no_page(tok) -> None:
+    doc = mixed_document()
+    chunks = chunk_document(doc, tok, 40, 10, 254)
+    assert {c.page for c in chunks} == {None}
+
+
+# ---------------------------------------------------------------- the seed article
+
+
+def seed_chunks(tok, corpus: Path) -> tuple[Document, list[Chunk]]:
+    documents, skipped = load_documents(corpus)
+    assert skipped == []
+    assert len(documents) == 1
+    doc = documents[0]
+    return doc, chunk_document(doc, tok, 128, 24, 254)
+
+
+def test_seed_article_gives_one_chunk_per_paragraph(tok, seed_corpus: Path) -> None:
+    doc, chunks = seed_chunks(tok, seed_corpus)
+    assert len(chunks) >= 10
+    assert_invariants(tok, doc, chunks, 128, 254)
+    for chunk in chunks:
+        assert chunk.start == 0 or doc.text[chunk.start - 2 : chunk.start] == "\n\n"  # starts a paragraph
+    said = next(c for c in chunks if c.text.startswith("“Under the present Government"))
+    assert "Ahsan Iqbal" in said.embed_text and "Ahsan Iqbal" not in said.text
+
+
+def test_seed_article_with_trailing_spaces_and_crlf_still_gives_one_chunk_per_paragraph(tok, seed_corpus: Path) -> None:
+    (path,) = seed_corpus.glob("*.txt")
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes(re.sub(r"\n", "  \r\n", text).encode("utf-8"))
+    doc, chunks = seed_chunks(tok, seed_corpus)
+    assert len(chunks) >= 10
+    assert_invariants(tok, doc, chunks, 128, 254)

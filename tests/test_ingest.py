@@ -1,0 +1,411 @@
+"""Reading the corpus: every supported format, the folder walk, encodings, and every way a file is skipped.
+
+All fixtures are generated inside the tests (PDFs with fpdf2, DOCX with python-docx); no binary file is committed.
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import docx
+import pytest
+from fpdf import FPDF
+
+from assistant.documents import Document, SkippedFile
+from assistant.errors import ConfigError
+from assistant.ingest import SkipFile, decode_text, load_documents, read_document
+
+GOOD_TEXT = "This good file sits next to the bad one and must still be read."
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def load(corpus: Path, max_file_mb: float = 50.0) -> tuple[dict[str, Document], dict[str, str]]:
+    documents, skipped = load_documents(corpus, max_file_mb)
+    assert all(isinstance(s, SkippedFile) for s in skipped)
+    return {d.path: d for d in documents}, {s.path: s.reason for s in skipped}
+
+
+def make_pdf(pages: list[str], title: str | None = None) -> bytes:
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    pdf.set_font("Helvetica", size=12)
+    for line in pages:
+        pdf.add_page()
+        pdf.cell(0, 10, line)  # one short line per page: no wrapping
+    return bytes(pdf.output())
+
+
+def make_docx(path: Path, build) -> None:
+    document = docx.Document()
+    build(document)
+    document.save(path)
+
+
+def random_bytes(size: int, seed: int, low: int = 0, high: int = 256) -> bytes:
+    rng = random.Random(seed)
+    return bytes(rng.randrange(low, high) for _ in range(size))
+
+
+def assert_skipped_alone(corpus: Path, name: str, pattern: str, max_file_mb: float = 50.0) -> str:
+    """`name` is skipped with a one-line reason matching `pattern`, and the good file beside it is still read."""
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    documents, skipped = load(corpus, max_file_mb)
+    assert list(skipped) == [name]
+    reason = skipped[name]
+    assert re.search(pattern, reason), reason
+    assert "\n" not in reason
+    assert list(documents) == ["good.txt"]
+    assert documents["good.txt"].text == GOOD_TEXT
+    return reason
+
+
+# ---------------------------------------------------------------- each format is read
+
+
+def test_txt_file_is_read_verbatim_with_title_from_file_name(corpus: Path) -> None:
+    (corpus / "annual_report-2023.txt").write_text("First paragraph.\n\nSecond paragraph.\n", encoding="utf-8")
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    doc = documents["annual_report-2023.txt"]
+    assert doc.text == "First paragraph.\n\nSecond paragraph.\n"
+    assert doc.title == "annual report 2023"
+    assert len(doc.sha256) == 64
+    assert [(s.start, s.end, s.page) for s in doc.sections] == [(0, len(doc.text), None)]
+
+
+def test_markdown_title_comes_from_first_heading(corpus: Path) -> None:
+    (corpus / "notes.md").write_text("Some intro line.\n\n# Border Control Notes\n\nBody text here.\n\n# Later heading\n", encoding="utf-8")
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    doc = documents["notes.md"]
+    assert doc.title == "Border Control Notes"
+    assert "Body text here." in doc.text
+
+
+def test_markdown_without_heading_takes_title_from_file_name(corpus: Path) -> None:
+    (corpus / "meeting-notes.md").write_text("Just text, no heading.\n", encoding="utf-8")
+    documents, _ = load(corpus)
+    assert documents["meeting-notes.md"].title == "meeting notes"
+
+
+HTML_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+  <meta charset="utf-8">
+  <title>  Trafficking   Conference </title>
+  <style>.menu { color: red; } STYLE_MARKER</style>
+  <script>var SCRIPT_MARKER = 1;</script>
+</head>
+<body>
+  <header>HEADER_MARKER site banner</header>
+  <nav><a href="/">NAV_MARKER Home</a> | <a href="/about">About</a></nav>
+  <script>console.log("BODY_SCRIPT_MARKER");</script>
+  <h1>Conference opens</h1>
+  <p>The conference opened on
+     Tuesday in Islamabad.</p>
+  <p>Delegates from <b>twenty</b> countries attended.</p>
+  <footer>FOOTER_MARKER copyright</footer>
+</body>
+</html>
+"""
+
+
+@pytest.mark.parametrize("suffix", [".html", ".htm"])
+def test_html_title_from_title_tag_boilerplate_dropped_paragraphs_separated(corpus: Path, suffix: str) -> None:
+    (corpus / f"page{suffix}").write_text(HTML_PAGE, encoding="utf-8")
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    doc = documents[f"page{suffix}"]
+    assert doc.title == "Trafficking Conference"
+    for marker in ("STYLE_MARKER", "SCRIPT_MARKER", "HEADER_MARKER", "NAV_MARKER", "FOOTER_MARKER", "color: red"):
+        assert marker not in doc.text
+    assert doc.text.split("\n\n") == [
+        "Conference opens",
+        "The conference opened on Tuesday in Islamabad.",
+        "Delegates from twenty countries attended.",
+    ]
+
+
+def test_pdf_pages_become_sections_with_page_numbers(corpus: Path) -> None:
+    page1 = "Apples grow in the northern valley."
+    page2 = "Bananas are shipped from the southern port."
+    (corpus / "fruit.pdf").write_bytes(make_pdf([page1, page2], title="Fruit Report"))
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    doc = documents["fruit.pdf"]
+    assert doc.title == "Fruit Report"
+    assert [s.page for s in doc.sections] == [1, 2]
+    first, second = doc.sections
+    assert doc.text[first.start : first.end] == page1
+    assert doc.text[second.start : second.end] == page2
+    assert doc.text == page1 + "\n\n" + page2
+
+
+def test_pdf_without_metadata_title_takes_title_from_file_name(corpus: Path) -> None:
+    (corpus / "field_notes.pdf").write_bytes(make_pdf(["Only one page of text."]))
+    documents, _ = load(corpus)
+    doc = documents["field_notes.pdf"]
+    assert doc.title == "field notes"
+    assert [s.page for s in doc.sections] == [1]
+
+
+def _report(document) -> None:
+    document.add_heading("Quarterly Report", level=1)
+    document.add_paragraph("Revenue grew strongly in the north.")
+    document.add_paragraph("   ")  # blank paragraph: dropped
+    table = document.add_table(rows=2, cols=2)
+    for (row, col), value in {(0, 0): "Region", (0, 1): "Sales", (1, 0): "North", (1, 1): "42"}.items():
+        table.cell(row, col).text = value
+
+
+def test_docx_paragraphs_and_table_rows_are_read(corpus: Path) -> None:
+    make_docx(corpus / "report.docx", _report)
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    doc = documents["report.docx"]
+    assert doc.text.split("\n\n") == ["Quarterly Report", "Revenue grew strongly in the north.", "Region | Sales", "North | 42"]
+
+
+def test_docx_title_comes_from_core_properties(corpus: Path) -> None:
+    def build(document) -> None:
+        document.core_properties.title = "Title From Properties"
+        _report(document)
+
+    make_docx(corpus / "report.docx", build)
+    documents, _ = load(corpus)
+    assert documents["report.docx"].title == "Title From Properties"
+
+
+@pytest.mark.parametrize("level, style", [(0, "Title"), (1, "Heading 1")])
+def test_docx_title_falls_back_to_title_or_heading_1_paragraph(corpus: Path, level: int, style: str) -> None:
+    def build(document) -> None:
+        document.add_paragraph("An opening remark before the heading.")
+        heading = document.add_heading("Styled Heading Title", level=level)
+        assert heading.style.name == style
+
+    make_docx(corpus / "memo.docx", build)
+    documents, _ = load(corpus)
+    assert documents["memo.docx"].title == "Styled Heading Title"
+
+
+# ---------------------------------------------------------------- the folder walk
+
+
+def test_subfolders_are_read_with_relative_forward_slash_paths_in_sorted_order(corpus: Path) -> None:
+    # created in an order that is neither sorted nor folder by folder
+    for rel in ["z.txt", "b/deeper/c.txt", "a.txt", "b/b.txt", "a b/space.txt"]:
+        path = corpus / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"Contents of {rel}.", encoding="utf-8")
+    documents, skipped = load_documents(corpus)
+    paths = [d.path for d in documents]
+    assert skipped == []
+    assert paths == sorted(["z.txt", "b/deeper/c.txt", "a.txt", "b/b.txt", "a b/space.txt"])
+    assert all("\\" not in p and not p.startswith("/") for p in paths)
+    assert documents[paths.index("b/deeper/c.txt")].text == "Contents of b/deeper/c.txt."
+    again, _ = load_documents(corpus)
+    assert [d.path for d in again] == paths
+    assert [d.sha256 for d in again] == [d.sha256 for d in documents]
+
+
+def test_hidden_files_and_folders_are_ignored(corpus: Path) -> None:
+    (corpus / "visible.txt").write_text("Visible text.", encoding="utf-8")
+    (corpus / ".hidden.txt").write_text("Hidden file.", encoding="utf-8")
+    (corpus / ".git").mkdir()
+    (corpus / ".git" / "notes.txt").write_text("Inside a hidden folder.", encoding="utf-8")
+    (corpus / "sub" / ".cache").mkdir(parents=True)
+    (corpus / "sub" / ".cache" / "x.md").write_text("# Hidden\n", encoding="utf-8")
+    (corpus / "sub" / "shown.md").write_text("# Shown\n\nText.\n", encoding="utf-8")
+    documents, skipped = load_documents(corpus)
+    assert [d.path for d in documents] == ["sub/shown.md", "visible.txt"]
+    assert skipped == []
+
+
+def test_missing_corpus_folder_raises_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_documents(tmp_path / "no-such-folder")
+
+
+# ---------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize(
+    "encoding, text",
+    [
+        ("latin-1", "Le café était très animé. Les élèves mangeaient une crème brûlée à la française."),
+        ("cp1252", "“Déjà vu” — a naïve façade for 5 €. Señor Muñoz sagte: Grüße aus Köln!"),
+    ],
+)
+def test_legacy_encoded_text_with_accents_is_decoded_correctly(corpus: Path, encoding: str, text: str) -> None:
+    (corpus / "accents.txt").write_bytes(text.encode(encoding))
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    assert documents["accents.txt"].text == text
+
+
+def test_utf8_bom_is_dropped(corpus: Path) -> None:
+    (corpus / "bom.txt").write_bytes("\ufeffCafé opens at nine.".encode("utf-8"))
+    (corpus / "bom.md").write_bytes("\ufeff# Heading After BOM\n\nBody.".encode("utf-8"))
+    documents, _ = load(corpus)
+    assert documents["bom.txt"].text == "Café opens at nine."
+    assert documents["bom.md"].text.startswith("# Heading")
+    assert documents["bom.md"].title == "Heading After BOM"
+
+
+def test_crlf_line_endings_become_lf(corpus: Path) -> None:
+    (corpus / "windows.txt").write_bytes(b"First line.\r\nSecond line.\r\n\r\nNew paragraph.\r\n")
+    documents, _ = load(corpus)
+    assert documents["windows.txt"].text == "First line.\nSecond line.\n\nNew paragraph.\n"
+
+
+def test_read_document_raises_skip_file_with_the_reason(corpus: Path) -> None:
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\nnot really a pdf")
+    with pytest.raises(SkipFile, match=r"^corrupt or unreadable PDF \("):
+        read_document(corpus / "broken.pdf", "broken.pdf", 50.0, corpus)
+
+
+def test_decode_text_refuses_binary_data() -> None:
+    with pytest.raises(SkipFile, match="binary data, not text"):
+        decode_text(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+
+
+# ---------------------------------------------------------------- every bad input is skipped with a reason
+
+
+def test_corrupt_pdf_of_random_bytes_is_skipped_with_reason(corpus: Path) -> None:
+    (corpus / "random.pdf").write_bytes(random_bytes(4000, seed=1))
+    assert_skipped_alone(corpus, "random.pdf", r"^corrupt or unreadable PDF \(")
+
+
+def test_truncated_pdf_is_skipped_with_reason(corpus: Path) -> None:
+    data = make_pdf(["Apples grow in the northern valley.", "Bananas are shipped from the port."])
+    (corpus / "truncated.pdf").write_bytes(data[: len(data) // 2])
+    assert_skipped_alone(corpus, "truncated.pdf", r"^corrupt or unreadable PDF \(")
+
+
+def test_pdf_without_text_layer_is_skipped_as_needing_ocr(corpus: Path) -> None:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(20, 20, 80, 50)  # a drawing, no text
+    (corpus / "scan.pdf").write_bytes(bytes(pdf.output()))
+    reason = assert_skipped_alone(corpus, "scan.pdf", "no text layer")
+    assert "OCR" in reason
+
+
+def test_binary_data_named_txt_is_skipped_as_binary(corpus: Path) -> None:
+    (corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + random_bytes(2000, seed=3))
+    assert_skipped_alone(corpus, "image.txt", "^binary data, not text$")
+
+
+def test_empty_file_is_skipped(corpus: Path) -> None:
+    (corpus / "empty.txt").write_bytes(b"")
+    assert_skipped_alone(corpus, "empty.txt", "^empty file$")
+
+
+def test_whitespace_only_file_is_skipped_as_having_no_text(corpus: Path) -> None:
+    (corpus / "blank.md").write_text("  \n\n\t\n", encoding="utf-8")
+    assert_skipped_alone(corpus, "blank.md", "no text found")
+
+
+def test_unsupported_extension_is_skipped_naming_the_type(corpus: Path) -> None:
+    (corpus / "data.xyz").write_text("Readable, but not a supported type.", encoding="utf-8")
+    reason = assert_skipped_alone(corpus, "data.xyz", r"unsupported file type \.xyz")
+    assert ".pdf" in reason and ".docx" in reason  # tells what is supported
+
+
+def test_undecodable_text_file_is_skipped_with_reason(corpus: Path) -> None:
+    # no NUL bytes (so not "binary"), not UTF-8, and no encoding reads it as language
+    (corpus / "garbled.txt").write_bytes(random_bytes(600, seed=5, low=0x80))
+    assert_skipped_alone(corpus, "garbled.txt", "cannot decode the text")
+
+
+def test_file_over_size_limit_is_skipped(corpus: Path) -> None:
+    (corpus / "big.txt").write_text("word " * 410, encoding="utf-8")  # 2050 bytes, limit is ~1049
+    assert_skipped_alone(corpus, "big.txt", r"over the 0\.001 MB limit", max_file_mb=0.001)
+
+
+def test_corrupt_docx_of_random_bytes_is_skipped(corpus: Path) -> None:
+    (corpus / "random.docx").write_bytes(random_bytes(3000, seed=7))
+    assert_skipped_alone(corpus, "random.docx", r"^corrupt or unreadable DOCX \(")
+
+
+def test_zip_that_is_not_a_docx_is_skipped(corpus: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "This zip archive holds no Word document.")
+    (corpus / "archive.docx").write_bytes(buffer.getvalue())
+    assert_skipped_alone(corpus, "archive.docx", r"^corrupt or unreadable DOCX \(")
+
+
+def test_docx_with_damaged_xml_is_skipped(corpus: Path) -> None:
+    good = io.BytesIO()
+    docx.Document().save(good)
+    source = zipfile.ZipFile(io.BytesIO(good.getvalue()))
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(damaged, "w") as archive:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            archive.writestr(item, data[: len(data) // 2] if item.filename == "word/document.xml" else data)
+    (corpus / "damaged.docx").write_bytes(damaged.getvalue())
+    assert_skipped_alone(corpus, "damaged.docx", r"^corrupt or unreadable DOCX \(")
+
+
+def _symlink(link: Path, target: Path) -> None:
+    try:
+        os.symlink(target, link)
+    except (OSError, NotImplementedError):
+        pytest.skip("symlinks are not available here")
+
+
+def test_symlink_pointing_outside_the_corpus_is_skipped(tmp_path: Path, corpus: Path) -> None:
+    secret = tmp_path / "outside.txt"
+    secret.write_text("SECRET text that lives outside the corpus.", encoding="utf-8")
+    _symlink(corpus / "link.txt", secret)
+    assert_skipped_alone(corpus, "link.txt", "outside the corpus")
+
+
+def test_symlink_to_a_file_inside_the_corpus_is_read(corpus: Path) -> None:
+    (corpus / "real.txt").write_text("Real text.", encoding="utf-8")
+    _symlink(corpus / "alias.txt", corpus / "real.txt")
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    assert documents["alias.txt"].text == "Real text."
+
+
+def test_every_bad_file_gets_a_one_line_reason_and_good_files_are_still_read(corpus: Path) -> None:
+    bad = {
+        "a-random.pdf": random_bytes(3000, seed=11),
+        "b-truncated.pdf": make_pdf(["Some text on a page."])[:300],
+        "c-binary.txt": bytes(range(256)) * 8,
+        "d-empty.md": b"",
+        "e-type.xyz": b"unsupported",
+        "f-garbled.txt": random_bytes(600, seed=12, low=0x80),
+        "g-random.docx": random_bytes(3000, seed=13),
+        "h-big.txt": b"x" * 120_000,
+    }
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(10, 10, 30, 30)
+    bad["i-scan.pdf"] = bytes(pdf.output())
+    for name, data in bad.items():
+        (corpus / "bad" / name).parent.mkdir(exist_ok=True)
+        (corpus / "bad" / name).write_bytes(data)
+    (corpus / "good.txt").write_text("Good text file.", encoding="utf-8")
+    (corpus / "good.pdf").write_bytes(make_pdf(["Good PDF page."]))
+    make_docx(corpus / "good.docx", lambda d: d.add_paragraph("Good DOCX paragraph."))
+    (corpus / "good.html").write_text("<html><head><title>Good</title></head><body><p>Good HTML.</p></body></html>", encoding="utf-8")
+
+    documents, skipped = load_documents(corpus, max_file_mb=0.1)  # the good DOCX is ~36 KB
+
+    assert [d.path for d in documents] == ["good.docx", "good.html", "good.pdf", "good.txt"]
+    assert [s.path for s in skipped] == [f"bad/{name}" for name in sorted(bad)]
+    for item in skipped:
+        assert item.reason.strip(), item
+        assert "\n" not in item.reason and "\r" not in item.reason, item
