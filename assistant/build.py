@@ -1,9 +1,11 @@
 """assistant build: read the corpus, chunk and embed what is new or changed, and publish a new index atomically."""
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -15,6 +17,7 @@ from .chunking import chunk_document
 from .config import Settings
 from .documents import Chunk, Document, Section, SkippedFile
 from .embedding import Embedder, Progress
+from .errors import ConfigError
 from .index import FORMAT, Index, build_lock, current_build, fault_point, publish, remove_old_builds, write_build
 from .ingest import SkipFile, check_readable, file_sha256, iter_corpus, read_document
 
@@ -49,50 +52,62 @@ class BuildSummary:
 def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
     """Bring the index in line with the corpus, re-embedding only new and changed documents."""
     started = time.monotonic()
-    index_dir = settings.index
-    with build_lock(index_dir):
-        remove_old_builds_partial(index_dir)
-        old = _reusable(index_dir, settings, rebuild)
-        old_docs = old.manifest["documents"] if old else {}
-        summary = BuildSummary()
-        kept: list[str] = []
-        fresh: list[Document] = []
-        skipped_sha: dict[str, str] = {}
-        for path, rel in iter_corpus(settings.corpus):
-            try:
-                check_readable(path, settings.corpus, settings.max_file_mb)
-                sha = file_sha256(path)
-                if rel in old_docs and old_docs[rel]["sha256"] == sha:
-                    kept.append(rel)
-                    continue
-                skipped_sha[rel] = sha
-                fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus))
-            except (SkipFile, OSError) as why:
-                reason = str(why) if isinstance(why, SkipFile) else f"cannot read file: {why}"
-                summary.skipped.append(SkippedFile(rel, reason))
-                log.warning("skipped %s: %s", rel, reason)
-        summary.unchanged = len(kept)
-        summary.changed = sum(1 for d in fresh if d.path in old_docs)
-        summary.added = len(fresh) - summary.changed
-        summary.removed = len(set(old_docs) - set(kept) - {d.path for d in fresh})
-        if old and not fresh and not summary.removed and _same_skips(old, summary.skipped):
-            summary.chunks = len(old)
-        else:
-            _write_new_build(settings, embedder, old, kept, fresh, summary, skipped_sha, progress)
-        if old:
-            old.close()
+    with build_lock(settings.index):
+        current = current_build(settings.index)  # leftovers of killed builds are unpublished: safe to delete
+        remove_old_builds(settings.index, keep=current.name if current else None)
+        old = _reusable(settings, rebuild)
+        try:
+            scan = _scan(settings, old.manifest["documents"] if old else {})
+            summary = scan.summary()
+            if old and not (scan.fresh or summary.removed) and _same_skips(old, scan.skipped):
+                summary.chunks = len(old)
+            else:
+                summary.embedded, summary.chunks = _write_new_build(settings, embedder, old, scan, progress)
+                summary.published = True
+        finally:
+            if old:
+                old.close()
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def remove_old_builds_partial(index_dir: Path) -> None:
-    """A build killed mid-way leaves builds/*.partial behind: unpublished, so safe to delete."""
-    current = current_build(index_dir)
-    remove_old_builds(index_dir, keep=current.name if current else None)
+@dataclass
+class _Scan:
+    """The corpus compared with the published index."""
+
+    previous: dict  # the old manifest's documents
+    kept: list[str] = field(default_factory=list)  # unchanged: their chunks and vectors are reused
+    fresh: list[Document] = field(default_factory=list)  # new or changed: to chunk and embed
+    skipped: list[SkippedFile] = field(default_factory=list)
+    sha: dict[str, str] = field(default_factory=dict)  # content hash of every file that could be read
+
+    def summary(self) -> BuildSummary:
+        changed = sum(1 for d in self.fresh if d.path in self.previous)
+        current = set(self.kept) | {d.path for d in self.fresh}
+        return BuildSummary(added=len(self.fresh) - changed, changed=changed, unchanged=len(self.kept),
+                            removed=len(set(self.previous) - current), skipped=self.skipped)
 
 
-def _reusable(index_dir: Path, settings: Settings, rebuild: bool) -> Index | None:
-    folder = current_build(index_dir)
+def _scan(settings: Settings, previous: dict) -> _Scan:
+    scan = _Scan(previous)
+    for path, rel in iter_corpus(settings.corpus):
+        try:
+            check_readable(path, settings.corpus, settings.max_file_mb)
+            scan.sha[rel] = file_sha256(path)
+            if rel in previous and previous[rel]["sha256"] == scan.sha[rel]:
+                scan.kept.append(rel)
+            else:
+                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus))
+        except (SkipFile, OSError) as why:
+            reason = str(why) if isinstance(why, SkipFile) else f"cannot read file: {why}"
+            scan.skipped.append(SkippedFile(rel, reason))
+            log.warning("skipped %s: %s", rel, reason)
+    return scan
+
+
+def _reusable(settings: Settings, rebuild: bool) -> Index | None:
+    """The published index, if its vectors can be reused: same format, model and chunking."""
+    folder = current_build(settings.index)
     if folder is None or rebuild:
         return None
     index = Index(folder)
@@ -110,58 +125,67 @@ def _same_skips(old: Index, skipped: list[SkippedFile]) -> bool:
     return {s["path"]: s["reason"] for s in old.manifest.get("skipped", [])} == {s.path: s.reason for s in skipped}
 
 
-def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, kept: list[str], fresh: list[Document],
-                     summary: BuildSummary, skipped_sha: dict[str, str], progress: Progress | None) -> None:
-    new_chunks: list[Chunk] = []
-    max_tokens = 0
-    if fresh:
-        max_tokens = embedder.max_tokens
-        if settings.chunk_tokens > max_tokens:
-            from .errors import ConfigError
-
-            raise ConfigError(f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces")
-        for doc in fresh:
-            new_chunks.extend(chunk_document(doc, embedder, settings.chunk_tokens, settings.chunk_overlap, max_tokens))
-    new_vectors = embedder.encode([c.embed_text for c in new_chunks], progress) if new_chunks else None
-    summary.embedded = len(new_chunks)
+def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, scan: _Scan,
+                     progress: Progress | None) -> tuple[int, int]:
+    """Embed the fresh documents, add the kept ones, write and publish. Returns (embedded, total) chunks."""
+    new_chunks, new_vectors, max_tokens = _embed_fresh(settings, embedder, scan.fresh, progress)
     fault_point("embedding")
-    kept_rows = old.chunks_of(kept) if old and kept else []
-    kept_chunks = [Chunk(r["id"], r["source"], r["page"], r["start"], r["end"], r["text"], r["embed_text"]) for r in kept_rows]
-    kept_docs = [_stored_document(row) for row in old.documents(kept).values()] if old and kept else []
-    dimension = new_vectors.shape[1] if new_vectors is not None else (old.manifest["dimension"] if old else embedder.dimension)
-    vectors = np.vstack([
-        old.stored_vectors([r["row"] for r in kept_rows]) if old else np.zeros((0, dimension), np.float32),
-        new_vectors if new_vectors is not None else np.zeros((0, dimension), np.float32),
-    ])
-    documents = sorted(kept_docs + fresh, key=lambda d: d.path)
+    kept_docs, kept_chunks, kept_vectors = _kept(old, scan.kept)
+    if max_tokens is None:  # nothing was embedded: the model was not even loaded
+        max_tokens = old.manifest["chunking"]["max_tokens"] if old else 0
+    dimension = new_vectors.shape[1] if len(new_chunks) else (old.manifest["dimension"] if old else embedder.dimension)
+    vectors = np.vstack([kept_vectors.reshape(-1, dimension), new_vectors.reshape(-1, dimension)])
     chunks = kept_chunks + new_chunks
     order = sorted(range(len(chunks)), key=lambda i: (chunks[i].source, chunks[i].start))
     chunks, vectors = [chunks[i] for i in order], vectors[order]
-    counts = {d.path: 0 for d in documents}
-    for chunk in chunks:
-        counts[chunk.source] += 1
+    documents = sorted(kept_docs + scan.fresh, key=lambda d: d.path)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    manifest = {
+    manifest = _manifest(settings, name, dimension, max_tokens, documents, chunks, scan)
+    write_build(settings.index, name, manifest, documents, chunks, vectors)
+    publish(settings.index, name)
+    return len(new_chunks), len(chunks)
+
+
+def _embed_fresh(settings: Settings, embedder: Embedder, fresh: list[Document],
+                 progress: Progress | None) -> tuple[list[Chunk], np.ndarray, int | None]:
+    if not fresh:
+        return [], np.zeros((0,), np.float32), None
+    max_tokens = embedder.max_tokens
+    if settings.chunk_tokens > max_tokens:
+        raise ConfigError(f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces")
+    chunks = [c for doc in fresh for c in chunk_document(doc, embedder, settings.chunk_tokens, settings.chunk_overlap, max_tokens)]
+    vectors = embedder.encode([c.embed_text for c in chunks], progress) if chunks else np.zeros((0,), np.float32)
+    return chunks, vectors, max_tokens
+
+
+def _kept(old: Index | None, kept: list[str]) -> tuple[list[Document], list[Chunk], np.ndarray]:
+    """Documents, chunks and stored vectors of the unchanged files, read back from the old build."""
+    if old is None or not kept:
+        return [], [], np.zeros((0,), np.float32)
+    rows = old.chunks_of(kept)
+    chunks = [Chunk(r["id"], r["source"], r["page"], r["start"], r["end"], r["text"], r["embed_text"]) for r in rows]
+    documents = [_stored_document(row) for row in old.documents(kept).values()]
+    return documents, chunks, old.stored_vectors([r["row"] for r in rows])
+
+
+def _manifest(settings: Settings, name: str, dimension: int, max_tokens: int, documents: list[Document],
+              chunks: list[Chunk], scan: _Scan) -> dict:
+    counts = Counter(chunk.source for chunk in chunks)
+    return {
         "format": FORMAT,
         "build": name,
         "model": settings.model,
         "dimension": int(dimension),
-        "chunking": {**settings.chunking(), "max_tokens": max_tokens or (old.manifest["chunking"]["max_tokens"] if old else 0)},
+        "chunking": {**settings.chunking(), "max_tokens": max_tokens},
         "versions": _versions(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "chunks": len(chunks),
         "documents": {d.path: {"sha256": d.sha256, "title": d.title, "chunks": counts[d.path]} for d in documents},
-        "skipped": [{"path": s.path, "reason": s.reason, "sha256": skipped_sha.get(s.path)} for s in summary.skipped],
+        "skipped": [{"path": s.path, "reason": s.reason, "sha256": scan.sha.get(s.path)} for s in scan.skipped],
     }
-    write_build(settings.index, name, manifest, documents, chunks, vectors)
-    publish(settings.index, name)
-    summary.chunks = len(chunks)
-    summary.published = True
 
 
 def _stored_document(row) -> Document:
-    import json
-
     sections = tuple(Section(**s) for s in json.loads(row["sections"]))
     return Document(row["path"], row["title"], row["text"], row["sha256"], sections)
 

@@ -181,3 +181,11 @@ def test_build_killed_halfway_leaves_the_old_index_loadable(settings, corpus, fa
     summary = build_index(settings, fake_embedder)  # the next build cleans up and finishes the job
     assert summary.changed == 1
     assert [p.name for p in (settings.index / "builds").iterdir()] == [current_build(settings.index).name]
+
+
+def test_empty_corpus_builds_an_empty_index_that_answers_nothing(settings, fake_embedder):
+    from assistant.search import Retriever
+
+    summary = build_index(settings, fake_embedder)
+    assert summary.chunks == 0 and summary.published
+    assert Retriever(open_index(settings.index), fake_embedder, -1.0).search("anything") == []
