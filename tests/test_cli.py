@@ -116,3 +116,13 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.startswith("assistant ")
+
+
+def test_python_dash_m_assistant_runs_the_same_cli(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "assistant", "status", "--index", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"assistant: no index at {tmp_path / 'none'}/ — run: assistant build"
