@@ -251,7 +251,7 @@ def paired_intervals(per_size: dict[int, dict[str, list[float]]]) -> dict[str, d
 def format_table(rows: list[dict[str, object]]) -> str:
     """Plain-text table, one row per configuration; the per-metric `n` columns are left out."""
     columns = [key for key in rows[0] if not key.endswith(" n")]
-    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    cells = [[_cell(c, row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
@@ -267,8 +267,8 @@ def format_intervals(intervals: dict[str, dict[int, tuple[float, float]]]) -> st
     return "\n".join(lines)
 
 
-def _cell(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) and value < 1 else str(value)
+def _cell(column: str, value: object) -> str:
+    return f"{value:.4f}" if "@" in column and isinstance(value, float) else str(value)
 
 
 # ---- main ----------------------------------------------------------------------------------------
