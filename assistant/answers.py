@@ -16,9 +16,10 @@ HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are
 class Answer:
     question: str
     passages: list[Passage] = field(default_factory=list)
+    mode: str = "hybrid"
 
     def to_json(self) -> dict:
-        return {"question": self.question, "passages": [p.to_json() for p in self.passages]}
+        return {"question": self.question, "passages": [p.to_json() for p in self.passages], "mode": self.mode}
 
 
 def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
@@ -26,7 +27,7 @@ def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
     vector = retriever.embed_query(question)
     passages = retriever.search(question, k, vector=vector)
     highlight(passages, vector, retriever.embedder, floor=retriever.min_score)
-    return Answer(question, passages)
+    return Answer(question, passages, retriever.mode)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .config import Settings
+from .config import MODES, Settings
 from .errors import AssistantError
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     overrides = {"host": args.host, "port": args.port} if args.command == "serve" else {}
+    overrides["mode"] = getattr(args, "mode", None)
     return report_errors(lambda: args.handler(
         Settings.from_env(corpus=args.corpus, index=args.index, model=args.model, **overrides), args))
 
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", parents=[common], help="ask a question (or read questions from stdin)")
     ask.add_argument("words", nargs="*", help="the question; without it, one question per line on stdin")
     ask.add_argument("-k", type=int, default=5, help="passages to return (default 5; capped at the chunk count)")
+    ask.add_argument("--mode", choices=MODES, help="retrieval: dense, bm25 or hybrid (default hybrid, or ASSISTANT_MODE)")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question (JSON Lines)")
     ask.set_defaults(handler=_ask)
 

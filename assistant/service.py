@@ -33,8 +33,8 @@ class Assistant:
     def has_index(self) -> bool:
         return current_build(self.settings.index) is not None
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        retriever = Retriever(self.index(), self.embedder, self.settings.min_score)
+    def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
+        retriever = Retriever(self.index(), self.embedder, self.settings.min_score, mode or self.settings.mode)
         return answer_question(retriever, question, k)
 
     def build(self, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:

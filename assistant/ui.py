@@ -7,7 +7,7 @@ import sys
 import gradio as gr
 
 from .answers import Answer
-from .config import Settings
+from .config import MODES, Settings
 from .errors import AssistantError, ConfigError, IndexNotFound
 from .service import Assistant
 
@@ -52,10 +52,10 @@ def _render_passage(rank: int, passage) -> str:
 def build_demo(settings: Settings | None = None, assistant: Assistant | None = None) -> gr.Blocks:
     assistant = assistant or Assistant(settings or Settings.from_env())
 
-    def respond(question: str, history: list, k: float, progress=gr.Progress()):
+    def respond(question: str, history: list, k: float, mode: str, progress=gr.Progress()):
         history = list(history or [])
         history.append({"role": "user", "content": escape_text(question or "")})
-        history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress)})
+        history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})
         return history, ""
 
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
@@ -66,20 +66,23 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
         with gr.Row():
             question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
             send = gr.Button("Ask", variant="primary", scale=1)
-        k = gr.Slider(1, 20, value=5, step=1, label="Passages to show")
+        with gr.Row():
+            k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
+            mode = gr.Radio(list(MODES), value=assistant.settings.mode, label="Search", scale=2,
+                            info="hybrid: meaning and exact words; dense: meaning; bm25: exact words")
         gr.Examples(EXAMPLES, inputs=question)
-        send.click(respond, [question, chat, k], [chat, question])
-        question.submit(respond, [question, chat, k], [chat, question])
+        send.click(respond, [question, chat, k, mode], [chat, question])
+        question.submit(respond, [question, chat, k, mode], [chat, question])
         demo.load(lambda: index_notice(assistant), None, notice)
     return demo
 
 
-def reply(assistant: Assistant, question: str, k: int, progress=None) -> str:
+def reply(assistant: Assistant, question: str, k: int, progress=None, mode: str | None = None) -> str:
     """The HTML reply to one question; user mistakes and a missing index become messages, not errors."""
     try:
         if not assistant.has_index():
             _build_with_progress(assistant, progress)
-        return render_answer(assistant.ask(question, k), assistant.settings.min_score)
+        return render_answer(assistant.ask(question, k, mode), assistant.settings.min_score)
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
 

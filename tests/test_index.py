@@ -32,7 +32,7 @@ def test_build_writes_faiss_sqlite_and_manifest_behind_current_pointer(settings,
     assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (3, 0, 0, 0)
     folder = current_build(settings.index)
     assert (settings.index / "CURRENT").read_text().strip() == folder.name
-    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "store.sqlite"}
+    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "store.sqlite", "bm25"}
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["model"] == "fake" and manifest["dimension"] == 64
     assert manifest["chunking"]["chunk_tokens"] == settings.chunk_tokens

@@ -1,0 +1,56 @@
+"""BM25 side of hybrid search: bm25s with English stop words and Snowball stemming, saved beside the vectors."""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FOLDER = "bm25"  # inside a build folder
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def _tokenize(texts: list[str], return_ids: bool):
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=return_ids, show_progress=False)
+
+
+def write_bm25(folder: Path, texts: list[str]) -> None:
+    """Index `texts` (row i is chunk row i) and save the arrays and params under folder/bm25."""
+    import bm25s
+
+    retriever = bm25s.BM25()
+    if texts:
+        retriever.index(_tokenize(texts, return_ids=True), show_progress=False)
+        retriever.save(str(folder / FOLDER), show_progress=False)
+    else:
+        (folder / FOLDER).mkdir()
+
+
+class LexicalIndex:
+    """Scores every chunk of a build for a query; rows match the FAISS rows."""
+
+    def __init__(self, folder: Path, size: int) -> None:
+        import bm25s
+
+        self.size = size
+        self._bm25 = bm25s.BM25.load(str(folder / FOLDER), show_progress=False) if size else None
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk (0 where no query term occurs), as float32."""
+        if self._bm25 is None:
+            return np.zeros(self.size, dtype=np.float32)
+        terms = [t for t in _tokenize([query], return_ids=False)[0] if t in self._bm25.vocab_dict]
+        if not terms:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
