@@ -14,15 +14,28 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 CANDIDATES = 100  # per side, before fusion
-FUSION_WEIGHT = 0.5  # weight of the dense side in hybrid fusion (equal weights until benchmarks/quality.py measures)
+FUSION = "minmax"  # or "rrf"; chosen on SciFact train by benchmarks/quality.py
+FUSION_WEIGHT = 0.5  # weight of the dense side in "minmax" fusion; chosen likewise
+RRF_K = 60  # the constant of reciprocal rank fusion, as in Cormack et al. (2009)
 
 
-def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = FUSION_WEIGHT) -> np.ndarray:
-    """Convex combination of the two sides' scores, each min-max normalized over the candidates.
+def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = FUSION_WEIGHT, method: str = FUSION) -> np.ndarray:
+    """One score per candidate from its dense and lexical scores.
 
-    A side whose candidates all score the same (no query term matched, say) contributes nothing.
+    "minmax": convex combination of the two sides, each min-max normalized over the candidates; a side
+    whose candidates all score the same (no query term matched, say) contributes nothing.
+    "rrf": reciprocal rank fusion, sum of 1 / (RRF_K + rank) over the sides where the candidate scores.
     """
+    if method == "rrf":
+        return _reciprocal_rank(dense) + _reciprocal_rank(lexical, only_positive=True)
     return weight * _minmax(dense) + (1.0 - weight) * _minmax(lexical)
+
+
+def _reciprocal_rank(scores: np.ndarray, only_positive: bool = False) -> np.ndarray:
+    ranks = np.empty(len(scores), dtype=np.float32)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    fused = 1.0 / (RRF_K + ranks)
+    return np.where(scores > 0, fused, 0.0).astype(np.float32) if only_positive else fused
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:
@@ -40,6 +53,7 @@ class Retriever:
         self.embedder = embedder
         self.min_score = min_score
         self.mode = check_mode(mode)
+        self.fusion, self.weight = FUSION, FUSION_WEIGHT  # benchmarks/quality.py varies these
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode([clean_query(query)])[0]
@@ -66,7 +80,7 @@ class Retriever:
             return top_lexical, lexical[top_lexical]
         rows = np.union1d(np.array([r for r, _ in dense], dtype=np.int64), top_lexical)
         dense_scores = self.index.stored_vectors(rows.tolist()) @ vector if len(rows) else np.zeros(0, np.float32)
-        return rows, fuse(dense_scores, lexical[rows])
+        return rows, fuse(dense_scores, lexical[rows], self.weight, self.fusion)
 
     def _passages(self, rows: list[int], cosines: list[float]) -> list[Passage]:
         stored = self.index.chunks(rows)

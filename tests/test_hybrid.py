@@ -76,3 +76,10 @@ def test_hybrid_beats_dense_when_only_a_rare_exact_term_identifies_the_passage(t
     question = "What did Hadzimuratovic decide in the annual budget report?"
     assert assistant.ask(question, 3, "dense").passages[0].source != "trucks.txt"
     assert assistant.ask(question, 3, "hybrid").passages[0].source == "trucks.txt"
+
+
+def test_reciprocal_rank_fusion_sums_one_over_sixty_plus_rank():
+    dense = np.array([0.9, 0.5, 0.1], dtype=np.float32)
+    lexical = np.array([0.0, 10.0, 5.0], dtype=np.float32)
+    fused = fuse(dense, lexical, method="rrf")
+    assert np.allclose(fused, [1 / 61, 1 / 62 + 1 / 61, 1 / 63 + 1 / 62])
