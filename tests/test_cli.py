@@ -126,3 +126,15 @@ def test_python_dash_m_assistant_runs_the_same_cli(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip() == f"assistant: no index at {tmp_path / 'none'}/ — run: assistant build"
+
+
+def test_ask_mode_flag_is_reported_in_json_and_unknown_modes_are_refused(built, capsys, monkeypatch):
+    assert built("ask", "--json", "--mode", "bm25", "Spain") == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["mode"] == "bm25" and answer["passages"][0]["source"] == "doc.txt"
+    monkeypatch.setenv("ASSISTANT_MODE", "dense")
+    assert built("ask", "--json", "Spain") == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "dense"
+    with pytest.raises(SystemExit):
+        built("ask", "--mode", "fuzzy", "Spain")
+    assert "invalid choice: 'fuzzy'" in capsys.readouterr().err
