@@ -17,15 +17,19 @@ class Answer:
     question: str
     passages: list[Passage] = field(default_factory=list)
     mode: str = "hybrid"
+    no_answer: bool = False  # nothing relevant: `passages` are only the closest ones, not an answer
 
     def to_json(self) -> dict:
-        return {"question": self.question, "passages": [p.to_json() for p in self.passages], "mode": self.mode}
+        return {"question": self.question, "passages": [p.to_json() for p in self.passages], "mode": self.mode,
+                "no_answer": self.no_answer}
 
 
 def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
     """Search, then mark in each passage the sentence(s) closest in meaning to the question."""
     vector = retriever.embed_query(question)
     passages = retriever.search(question, k, vector=vector)
+    if not retriever.covers(passages):
+        return Answer(question, passages, retriever.mode, no_answer=True)
     highlight(passages, vector, retriever.embedder, floor=retriever.min_score)
     return Answer(question, passages, retriever.mode)
 

@@ -127,8 +127,9 @@ def _questions(words: list[str]) -> Iterator[str]:
 
 def _format_answer(answer, min_score: float) -> str:
     lines = [f"Q: {answer.question}"]
-    if not answer.passages:
-        lines.append(f"  No passage in the documents matches this question (score below {min_score}).")
+    if answer.no_answer:
+        lines.append(f"Not in the documents: no passage is close to this question (every score is below {min_score}).")
+        lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
     for rank, p in enumerate(answer.passages, start=1):
         where = p.source + (f", page {p.page}" if p.page is not None else "")
         lines.append(f"[{rank}] {where}  (score {p.score:.3f})")

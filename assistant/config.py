@@ -37,7 +37,7 @@ class Settings:
     chunk_tokens: int = 128  # word pieces per passage; chosen in benchmarks/chunking.py
     chunk_overlap: int = 24  # word pieces shared by consecutive windows of a long paragraph
     max_file_mb: float = 50.0
-    min_score: float = 0.15  # passages below this cosine are not shown (unrelated questions score under it)
+    min_score: float = 0.15  # relevance floor: when no passage reaches this cosine, the answer is "not in the documents"
     mode: Mode = "hybrid"
     batch_size: int = 32
     host: str = "127.0.0.1"

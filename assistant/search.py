@@ -66,8 +66,12 @@ class Retriever:
         vector = self.embed_query(query) if vector is None else vector
         rows, ranking = self._rank(query, vector, mode, max(k, CANDIDATES))
         cosines = self.index.stored_vectors(rows.tolist()) @ vector if len(rows) else np.zeros(0, np.float32)
-        keep = [i for i in np.argsort(-ranking, kind="stable") if cosines[i] >= self.min_score][:k]
+        keep = np.argsort(-ranking, kind="stable")[:k]
         return self._passages([int(rows[i]) for i in keep], [float(cosines[i]) for i in keep])
+
+    def covers(self, passages: list[Passage]) -> bool:
+        """Whether the documents answer the question at all: some passage reaches the relevance floor."""
+        return any(p.score >= self.min_score for p in passages)
 
     def _rank(self, query: str, vector: np.ndarray, mode: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate rows and the score they are ranked by."""

@@ -31,10 +31,12 @@ def escape_text(text: str) -> str:
 
 
 def render_answer(answer: Answer, min_score: float) -> str:
-    if not answer.passages:
-        return ("<p>No passage in the documents matches this question closely enough "
-                f"(every score is below {min_score}). Try other words, or add documents and rebuild the index.</p>")
-    return "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
+    passages = "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
+    if answer.no_answer:
+        return ("<p><b>Not in the documents.</b> Nothing relevant was found for this question "
+                f"(every passage scores below {min_score}). Try other words, or add documents and rebuild the index.</p>"
+                + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else ""))
+    return passages
 
 
 def _render_passage(rank: int, passage) -> str:

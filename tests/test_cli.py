@@ -84,7 +84,10 @@ def test_ask_with_bad_k_is_refused(built, capsys):
 def test_question_with_no_good_passage_exits_zero(built, capsys, monkeypatch):
     monkeypatch.setenv("ASSISTANT_MIN_SCORE", "0.999")
     assert built("ask", "--json", "zebra") == 0
-    assert json.loads(capsys.readouterr().out)["passages"] == []
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["no_answer"] is True and answer["passages"]  # the closest ones, flagged
+    assert built("ask", "zebra") == 0
+    assert "Not in the documents" in capsys.readouterr().out
 
 
 def test_status_json_reports_documents_chunks_and_stale(built, corpus, capsys):

@@ -50,9 +50,13 @@ def test_k_below_one_is_refused(retriever):
         retriever.search("Spain", k=0)
 
 
-def test_passages_under_the_relevance_floor_are_dropped(retriever):
+def test_question_below_the_relevance_floor_is_not_covered_but_keeps_its_closest_passages(retriever):
     strict = Retriever(retriever.index, retriever.embedder, min_score=0.99)
-    assert strict.search("completely unrelated words zebra") == []
+    answer = answer_question(strict, "completely unrelated words zebra", k=2)
+    assert answer.no_answer and len(answer.passages) == 2
+    assert all(p.highlights == [] for p in answer.passages)
+    assert answer.to_json()["no_answer"] is True
+    assert not answer_question(retriever, "Kuwait observed", k=1).no_answer
 
 
 def test_answer_highlights_the_sentence_that_matches(retriever):

@@ -60,7 +60,8 @@ def test_empty_question_gets_a_message_not_an_error(assistant, corpus):
 def test_no_relevant_passage_gets_a_clear_message(settings, fake_embedder, corpus):
     (corpus / "doc.txt").write_text("Oman and Qatar attended.")
     strict = Assistant(settings.with_(min_score=0.999), fake_embedder)
-    assert "No passage in the documents matches" in reply(strict, "zebra", 3)
+    html = reply(strict, "zebra", 3)
+    assert "Not in the documents" in html and "<details><summary>Closest passages (not an answer)" in html
 
 
 def test_notice_names_changed_documents_and_the_command(assistant, settings, corpus, fake_embedder):
