@@ -40,6 +40,7 @@ class Task:
     score: Callable[[dict[str, list[Passage]]], dict[str, list[float]]]  # per-query values by metric
     corpus: Path = Path()
     qrels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # SciFact: split -> query -> doc -> grade
+    articles: dict[str, str] = field(default_factory=dict)  # SQuAD: query id -> its article's file prefix
 
 
 class CachedEmbedder(Embedder):
@@ -69,17 +70,18 @@ def squad_task(limit_docs: int | None, questions: int) -> Task:
     """Every paragraph as a document; a seeded sample of the questions on the written paragraphs."""
     articles = json.loads(gzip.decompress(SQUAD_FILE.read_bytes()))["data"]
     documents: dict[str, str] = {}
-    qas: list[tuple[str, list[str]]] = []
+    qas: list[tuple[str, list[str], str]] = []
     for a, article in enumerate(articles):
         for p, paragraph in enumerate(article["paragraphs"]):
             if limit_docs is not None and len(documents) >= limit_docs:
                 break
             documents[f"{a:02d}_{p:03d}.txt"] = paragraph["context"]
-            qas.extend((qa["question"], [x["text"] for x in qa["answers"]]) for qa in paragraph["qas"])
+            qas.extend((qa["question"], [x["text"] for x in qa["answers"]], f"{a:02d}_") for qa in paragraph["qas"])
     chosen = random.Random(SEED).sample(range(len(qas)), min(questions, len(qas)))
     queries = {str(i): qas[i][0] for i in chosen}
     answers = {str(i): qas[i][1] for i in chosen}
-    return Task("squad", documents, queries, SQUAD_K, lambda found: squad_scores(found, answers))
+    articles_of = {str(i): qas[i][2] for i in chosen}
+    return Task("squad", documents, queries, SQUAD_K, lambda found: squad_scores(found, answers), articles=articles_of)
 
 
 def answer_rank(passages: list[Passage], answers: list[str]) -> int | None:
