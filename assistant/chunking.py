@@ -9,7 +9,9 @@ from typing import Protocol
 from .documents import Chunk, Document
 
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
-_MERGE_BELOW = 8  # a paragraph this short (a heading, say) is joined to the next one
+_MERGE_BELOW = 8  # a paragraph this short is joined to the next one
+_HEADING_MAX = 24  # a one-line paragraph this short, with no closing punctuation, is a heading: it joins the next
+_CLOSING = tuple('.!?…"”’\')')
 _SPACY_PIECE = 100_000  # characters handed to the sentence splitter at once
 
 
@@ -32,23 +34,29 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overl
 def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:
     paragraphs = [(lo + m.start(), lo + m.end()) for m in _PARAGRAPH.finditer(text[lo:hi])]
     units: list[tuple[int, int]] = []
-    pending: tuple[int, int, int] | None = None  # a short paragraph waiting to be joined to the next
+    pending: tuple[int, int, int] | None = None  # a heading or short paragraph waiting to be joined to the next
     for start, end in paragraphs:
-        count = len(tok.offsets(text[start:end]))
-        if pending and (pending[2] + count <= size or count > size):  # a long one is windowed, heading included
-            start, count = pending[0], pending[2] + count
+        own = len(tok.offsets(text[start:end]))
+        joins_next = own < _MERGE_BELOW or _is_heading(text[start:end], own)
+        count = own
+        if pending and (pending[2] + own <= size or own > size):  # a long one is windowed, heading included
+            start, count = pending[0], pending[2] + own
         elif pending:
             units.append(pending[:2])
         pending = None
         if count > size:
             units.extend(_windows(text, start, end, tok, size, overlap))
-        elif count < _MERGE_BELOW:
+        elif joins_next:
             pending = (start, end, count)
         else:
             units.append((start, end))
     if pending:
         units.append(pending[:2])
     return units
+
+
+def _is_heading(paragraph: str, count: int) -> bool:
+    return count <= _HEADING_MAX and "\n" not in paragraph and not paragraph.endswith(_CLOSING)
 
 
 def _windows(text: str, start: int, end: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:

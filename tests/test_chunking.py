@@ -324,3 +324,18 @@ def test_seed_article_with_trailing_spaces_and_crlf_still_gives_one_chunk_per_pa
     doc, chunks = seed_chunks(tok, seed_corpus)
     assert len(chunks) >= 10
     assert_invariants(tok, doc, chunks, 128, 254)
+
+
+def test_one_line_heading_without_closing_punctuation_is_joined_to_its_paragraph(tok) -> None:
+    heading = "Effects of border cooperation on trafficking investigations in the region"
+    body = medium_paragraph(1)
+    doc = make_doc(f"{heading}\n\n{body}\n\n{medium_paragraph(2)}")
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert len(chunks) == 2
+    assert chunks[0].text == f"{heading}\n\n{body}"
+
+
+def test_one_line_sentence_ending_with_a_period_is_not_a_heading(tok) -> None:
+    line = "The delegates agreed on a plan to share information on smuggling routes."
+    doc = make_doc(f"{line}\n\n{medium_paragraph(1)}")
+    assert [c.text for c in chunk_document(doc, tok, 128, 24, 254)][0] == line

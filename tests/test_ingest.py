@@ -409,3 +409,11 @@ def test_every_bad_file_gets_a_one_line_reason_and_good_files_are_still_read(cor
     for item in skipped:
         assert item.reason.strip(), item
         assert "\n" not in item.reason and "\r" not in item.reason, item
+
+
+def test_txt_title_comes_from_a_short_unpunctuated_first_line(corpus: Path) -> None:
+    (corpus / "a.txt").write_text("Regional Conference on Border Control\n\nThe conference opened on Tuesday.\n")
+    (corpus / "b.txt").write_text("The conference opened on Tuesday.\n\nMore text.\n")
+    documents, _ = load(corpus)
+    assert documents["a.txt"].title == "Regional Conference on Border Control"
+    assert documents["b.txt"].title == "b"
