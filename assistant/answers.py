@@ -1,4 +1,4 @@
-"""Answers: the retrieved passages, with the sentences that best answer the question highlighted."""
+"""Answers: the passages, the entities they give as a direct answer, highlights, and "not in the documents"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,9 +7,11 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .documents import Passage
+from .extraction import ExtractedAnswer, extract_answer, is_list_question, question_type
 from .search import Retriever
 
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too
+LIST_DEPTH = 30  # candidates searched for a list question (who…, which…), so that a spread-out answer is complete
 
 
 @dataclass
@@ -18,20 +20,32 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     mode: str = "hybrid"
     no_answer: bool = False  # nothing relevant: `passages` are only the closest ones, not an answer
+    answer: ExtractedAnswer | None = None
 
     def to_json(self) -> dict:
         return {"question": self.question, "passages": [p.to_json() for p in self.passages], "mode": self.mode,
-                "no_answer": self.no_answer}
+                "no_answer": self.no_answer, "answer": _answer_json(self.answer)}
 
 
 def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
-    """Search, then mark in each passage the sentence(s) closest in meaning to the question."""
+    """Search (deeper for a list question), draw the entities that answer it, and mark the best sentences."""
     vector = retriever.embed_query(question)
-    passages = retriever.search(question, k, vector=vector)
-    if not retriever.covers(passages):
-        return Answer(question, passages, retriever.mode, no_answer=True)
-    highlight(passages, vector, retriever.embedder, floor=retriever.min_score)
-    return Answer(question, passages, retriever.mode)
+    asks_entities = question_type(question) is not None
+    depth = max(k, LIST_DEPTH) if asks_entities and is_list_question(question) else k
+    found = retriever.search(question, depth, vector=vector)
+    shown = found[:k]
+    if not retriever.covers(shown):
+        return Answer(question, shown, retriever.mode, no_answer=True)
+    # the answer may be spread over a relevant document: its other candidate passages count, however they score
+    relevant_sources = {p.source for p in found if p.score >= retriever.min_score}
+    pool = [p for p in found if p.source in relevant_sources]
+    extracted = extract_answer(question, pool) if asks_entities else None
+    if extracted:
+        cited = {chunk_id for item in extracted.items for chunk_id in item.passages}
+        shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
+        _mark_entities(shown, extracted)
+    highlight(shown, vector, retriever.embedder, floor=retriever.min_score)
+    return Answer(question, shown, retriever.mode, answer=extracted)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:
@@ -50,3 +64,20 @@ def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor
             best = float(own.max())
             cut = max(best - HIGHLIGHT_MARGIN, floor)
             passage.highlights = [span for span, score in zip(found, own) if score >= cut]
+
+
+def _mark_entities(passages: list[Passage], extracted: ExtractedAnswer) -> None:
+    by_id = {p.chunk_id: p for p in passages}
+    for item in extracted.items:
+        for chunk_id, start, end in item.spans:
+            if chunk_id in by_id:
+                by_id[chunk_id].entities.append((start, end))
+    for passage in passages:
+        passage.entities.sort()
+
+
+def _answer_json(extracted: ExtractedAnswer | None) -> dict | None:
+    if extracted is None:
+        return None
+    return {"type": extracted.type,
+            "items": [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in extracted.items]}

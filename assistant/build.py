@@ -17,7 +17,7 @@ from .chunking import chunk_document
 from .config import Settings
 from .documents import Chunk, Document, Section, SkippedFile
 from .embedding import Embedder, Progress
-from .errors import ConfigError
+from .errors import ConfigError, IndexMismatch
 from .index import FORMAT, Index, build_lock, current_build, fault_point, publish, remove_old_builds, write_build
 from .ingest import SkipFile, check_readable, file_sha256, iter_corpus, read_document
 
@@ -110,9 +110,13 @@ def _reusable(settings: Settings, rebuild: bool) -> Index | None:
     folder = current_build(settings.index)
     if folder is None or rebuild:
         return None
-    index = Index(folder)
+    try:
+        index = Index(folder)
+    except IndexMismatch as why:
+        log.warning("%s; re-embedding every document", why)
+        return None
     manifest = index.manifest
-    if manifest.get("format") != FORMAT or manifest["model"] != settings.model or any(
+    if manifest["model"] != settings.model or any(
         manifest["chunking"].get(k) != v for k, v in settings.chunking().items()
     ):
         log.warning("index was built with other settings; re-embedding every document")

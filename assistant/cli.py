@@ -130,6 +130,12 @@ def _format_answer(answer, min_score: float) -> str:
     if answer.no_answer:
         lines.append(f"Not in the documents: no passage is close to this question (every score is below {min_score}).")
         lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
+    if answer.answer:
+        number = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
+        lines.append(f"Answer ({answer.answer.type}):")
+        for item in answer.answer.items:
+            cites = "".join(f"[{number[c]}]" for c in item.passages if c in number)
+            lines.append(f"  - {item.text}" + (f" — {item.role}" if item.role else "") + f" {cites}")
     for rank, p in enumerate(answer.passages, start=1):
         where = p.source + (f", page {p.page}" if p.page is not None else "")
         lines.append(f"[{rank}] {where}  (score {p.score:.3f})")

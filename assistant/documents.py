@@ -55,7 +55,8 @@ class Passage:
     end: int
     chunk_id: str
     title: str = ""
-    highlights: list[tuple[int, int]] = field(default_factory=list)  # offsets within `text`
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # best sentences, offsets within `text`
+    entities: list[tuple[int, int]] = field(default_factory=list)  # answer entities, offsets within `text`
 
     def to_json(self) -> dict:
         return {
@@ -68,4 +69,5 @@ class Passage:
             "chunk_id": self.chunk_id,
             "title": self.title,
             "highlights": [list(span) for span in self.highlights],
+            "entities": [list(span) for span in self.entities],
         }

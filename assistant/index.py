@@ -22,7 +22,7 @@ from .lexical import LexicalIndex, write_bm25
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: bm25/ beside the vectors
 POINTER = "CURRENT"
 BUILDS = "builds"
 _SCHEMA = """
@@ -144,6 +144,9 @@ class Index:
 
         self.folder = folder
         self.manifest: dict = json.loads((folder / "manifest.json").read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise IndexMismatch(f"the index at {folder.parent.parent}/ was written by another version of the assistant "
+                                f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild")
         self.vectors = faiss.read_index(str(folder / "vectors.faiss"))
         self.lexical = LexicalIndex(folder, int(self.vectors.ntotal))
         self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)

@@ -18,6 +18,7 @@ CSS = """
 .passage {border-left: 3px solid #d0d7de; padding: 0.2em 0 0.2em 0.8em; margin: 0 0 0.9em 0;}
 .passage .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.2em;}
 .passage mark {background: #fff3a3; color: inherit;}
+.answer {margin: 0 0 1em 0;} .answer ul {margin: 0.2em 0 0 1.2em;}
 """
 # Document text is escaped into HTML entities, Markdown's and LaTeX's special characters included, and
 # newlines become <br>, so the whole reply is one HTML block with nothing for Markdown or KaTeX to act on.
@@ -36,19 +37,42 @@ def render_answer(answer: Answer, min_score: float) -> str:
         return ("<p><b>Not in the documents.</b> Nothing relevant was found for this question "
                 f"(every passage scores below {min_score}). Try other words, or add documents and rebuild the index.</p>"
                 + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else ""))
-    return passages
+    return _render_entities(answer) + passages
+
+
+def _render_entities(answer: Answer) -> str:
+    """The direct answer: one line per entity, with its role and links to the passages it comes from."""
+    if answer.answer is None:
+        return ""
+    rank = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
+    lines = []
+    for item in answer.answer.items:
+        role = f" — {escape_text(item.role)}" if item.role else ""
+        cites = " ".join(f'<a href="#passage-{rank[c]}">[{rank[c]}]</a>' for c in item.passages if c in rank)
+        lines.append(f"<li><strong>{escape_text(item.text)}</strong>{role} {cites}</li>")
+    kind = {"person": "People", "place": "Places", "organization": "Organizations", "date": "Dates", "number": "Numbers"}
+    return (f'<div class="answer"><div class="source">Answer &#183; {kind.get(answer.answer.type, "Entities")} '
+            f'({len(lines)})</div><ul>{"".join(lines)}</ul></div>')
 
 
 def _render_passage(rank: int, passage) -> str:
     where = escape_text(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
-    pieces, cursor = [], 0
-    for start, end in passage.highlights:
-        pieces.append(escape_text(passage.text[cursor:start]))
-        pieces.append(f"<mark>{escape_text(passage.text[start:end])}</mark>")
-        cursor = end
-    pieces.append(escape_text(passage.text[cursor:]))
-    return (f'<div class="passage"><div class="source">[{rank}] {where} &#183; score {passage.score:.2f}</div>'
-            f'<div class="text">{"".join(pieces)}</div></div>')
+    return (f'<div class="passage" id="passage-{rank}"><div class="source">[{rank}] {where} &#183; score {passage.score:.2f}'
+            f'</div><div class="text">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>')
+
+
+def _marked(text: str, sentences: list[tuple[int, int]], entities: list[tuple[int, int]]) -> str:
+    """Escaped text with <mark> on the best sentences and <strong> on the answer entities (they may nest)."""
+    cuts = sorted({0, len(text), *(x for span in sentences + entities for x in span)})
+    pieces = []
+    for start, end in zip(cuts, cuts[1:]):
+        piece = escape_text(text[start:end])
+        if any(s <= start and end <= e for s, e in entities):
+            piece = f"<strong>{piece}</strong>"
+        if any(s <= start and end <= e for s, e in sentences):
+            piece = f"<mark>{piece}</mark>"
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def build_demo(settings: Settings | None = None, assistant: Assistant | None = None) -> gr.Blocks:

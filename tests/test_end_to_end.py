@@ -70,3 +70,29 @@ def test_unknown_model_fails_fast_with_a_clear_message(tmp_path, capsys, monkeyp
     assert cli.main(["build", "--model", "no-such-org/no-such-model"]) == 1
     err = capsys.readouterr().err
     assert "cannot load embedding model 'no-such-org/no-such-model'" in err and "ASSISTANT_MODEL" in err
+
+
+def test_speakers_question_answers_the_three_speakers_and_the_ambassador_whose_message_was_delivered(seed_assistant):
+    answer = seed_assistant.ask("Who spoke at the conference?", 5)
+    items = {item.text: item for item in answer.answer.items}
+    assert answer.answer.type == "person"
+    assert set(items) == {"Cesar Guedes", "Ahsan Iqbal", "Mushahid Hussain Syed", "Leon Waskin"}
+    assert "message" in items["Leon Waskin"].role and "Federal Minister of Interior" in items["Ahsan Iqbal"].role
+    shown = {p.chunk_id: p for p in answer.passages}
+    for item in items.values():  # every cited passage is in the reply, with the entity marked in it
+        for chunk_id in item.passages:
+            passage = shown[chunk_id]
+            assert item.text in [passage.text[s:e] for s, e in passage.entities]
+
+
+def test_countries_question_answers_exactly_the_21_participants(seed_assistant):
+    answer = seed_assistant.ask("Which countries took part?", 5)
+    names = [item.text for item in answer.answer.items]
+    assert names == ["Pakistan", "Afghanistan", "Iran", "Turkey", "Greece", "Spain", "Italy", "Austria", "Oman",
+                     "Qatar", "Bahrain", "Saudi Arabia", "Kuwait", "Thailand", "Malaysia", "Indonesia", "Hungary",
+                     "Russian Federation", "Czech Republic", "UAE", "Iraq"]
+
+
+def test_france_question_is_not_in_the_documents_and_has_no_answer(seed_assistant):
+    answer = seed_assistant.ask("What is the capital of France?", 5).to_json()
+    assert answer["no_answer"] is True and answer["answer"] is None

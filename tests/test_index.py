@@ -189,3 +189,16 @@ def test_empty_corpus_builds_an_empty_index_that_answers_nothing(settings, fake_
     summary = build_index(settings, fake_embedder)
     assert summary.chunks == 0 and summary.published
     assert Retriever(open_index(settings.index), fake_embedder, -1.0).search("anything") == []
+
+
+def test_index_of_an_older_format_says_to_rebuild_and_the_next_build_replaces_it(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    manifest_path = current_build(settings.index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="another version of the assistant .* run: assistant build --rebuild"):
+        open_index(settings.index)
+    assert build_index(settings, fake_embedder).added == 3
+    assert open_index(settings.index).manifest["format"] == 2
