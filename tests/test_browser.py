@@ -74,7 +74,16 @@ def test_countries_question_shows_the_country_list_first_with_its_source(browser
     page, _ = ask(browser, app_url, "Which countries took part?")
     first = page.locator(".passage").first
     assert "unodc-regional-conference-islamabad.txt" in first.inner_text()
-    assert "Czech Republic UAE" in first.locator("mark").first.inner_text()
+    assert "Czech Republic UAE" in first.inner_text()
+    assert "participant countries" in "".join(first.locator("mark").all_inner_texts())
+    assert len(page.locator(".answer li").all()) == 21
+    page.close()
+
+
+def test_speakers_question_shows_the_four_speakers_above_the_passages(browser, app_url):
+    page, _ = ask(browser, app_url, "Who spoke at the conference?")
+    names = page.locator(".answer li strong").all_inner_texts()
+    assert sorted(names) == ["Ahsan Iqbal", "Cesar Guedes", "Leon Waskin", "Mushahid Hussain Syed"]
     page.close()
 
 

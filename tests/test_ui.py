@@ -79,3 +79,14 @@ def test_demo_has_chat_examples_and_passage_count_control(assistant):
     kinds = {type(block).__name__ for block in demo.blocks.values()}
     assert {"Chatbot", "Slider", "Textbox", "Dataset"} <= kinds
     assert "Who spoke at the conference?" in str(demo.config)
+
+
+def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant, corpus):
+    (corpus / "talks.txt").write_text(
+        "Federal Minister of Interior, Ahsan Iqbal in his remarks said hospitals need more nurses.\n\n"
+        "The weather was fine all week.")
+    html = reply(assistant, "Who spoke about hospitals?", 2)
+    assert html.index('class="answer"') < html.index('class="passage"')
+    assert "<strong>Ahsan Iqbal</strong> — Federal Minister of Interior" in html
+    assert '<a href="#passage-1">[1]</a>' in html and 'id="passage-1"' in html
+    assert "<mark>" in html and "<strong>Ahsan Iqbal</strong> in his" in html.replace("<mark>", "").replace("</mark>", "")
