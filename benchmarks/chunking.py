@@ -33,8 +33,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -273,34 +273,41 @@ def _cell(column: str, value: object) -> str:
 
 # ---- main ----------------------------------------------------------------------------------------
 
-def run_task(task: Task, sizes: list[int], work: Path, embedder: CachedEmbedder) -> tuple[list[dict], dict]:
-    """All sizes on one dataset: summary rows and per-query scores by size."""
+def run_task(task: Task, sizes: list[int], work: Path, embedder: CachedEmbedder) -> Iterator[tuple[dict, dict]]:
+    """All sizes on one dataset, one at a time: yields the summary row and the per-query scores."""
     task.corpus = work / f"{task.name}-corpus"
     write_corpus(task.corpus, task.documents)
     log(f"{task.name}: {len(task.documents)} documents, {len(task.queries)} queries; embedding the queries")
     embedder.remember(list(task.queries.values()))
-    rows, per_size = [], {}
     for size in sizes:
         result = run_size(task, size, work, embedder)
-        rows.append(summarise(task, size, result))
-        per_size[size] = result["per_query"]
-        log(f"  {task.name} {size}: " + ", ".join(f"{k} {v}" for k, v in rows[-1].items() if not k.endswith(" n")))
-    return rows, per_size
+        row = summarise(task, size, result)
+        log(f"  {task.name} {size}: " + ", ".join(f"{k} {v}" for k, v in row.items() if not k.endswith(" n")))
+        yield row, result["per_query"]
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """Every dataset and size; with --out, the JSON is rewritten after each configuration."""
     embedder = CachedEmbedder()
     tasks = {"squad": lambda: squad_task(args.limit_docs, args.questions),
              "scifact": lambda: scifact_task(args.limit_docs, args.scifact_k)}
-    names = list(tasks) if args.dataset == "both" else [args.dataset]
     rows = {size: {"chunk_tokens": size, "chunk_overlap": size // 5} for size in args.sizes}
-    intervals: dict[str, dict[int, tuple[float, float]]] = {}
-    for name in names:
-        task_rows, per_size = run_task(tasks[name](), args.sizes, work, embedder)
-        for row in task_rows:
+    results = {"settings": vars(args), "rows": list(rows.values()), "paired_differences": {}, "per_query": {}}
+    for name in (list(tasks) if args.dataset == "both" else [args.dataset]):
+        per_size: dict[int, dict[str, list[float]]] = {}
+        for row, scores in run_task(tasks[name](), args.sizes, work, embedder):
             rows[row["chunk_tokens"]].update(row)
-        intervals.update({f"{name} {m}": v for m, v in paired_intervals(per_size).items()})
-    return {"settings": vars(args), "rows": list(rows.values()), "paired_differences": intervals}
+            per_size[row["chunk_tokens"]] = scores
+            results["per_query"][f"{name} {row['chunk_tokens']}"] = scores  # in sorted query-id order
+            save(results, args.out)
+        results["paired_differences"].update({f"{name} {m}": v for m, v in paired_intervals(per_size).items()})
+    save(results, args.out)
+    return results
+
+
+def save(results: dict[str, object], out: Path | None) -> None:
+    if out:
+        out.write_text(json.dumps(results, indent=1, default=str) + "\n")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -327,8 +334,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(format_table(results["rows"]))
     print()
     print(format_intervals(results["paired_differences"]))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
