@@ -23,7 +23,6 @@ EVAL = Path("/work/shared/eval")
 SQUAD_FILE = EVAL / "squad" / "dev-v1.1.json.gz"
 SCIFACT_DIR = EVAL / "scifact"
 REPO = Path(__file__).resolve().parent.parent
-SIZES = [64, 96, 128, 192, 254]
 SEED = 20240501
 SQUAD_K = 20  # passages per SQuAD question: recall@20 and MRR@20
 NDCG_AT = 10
