@@ -4,12 +4,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from .documents import Passage
+from .places import country_code, fold, is_place
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -175,7 +174,7 @@ def _suspect_spans(doc: Doc) -> list[tuple[int, int]]:
 def _fix_place(ent: Span) -> list[Span]:
     """An ORG pycountry knows as a place ("ISLAMABAD" at a dateline) is a GPE; a GPE made of consecutive
     country names ("Czech Republic UAE", its comma missing) is split into them."""
-    if ent.label_ == "ORG" and _is_place(ent.text):
+    if ent.label_ == "ORG" and is_place(ent.text):
         return [_span(ent.doc, ent.start, ent.end, "GPE")]
     parts = _country_parts(ent) if ent.label_ in LABELS["place"] else []
     return [_span(ent.doc, part.start, part.end, ent.label_) for part in parts] if len(parts) > 1 else [ent]
@@ -287,24 +286,24 @@ def _countries(docs: list[Doc], participants: bool) -> list[_Mention]:
 
 def _country_mentions(doc: Doc, index: int) -> list[_Mention]:
     places = [ent for ent in doc.ents if ent.label_ in LABELS["place"]]
-    found = [_Mention(code, ent, index) for ent in places if (code := _country(ent.text))]
+    found = [_Mention(code, ent, index) for ent in places if (code := country_code(ent.text))]
     known = {m.span.root.i for m in found}
     for ent in places:  # pycountry lacks some everyday names ("Turkey" is only "Türkiye"): trust a coordinated list
         neighbours = [c for c in ent.root.children if c.dep_ == "conj"]
         if ent.root.dep_ == "conj":
             neighbours.append(ent.root.head)
-        if ent.root.i not in known and not _is_place(ent.text) and any(n.i in known for n in neighbours):
-            found.append(_Mention(_fold(ent.text), ent, index))
+        if ent.root.i not in known and not is_place(ent.text) and any(n.i in known for n in neighbours):
+            found.append(_Mention(fold(ent.text), ent, index))
     return sorted(found, key=lambda m: m.span.start)
 
 
 def _country_parts(span: Span) -> list[Span]:
     """`span` cut into consecutive country names, longest first ("Czech Republic", not "Czech"); [] if it can't be.
     Parts must be exact names: a name prefix would cut "Guinea Bissau" into two countries."""
-    if _country(span.text, exact=True):
+    if country_code(span.text, exact=True):
         return [span]
     for cut in range(span.end - 1, span.start, -1):
-        head_is_country = _country(span.doc[span.start:cut].text, exact=True)
+        head_is_country = country_code(span.doc[span.start:cut].text, exact=True)
         rest = _country_parts(span.doc[cut:span.end]) if head_is_country else []
         if rest:
             return [span.doc[span.start:cut], *rest]
@@ -319,54 +318,6 @@ def _qualifies_person(token: Token) -> bool:
     while token.dep_ in ("compound", "amod", "nmod") and token.head is not token:  # "US" in "US Ambassador X"
         token = token.head
     return token.ent_type_ == "PERSON"
-
-
-def _fold(text: str) -> str:
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return text.replace("-", " ").casefold().strip()
-
-
-@lru_cache(maxsize=1)
-def _country_names() -> list[tuple[str, list[str], set[str]]]:
-    """(alpha-3, folded names, initials of the names' capitalised words) for every pycountry country."""
-    import pycountry
-
-    table = []
-    for country in pycountry.countries:
-        names = [n for f in ("name", "official_name", "common_name") if (n := getattr(country, f, None))]
-        initials = {"".join(w[0] for w in re.findall(r"\b[A-Z]\w*", n)) for n in names}
-        table.append((country.alpha_3, [_fold(n) for n in names], initials))
-    return table
-
-
-@lru_cache(maxsize=4096)
-def _country(name: str, exact: bool = False) -> str | None:
-    """pycountry's alpha-3 code for a country's name or code, the initials of its name ("UAE") or, unless `exact`,
-    a word prefix of only its names ("Russia"). Not search_fuzzy: it matches subdivisions, making Islamabad Pakistan."""
-    import pycountry
-
-    try:
-        return pycountry.countries.lookup(name.strip()).alpha_3
-    except LookupError:
-        pass
-    if name.isalpha() and name.isupper():
-        matches = {code for code, _, initials in _country_names() if name in initials}
-    elif exact:
-        return None
-    else:
-        prefix = re.compile(r"\b" + re.escape(_fold(name)))
-        matches = {code for code, names, _ in _country_names() if any(prefix.search(n) for n in names)}
-    return next(iter(matches)) if len(matches) == 1 else None
-
-
-@lru_cache(maxsize=4096)
-def _is_place(name: str) -> bool:
-    import pycountry
-
-    try:
-        return bool(pycountry.subdivisions.lookup(name.strip()))
-    except LookupError:
-        return _country(name) is not None
 
 
 def _group(mentions: list[_Mention], passages: list[Passage]) -> list[AnswerItem]:
