@@ -13,6 +13,7 @@ from .config import MODES, Settings
 from .errors import AssistantError
 
 log = logging.getLogger(__name__)
+_LISTED = 20  # documents listed by `assistant status`
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,13 +147,22 @@ def _format_answer(answer, min_score: float) -> str:
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     from .service import Assistant
 
-    status = Assistant(settings).status()
+    assistant = Assistant(settings)
+    status = assistant.status()
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
         return 0
     print(f"index:     {status['index']}/  built {status['built_at']}")
     print(f"model:     {status['model']}")
     print(f"documents: {status['documents']}  chunks: {status['chunks']}  skipped: {len(status['skipped'])}")
+    documents = assistant.index().manifest["documents"]
+    for path in list(documents)[:_LISTED]:
+        count = documents[path]['chunks']
+        print(f"  {path}  ({count} chunk{'' if count == 1 else 's'})  {documents[path]['title']}")
+    if len(documents) > _LISTED:
+        print(f"  … and {len(documents) - _LISTED} more")
+    for skipped in status["skipped"]:
+        print(f"  skipped {skipped['path']}: {skipped['reason']}")
     if status["stale"]:
         print(f"changed since the build ({len(status['stale'])}): {', '.join(status['stale'])} — run: assistant build")
     else:

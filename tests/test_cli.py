@@ -101,7 +101,8 @@ def test_status_json_reports_documents_chunks_and_stale(built, corpus, capsys):
 def test_status_text_names_the_command_to_rebuild(built, corpus, capsys):
     (corpus / "doc.txt").write_text("changed")
     assert built("status") == 0
-    assert "run: assistant build" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "run: assistant build" in out and "doc.txt  (1 chunk)" in out
 
 
 def test_flags_override_environment(built, tmp_path, capsys):
