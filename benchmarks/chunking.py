@@ -9,8 +9,10 @@ all-MiniLM-L6-v2 `Embedder`, searches it with `Retriever`, and measures:
 - BEIR SciFact: every abstract is one .txt (title, blank line, text); documents are ranked by
   their best passage; nDCG@10 on the train split (for choosing) and the test split (for reporting).
 
-It also counts chunks and chunks per document, and prints paired 95% intervals of each size's
-difference from the best size, so that "within noise" can be judged.
+Each index is searched in every --modes (default: dense, and hybrid, the product's default), so a
+row is one (chunk size, mode) configuration. It also counts chunks and chunks per document, and
+prints paired 95% intervals of each size's difference from the best size in the same mode, so that
+"within noise" can be judged.
 
 The evaluation data is read from /work/shared/eval and the temporary corpora and indexes are
 written outside the repository (a temporary folder, or --work). Embedding is the cost: the full
@@ -46,12 +48,13 @@ from evaldata import (  # noqa: E402  (benchmarks/ is not a package)
 )
 
 SIZES = [64, 96, 128, 192, 254]
+MODES = ["dense", "hybrid"]
 
 
 # ---- running one configuration -------------------------------------------------------------------
 
-def run_size(task: Task, size: int, work: Path, embedder: CachedEmbedder) -> dict[str, object]:
-    """Build a fresh index at this chunk size, search every query, return counts and per-query scores."""
+def run_size(task: Task, size: int, modes: list[str], work: Path, embedder: CachedEmbedder) -> dict[str, object]:
+    """Build a fresh index at this chunk size, search every query in every mode; counts and per-query scores."""
     settings = Settings(corpus=task.corpus, index=work / f"{task.name}-index-{size}",
                         chunk_tokens=size, chunk_overlap=size // 5, min_score=-1.0)
     summary = build_index(settings, embedder, rebuild=True, progress=throttled(f"{task.name} {size}"))
@@ -59,12 +62,13 @@ def run_size(task: Task, size: int, work: Path, embedder: CachedEmbedder) -> dic
     index = open_index(settings.index, settings.model, settings.chunking())
     try:
         retriever = Retriever(index, embedder, settings.min_score)
-        found = {q: retriever.search(text, task.k) for q, text in task.queries.items()}
-        result = {"chunks": summary.chunks, **chunk_counts(index), "build_s": round(summary.seconds, 1)}
+        scores = {mode: task.score({q: retriever.search(text, task.k, mode=mode) for q, text in task.queries.items()})
+                  for mode in modes}
+        counts = {"chunks": summary.chunks, **chunk_counts(index), "build_s": round(summary.seconds, 1)}
     finally:
         index.close()
         shutil.rmtree(settings.index, ignore_errors=True)
-    return {**result, "per_query": task.score(found)}
+    return {"counts": counts, "per_query": scores}
 
 
 def chunk_counts(index: Index) -> dict[str, float]:
@@ -74,13 +78,13 @@ def chunk_counts(index: Index) -> dict[str, float]:
 
 # ---- summarising ---------------------------------------------------------------------------------
 
-def summarise(task: Task, size: int, result: dict[str, object]) -> dict[str, float]:
+def summarise(task: Task, size: int, mode: str, result: dict[str, object]) -> dict[str, object]:
     """One configuration's flat row for one dataset: counts, then metric means (prefixed by dataset)."""
-    row = {f"{task.name} {key}": value for key, value in result.items() if key != "per_query"}
-    for metric, values in result["per_query"].items():
+    row = {f"{task.name} {key}": value for key, value in result["counts"].items()}
+    for metric, values in result["per_query"][mode].items():
         row[f"{task.name} {metric}"] = round(float(np.mean(values)), 4)
         row[f"{task.name} {metric} n"] = len(values)
-    return {"chunk_tokens": size, "chunk_overlap": size // 5, **row}
+    return {"chunk_tokens": size, "chunk_overlap": size // 5, "mode": mode, **row}
 
 
 def paired_intervals(per_size: dict[int, dict[str, list[float]]]) -> dict[str, dict[int, tuple[float, float]]]:
@@ -111,9 +115,9 @@ def format_table(rows: list[dict[str, object]]) -> str:
 def format_intervals(intervals: dict[str, dict[int, tuple[float, float]]]) -> str:
     sizes = sorted(next(iter(intervals.values())))
     lines = ["difference from the best size, mean ± paired 95% half-width (0 marks the best):",
-             "metric".ljust(22) + "".join(str(s).rjust(18) for s in sizes)]
+             "metric".ljust(29) + "".join(str(s).rjust(18) for s in sizes)]
     for metric, by_size in intervals.items():
-        lines.append(metric.ljust(22) + "".join(f"{by_size[s][0]:+.4f} ±{by_size[s][1]:.4f}".rjust(18) for s in sizes))
+        lines.append(metric.ljust(29) + "".join(f"{by_size[s][0]:+.4f} ±{by_size[s][1]:.4f}".rjust(18) for s in sizes))
     return "\n".join(lines)
 
 
@@ -123,17 +127,19 @@ def _cell(column: str, value: object) -> str:
 
 # ---- main ----------------------------------------------------------------------------------------
 
-def run_task(task: Task, sizes: list[int], work: Path, embedder: CachedEmbedder) -> Iterator[tuple[dict, dict]]:
-    """All sizes on one dataset, one at a time: yields the summary row and the per-query scores."""
+def run_task(task: Task, sizes: list[int], modes: list[str], work: Path,
+             embedder: CachedEmbedder) -> Iterator[tuple[int, dict[str, dict]]]:
+    """All sizes on one dataset, one at a time: yields the size and its result (counts, per-query scores by mode)."""
     task.corpus = work / f"{task.name}-corpus"
     write_corpus(task.corpus, task.documents)
     log(f"{task.name}: {len(task.documents)} documents, {len(task.queries)} queries; embedding the queries")
     embedder.remember(list(task.queries.values()))
     for size in sizes:
-        result = run_size(task, size, work, embedder)
-        row = summarise(task, size, result)
-        log(f"  {task.name} {size}: " + ", ".join(f"{k} {v}" for k, v in row.items() if not k.endswith(" n")))
-        yield row, result["per_query"]
+        result = run_size(task, size, modes, work, embedder)
+        for mode in modes:
+            row = summarise(task, size, mode, result)
+            log(f"  {task.name} {size}: " + ", ".join(f"{k} {v}" for k, v in row.items() if not k.endswith(" n")))
+        yield size, result
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -141,16 +147,20 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     embedder = CachedEmbedder()
     tasks = {"squad": lambda: squad_task(args.limit_docs, args.questions),
              "scifact": lambda: scifact_task(args.limit_docs, args.scifact_k)}
-    rows = {size: {"chunk_tokens": size, "chunk_overlap": size // 5} for size in args.sizes}
+    rows = {(s, m): {"chunk_tokens": s, "chunk_overlap": s // 5, "mode": m} for m in args.modes for s in args.sizes}
     results = {"settings": vars(args), "rows": list(rows.values()), "paired_differences": {}, "per_query": {}}
     for name in (list(tasks) if args.dataset == "both" else [args.dataset]):
-        per_size: dict[int, dict[str, list[float]]] = {}
-        for row, scores in run_task(tasks[name](), args.sizes, work, embedder):
-            rows[row["chunk_tokens"]].update(row)
-            per_size[row["chunk_tokens"]] = scores
-            results["per_query"][f"{name} {row['chunk_tokens']}"] = scores  # in sorted query-id order
+        task = tasks[name]()
+        per_size: dict[int, dict[str, dict[str, list[float]]]] = {}
+        for size, result in run_task(task, args.sizes, args.modes, work, embedder):
+            per_size[size] = result["per_query"]
+            for mode in args.modes:
+                rows[size, mode].update(summarise(task, size, mode, result))
+                results["per_query"][f"{name} {size} {mode}"] = result["per_query"][mode]  # sorted query ids
             save(results, args.out)
-        results["paired_differences"].update({f"{name} {m}": v for m, v in paired_intervals(per_size).items()})
+        for mode in args.modes:
+            by_size = {size: scores[mode] for size, scores in per_size.items()}
+            results["paired_differences"].update({f"{name} {m} {mode}": v for m, v in paired_intervals(by_size).items()})
     save(results, args.out)
     return results
 
@@ -164,6 +174,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["squad", "scifact", "both"], default="both")
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="chunk_tokens values (overlap = size // 5)")
+    parser.add_argument("--modes", nargs="+", choices=["dense", "bm25", "hybrid"], default=MODES,
+                        help="search modes to evaluate each index in (the index is built once)")
     parser.add_argument("--questions", type=int, default=2000, help="SQuAD questions, a seeded sample")
     parser.add_argument("--limit-docs", type=int, default=None, help="write only the first N documents of each dataset")
     parser.add_argument("--scifact-k", type=int, default=100, help="passages per claim, so that 10 documents remain")
