@@ -1,10 +1,17 @@
 """The web app: `python app.py` serves it on 127.0.0.1:7860; `gradio app.py` reloads it while you edit."""
+import sys
+
 from assistant.cli import report_errors
 from assistant.config import Settings
+from assistant.errors import AssistantError
+from assistant.service import Assistant
 from assistant.ui import build_demo, serve
 
-settings = Settings.from_env()
-demo = build_demo(settings)
+try:
+    assistant = Assistant(Settings.from_env())
+except AssistantError as err:  # a bad ASSISTANT_* value: one line, no traceback
+    sys.exit(f"assistant: {err}")
+demo = build_demo(assistant=assistant)
 
 if __name__ == "__main__":
-    raise SystemExit(report_errors(lambda: serve(settings, demo) or 0))
+    raise SystemExit(report_errors(lambda: serve(assistant, demo) or 0))

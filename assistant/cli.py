@@ -76,21 +76,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .service import Assistant
 
-    bar: tqdm | None = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="embedding", unit="chunk", file=sys.stderr)
-        bar.update(done - bar.n)
-
-    summary = Assistant(settings).build(rebuild=args.rebuild, progress=progress)
-    if bar is not None:
-        bar.close()
+    summary = Assistant(settings).build_in_terminal(rebuild=args.rebuild)
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:
@@ -171,9 +159,10 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .service import Assistant
     from .ui import serve
 
-    serve(settings)
+    serve(Assistant(settings))
     return 0
 
 

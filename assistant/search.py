@@ -65,9 +65,9 @@ class Retriever:
             raise QueryError(f"k must be at least 1 (got {k})")
         vector = self.embed_query(query) if vector is None else vector
         rows, ranking = self._rank(query, vector, mode, max(k, CANDIDATES))
-        cosines = self.index.stored_vectors(rows.tolist()) @ vector if len(rows) else np.zeros(0, np.float32)
         keep = np.argsort(-ranking, kind="stable")[:k]
-        return self._passages([int(rows[i]) for i in keep], [float(cosines[i]) for i in keep])
+        cosines = self._cosines(rows[keep], vector)
+        return self._passages([int(r) for r in rows[keep]], [float(c) for c in cosines])
 
     def covers(self, passages: list[Passage]) -> bool:
         """Whether the documents answer the question at all: some passage reaches the relevance floor."""
@@ -83,8 +83,13 @@ class Retriever:
         if mode == "bm25":
             return top_lexical, lexical[top_lexical]
         rows = np.union1d(np.array([r for r, _ in dense], dtype=np.int64), top_lexical)
-        dense_scores = self.index.stored_vectors(rows.tolist()) @ vector if len(rows) else np.zeros(0, np.float32)
-        return rows, fuse(dense_scores, lexical[rows], self.weight, self.fusion)
+        return rows, fuse(self._cosines(rows, vector), lexical[rows], self.weight, self.fusion)
+
+    def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """Cosine of each row's stored vector with the question's (both are normalized)."""
+        if not len(rows):
+            return np.zeros(0, np.float32)
+        return self.index.stored_vectors(rows.tolist()) @ np.asarray(vector, dtype=np.float32)
 
     def _passages(self, rows: list[int], cosines: list[float]) -> list[Passage]:
         stored = self.index.chunks(rows)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from .answers import Answer, answer_question
@@ -41,6 +42,23 @@ class Assistant:
         summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
         log.info("build: %s", summary.line())
         return summary
+
+    def build_in_terminal(self, rebuild: bool = False) -> BuildSummary:
+        """A build with a progress bar on stderr while embedding (shown only once there is work)."""
+        from tqdm import tqdm
+
+        bar: tqdm | None = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            bar = bar or tqdm(total=total, desc="embedding", unit="chunk", file=sys.stderr)
+            bar.update(done - bar.n)
+
+        try:
+            return self.build(rebuild=rebuild, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def status(self) -> dict:
         index = self.index()

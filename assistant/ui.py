@@ -136,16 +136,12 @@ def _build_with_progress(assistant: Assistant, progress) -> None:
     assistant.build(progress=report)
 
 
-def serve(settings: Settings, demo: gr.Blocks | None = None) -> None:
+def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
     """Build the index first if there is none (progress in the terminal), then serve the chat."""
-    assistant = Assistant(settings)
+    settings = assistant.settings
     if not assistant.has_index():
-        from tqdm import tqdm
-
         print(f"no index at {settings.index}/ yet — building it from {settings.corpus}/", file=sys.stderr)
-        with tqdm(desc="embedding", unit="chunk", file=sys.stderr) as bar:
-            summary = assistant.build(progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
-        print(summary.line(), file=sys.stderr)
+        print(assistant.build_in_terminal().line(), file=sys.stderr)
     assistant.index()
     try:
         (demo or build_demo(assistant=assistant)).launch(server_name=settings.host, server_port=settings.port, css=CSS)
