@@ -1,11 +1,12 @@
-"""The web app: `python app.py` serves it on 127.0.0.1:7860; `gradio app.py` reloads it while you edit."""
+"""The web app: `python app.py` serves the chat and the API on 127.0.0.1:7860; `gradio app.py` reloads the chat."""
 import sys
 
 from assistant.cli import report_errors
 from assistant.config import Settings
 from assistant.errors import AssistantError
+from assistant.server import serve
 from assistant.service import Assistant
-from assistant.ui import build_demo, serve
+from assistant.ui import build_demo
 
 try:
     assistant = Assistant(Settings.from_env())

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    overrides = {"host": args.host, "port": args.port} if args.command == "serve" else {}
+    overrides = {"host": args.host, "port": args.port, "root_path": args.root_path} if args.command == "serve" else {}
     overrides["mode"] = getattr(args, "mode", None)
     return report_errors(lambda: args.handler(
         Settings.from_env(corpus=args.corpus, index=args.index, model=args.model, **overrides), args))
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the web app")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or ASSISTANT_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, or ASSISTANT_PORT)")
+    serve.add_argument("--root-path", help="prefix behind a reverse proxy, e.g. /qa (default none, or ASSISTANT_ROOT_PATH)")
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -159,8 +160,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .server import serve
     from .service import Assistant
-    from .ui import serve
 
     serve(Assistant(settings))
     return 0

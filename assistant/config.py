@@ -26,6 +26,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "batch_size": ("ASSISTANT_BATCH_SIZE", int),
     "host": ("ASSISTANT_HOST", str),
     "port": ("ASSISTANT_PORT", int),
+    "root_path": ("ASSISTANT_ROOT_PATH", str),
 }
 
 
@@ -42,6 +43,7 @@ class Settings:
     batch_size: int = 32
     host: str = "127.0.0.1"
     port: int = 7860
+    root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -56,6 +58,8 @@ class Settings:
             raise ConfigError(f"ASSISTANT_MAX_FILE_MB must be positive (got {self.max_file_mb})")
         if self.batch_size < 1:
             raise ConfigError(f"ASSISTANT_BATCH_SIZE must be at least 1 (got {self.batch_size})")
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise ConfigError(f"ASSISTANT_ROOT_PATH must start with / and not end with one, like /qa (got {self.root_path!r})")
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 

@@ -176,6 +176,10 @@ class Index:
             return self._query("SELECT * FROM documents", [], "path")
         return self._query(f"SELECT * FROM documents WHERE path IN ({','.join('?' * len(paths))})", paths, "path")
 
+    def chunk_by_id(self, chunk_id: str) -> sqlite3.Row | None:
+        with self._lock:
+            return self._db.execute("SELECT * FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
+
     def stored_vectors(self, rows: list[int]) -> np.ndarray:
         if not rows:
             return np.zeros((0, self.vectors.d), np.float32)

@@ -43,6 +43,22 @@ class Assistant:
         log.info("build: %s", summary.line())
         return summary
 
+    def document_of(self, chunk_id: str) -> dict | None:
+        """The whole text of the document that holds a chunk, with the chunk's offsets; None if unknown."""
+        index = self.index()
+        chunk = index.chunk_by_id(chunk_id)
+        if chunk is None:
+            return None
+        document = index.documents([chunk["source"]])[chunk["source"]]
+        return {"chunk_id": chunk_id, "source": chunk["source"], "title": document["title"], "page": chunk["page"],
+                "start": chunk["start"], "end": chunk["end"], "text": document["text"]}
+
+    def warm_up(self) -> None:
+        """Load the index and the model and run one query, so that the first real question is fast."""
+        index = self.index()
+        if len(index):
+            self.ask("warm up", 1)
+
     def build_in_terminal(self, rebuild: bool = False) -> BuildSummary:
         """A build with a progress bar on stderr while embedding (shown only once there is work)."""
         from tqdm import tqdm

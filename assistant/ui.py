@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import gradio as gr
 
 from .answers import Answer
 from .config import MODES, Settings
-from .errors import AssistantError, ConfigError, IndexNotFound
+from .errors import AssistantError, IndexNotFound
 from .service import Assistant
 
 log = logging.getLogger(__name__)
@@ -134,16 +133,3 @@ def _build_with_progress(assistant: Assistant, progress) -> None:
             progress((done, total), desc="Building the index", unit="chunks")
 
     assistant.build(progress=report)
-
-
-def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
-    """Build the index first if there is none (progress in the terminal), then serve the chat."""
-    settings = assistant.settings
-    if not assistant.has_index():
-        print(f"no index at {settings.index}/ yet — building it from {settings.corpus}/", file=sys.stderr)
-        print(assistant.build_in_terminal().line(), file=sys.stderr)
-    assistant.index()
-    try:
-        (demo or build_demo(assistant=assistant)).launch(server_name=settings.host, server_port=settings.port, css=CSS)
-    except OSError as err:
-        raise ConfigError(f"cannot serve on {settings.host}:{settings.port} ({err}) — set ASSISTANT_PORT or --port to a free port") from None

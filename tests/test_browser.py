@@ -97,3 +97,13 @@ def test_document_markup_is_shown_as_text_and_never_run_or_fetched(browser, app_
     assert page.locator(".passage img, .passage script, .passage .katex").count() == 0
     assert not [u for u in requests if "127.0.0.1:9/" in u]
     page.close()
+
+
+def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
+    import json
+
+    assert urllib.request.urlopen(app_url + "readyz", timeout=10).status == 200
+    request = urllib.request.Request(app_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    body = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    assert len(body["answer"]["items"]) == 21 and body["no_answer"] is False

@@ -1,0 +1,86 @@
+"""The REST API and the chat mounted on one FastAPI app, in-process."""
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.build import build_index
+from assistant.server import create_server
+from assistant.service import Assistant
+
+
+@pytest.fixture
+def assistant(settings, corpus, fake_embedder):
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    build_index(settings, fake_embedder)
+    return Assistant(settings, fake_embedder)
+
+
+@pytest.fixture
+def client(assistant):
+    app = create_server(assistant)
+    app.state.ready = True
+    with TestClient(app) as client:
+        yield client
+
+
+def test_ask_returns_the_same_object_as_the_cli_json(client, assistant):
+    response = client.post("/api/ask", json={"question": "Kuwait observed", "k": 2, "mode": "bm25"})
+    assert response.status_code == 200
+    assert response.json() == assistant.ask("Kuwait observed", 2, "bm25").to_json()
+    assert response.json()["mode"] == "bm25"
+
+
+def test_ask_defaults_k_and_mode(client):
+    body = client.post("/api/ask", json={"question": "Oman"}).json()
+    assert body["mode"] == "hybrid" and 1 <= len(body["passages"]) <= 5
+
+
+def test_status_is_what_the_cli_prints(client, assistant):
+    assert client.get("/api/status").json() == assistant.status()
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"question": ""}, "at least 1 character"),
+    ({"question": "   "}, "the question is empty"),
+    ({"question": "x" * 2001}, "at most 2000 characters"),
+    ({"question": "Oman", "k": 0}, "greater than or equal to 1"),
+    ({"question": "Oman", "k": 51}, "less than or equal to 50"),
+    ({"question": "Oman", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'"),
+    ({"question": 5}, "valid string"),
+    ({"k": 3}, "Field required"),
+])
+def test_bad_requests_get_422_with_a_clear_message(client, payload, message):
+    response = client.post("/api/ask", json=payload)
+    assert response.status_code == 422
+    assert message in response.text
+
+
+def test_document_route_returns_the_text_that_holds_a_passage(client):
+    passage = client.post("/api/ask", json={"question": "Kuwait", "k": 1}).json()["passages"][0]
+    document = client.get(f"/api/documents/{passage['chunk_id']}").json()
+    assert document["source"] == "doc.txt"
+    assert document["text"][document["start"] : document["end"]] == passage["text"]
+    assert client.get("/api/documents/nope").status_code == 404
+
+
+def test_health_and_readiness(assistant, settings):
+    app = create_server(assistant)
+    with TestClient(app) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").status_code == 503  # not warmed up yet
+        app.state.ready = True
+        assert client.get("/readyz").status_code == 200
+        (settings.index / "CURRENT").unlink()
+        assert client.get("/readyz").status_code == 503
+
+
+def test_missing_index_is_503_with_the_command(client, settings):
+    (settings.index / "CURRENT").unlink()
+    response = client.post("/api/ask", json={"question": "Oman"})
+    assert response.status_code == 503 and "run: assistant build" in response.json()["detail"]
+
+
+def test_openapi_docs_and_the_chat_are_served(client):
+    assert client.get("/api/docs").status_code == 200
+    assert "/api/ask" in client.get("/api/openapi.json").json()["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and "Document Q&A" in page.text.replace("&amp;", "&")
