@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException
+import base64
+import binascii
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from .auth import check_token, check_user
 from .config import Mode
 from .errors import AssistantError, IndexNotFound, QueryError
 from .search import MAX_QUESTION_CHARS
@@ -23,30 +27,59 @@ class AskRequest(BaseModel):
     mode: Mode | None = Field(None, description="dense, bm25 or hybrid; default: ASSISTANT_MODE")
 
 
-def create_app(assistant: Assistant) -> FastAPI:
-    """The FastAPI app with the API routes; the server mounts the chat on it (ui.serve)."""
+def api_guard(users: dict[str, str], token: str):
+    """/api/* needs the bearer token when one is set, else HTTP Basic with the users when there are some."""
+
+    def guard(authorization: str | None = Header(None, include_in_schema=False)) -> None:
+        if token:
+            if not check_token(token, authorization):
+                raise HTTPException(401, "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
+                                    headers={"WWW-Authenticate": "Bearer"})
+        elif users and not _basic_ok(users, authorization):
+            raise HTTPException(401, "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
+                                headers={"WWW-Authenticate": 'Basic realm="assistant"'})
+
+    return guard
+
+
+def _basic_ok(users: dict[str, str], authorization: str | None) -> bool:
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return check_user(users, user, password)
+
+
+def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "") -> FastAPI:
+    """The FastAPI app with the API routes; server.py mounts the chat on it."""
     app = FastAPI(title="Document Q&A", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.ready = False
+    api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token))])
 
     @app.exception_handler(AssistantError)
     def assistant_error(request, err: AssistantError) -> JSONResponse:
         status = 422 if isinstance(err, QueryError) else 503
         return JSONResponse({"detail": str(err)}, status_code=status)
 
-    @app.post("/api/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
+    @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
     def ask(request: AskRequest) -> dict:
         return assistant.ask(request.question, request.k, request.mode).to_json()
 
-    @app.get("/api/status", summary="What `assistant status --json` prints")
+    @api.get("/status", summary="What `assistant status --json` prints")
     def status() -> dict:
         return assistant.status()
 
-    @app.get("/api/documents/{chunk_id}", summary="The text of the document that holds a passage, with its offsets")
+    @api.get("/documents/{chunk_id}", summary="The text of the document that holds a passage, with its offsets")
     def document(chunk_id: str) -> dict:
         found = assistant.document_of(chunk_id)
         if found is None:
             raise HTTPException(404, f"no passage with id {chunk_id!r} in the index — ids come from /api/ask")
         return found
+
+    app.include_router(api)
 
     @app.get("/healthz", summary="Liveness")
     def healthz() -> dict:

@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 7860, or ASSISTANT_PORT)")
     serve.add_argument("--root-path", help="prefix behind a reverse proxy, e.g. /qa (default none, or ASSISTANT_ROOT_PATH)")
     serve.set_defaults(handler=_serve)
+
+    hasher = sub.add_parser("hash-password", help="print a user:hash line for an ASSISTANT_USERS file")
+    hasher.add_argument("user", help="the user name")
+    hasher.set_defaults(handler=_hash_password)
     return parser
 
 
@@ -164,6 +168,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from .service import Assistant
 
     serve(Assistant(settings))
+    return 0
+
+
+def _hash_password(settings: Settings, args: argparse.Namespace) -> int:
+    """The password comes from a prompt, or from the first line of stdin when it is not a terminal."""
+    import getpass
+
+    from .auth import hash_password
+
+    password = getpass.getpass(f"password for {args.user}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password or ":" in args.user:
+        print("assistant: the password must not be empty and the user name must not contain ':'", file=sys.stderr)
+        return 2
+    print(f"{args.user}:{hash_password(password)}")
     return 0
 
 

@@ -27,6 +27,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "host": ("ASSISTANT_HOST", str),
     "port": ("ASSISTANT_PORT", int),
     "root_path": ("ASSISTANT_ROOT_PATH", str),
+    "users": ("ASSISTANT_USERS", str),
+    "api_token": ("ASSISTANT_API_TOKEN", str),
 }
 
 
@@ -44,6 +46,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
+    users: str = ""  # a file of user:scrypt-hash lines, or one user:password; empty: no login
+    api_token: str = ""  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:

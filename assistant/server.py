@@ -8,6 +8,7 @@ import sys
 import gradio as gr
 
 from .api import create_app
+from .auth import check_user, load_users
 from .errors import ConfigError
 from .service import Assistant
 from .ui import CSS, build_demo
@@ -17,9 +18,12 @@ log = logging.getLogger(__name__)
 
 def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
     """The ASGI app: /api/*, /healthz, /readyz, and the chat at / (under the root path behind a proxy)."""
-    app = create_app(assistant)
-    root_path = assistant.settings.root_path or None
-    return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=root_path, css=CSS)
+    settings = assistant.settings
+    users = load_users(settings.users) if settings.users else {}
+    app = create_app(assistant, users, settings.api_token)
+    login = (lambda user, password: check_user(users, user, password)) if users else None
+    return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
+                               css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None)
 
 
 def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:

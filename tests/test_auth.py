@@ -1,0 +1,93 @@
+"""Logins (scrypt hashes) for the chat and the API, and the bearer token for the API."""
+import base64
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant import cli
+from assistant.auth import check_token, hash_password, load_users, verify_password
+from assistant.build import build_index
+from assistant.errors import ConfigError
+from assistant.server import create_server
+from assistant.service import Assistant
+
+
+def test_password_hash_verifies_only_the_right_password():
+    stored = hash_password("s3cret")
+    assert stored.startswith("scrypt$") and "s3cret" not in stored
+    assert verify_password("s3cret", stored) and not verify_password("wrong", stored)
+    assert not verify_password("s3cret", "garbage") and hash_password("s3cret") != stored  # salted
+
+
+def test_users_come_from_a_file_of_hashes_or_one_user_password(tmp_path):
+    users_file = tmp_path / "users"
+    users_file.write_text(f"# team\nana:{hash_password('pw1')}\n\nbo:{hash_password('pw2')}\n")
+    users = load_users(str(users_file))
+    assert set(users) == {"ana", "bo"} and verify_password("pw2", users["bo"])
+    assert verify_password("pw", load_users("solo:pw")["solo"])
+    with pytest.raises(ConfigError, match="neither a file of user:hash lines nor user:password"):
+        load_users("/no/such/file")
+    users_file.write_text("ana:plaintext\n")
+    with pytest.raises(ConfigError, match="assistant hash-password ana"):
+        load_users(str(users_file))
+
+
+def test_token_check_wants_the_bearer_scheme_and_the_exact_token():
+    assert check_token("t0k", "Bearer t0k") and check_token("t0k", "bearer t0k")
+    assert not check_token("t0k", None) and not check_token("t0k", "Bearer nope") and not check_token("t0k", "t0k")
+
+
+def test_hash_password_command_prints_a_line_for_the_users_file(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr("sys.stdin", io.StringIO("hunter2\n"))
+    assert cli.main(["hash-password", "ana"]) == 0
+    line = capsys.readouterr().out.strip()
+    (tmp_path / "users").write_text(line + "\n")
+    assert verify_password("hunter2", load_users(str(tmp_path / "users"))["ana"])
+
+
+@pytest.fixture
+def served(settings, corpus, fake_embedder):
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.")
+    build_index(settings, fake_embedder)
+
+    def serve(**auth):
+        app = create_server(Assistant(settings.with_(**auth), fake_embedder))
+        app.state.ready = True
+        return TestClient(app)
+
+    return serve
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_api_token_missing_or_wrong_is_401_and_right_is_200(served):
+    client = served(api_token="t0k")
+    ask = {"question": "Oman"}
+    assert client.post("/api/ask", json=ask).status_code == 401
+    assert client.post("/api/ask", json=ask, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.post("/api/ask", json=ask, headers={"Authorization": "Bearer t0k"}).status_code == 200
+    assert client.get("/api/status", headers={"Authorization": "Bearer t0k"}).status_code == 200
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+
+
+def test_with_users_and_no_token_the_api_takes_http_basic(served):
+    client = served(users="ana:pw")
+    assert client.get("/api/status").status_code == 401
+    assert client.get("/api/status", headers=basic("ana", "nope")).status_code == 401
+    assert client.get("/api/status", headers=basic("ana", "pw")).status_code == 200
+
+
+def test_with_users_the_chat_and_gradio_routes_need_a_login(served):
+    client = served(users="ana:pw")
+    assert client.get("/config").status_code == 401
+    assert client.post("/login", data={"username": "ana", "password": "nope"}).status_code == 400
+    assert client.post("/login", data={"username": "ana", "password": "pw"}).status_code == 200
+    assert client.get("/config").status_code == 200
+
+
+def test_without_users_or_token_everything_is_open(served):
+    client = served()
+    assert client.get("/api/status").status_code == 200 and client.get("/config").status_code == 200
