@@ -9,7 +9,7 @@ import gradio as gr
 
 from .api import create_app
 from .auth import check_user, load_users
-from .errors import ConfigError
+from .errors import ConfigError, IndexMismatch, IndexNotFound
 from .service import Assistant
 from .ui import CSS, build_demo
 
@@ -32,8 +32,10 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
 
     settings = assistant.settings
     _check_port(settings.host, settings.port)
-    if not assistant.has_index():
-        print(f"no index at {settings.index}/ yet — building it from {settings.corpus}/", file=sys.stderr)
+    try:
+        assistant.index()
+    except (IndexNotFound, IndexMismatch) as why:  # build rather than fail: what `assistant build` would do
+        print(f"{why}\nbuilding the index from {settings.corpus}/ now", file=sys.stderr)
         print(assistant.build_in_terminal().line(), file=sys.stderr)
     assistant.warm_up()
     app = create_server(assistant, demo)

@@ -1,0 +1,112 @@
+"""Behind Debian's nginx under /qa/, with the README's location block: the chat in Chromium, and the API."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_browser import CHROMIUM, free_port
+
+NGINX = "/usr/sbin/nginx"
+LOCATION = ROOT / "deploy" / "nginx-qa.conf"
+NGINX_CONF = """daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{}}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        include {tmp}/qa.conf;
+    }}
+}}
+"""
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"{url} did not answer: " + log.read_text())
+
+
+@pytest.fixture(scope="module")
+def proxy_url(tmp_path_factory):
+    """The app started with --root-path /qa, and nginx in front of it with the README's location block."""
+    assert Path(NGINX).exists(), "nginx is missing — scripts/run-tests.sh installs nginx-light"
+    tmp = tmp_path_factory.mktemp("proxy")
+    shutil.copytree(ROOT / "corpus", tmp / "corpus")
+    app_port, proxy_port = free_port(), free_port()
+    app_log = tmp / "app.log"
+    app = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--root-path", "/qa", "--port", str(app_port)],
+                           cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT, env=os.environ.copy())
+    (tmp / "qa.conf").write_text(LOCATION.read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}"))
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=proxy_port))
+    nginx = subprocess.Popen([NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], stderr=open(tmp / "nginx.log", "w"))
+    url = f"http://127.0.0.1:{proxy_port}/qa/"
+    try:
+        wait_for(url + "readyz", app, app_log)
+        yield url
+    finally:
+        nginx.terminate()
+        app.terminate()
+        nginx.wait(timeout=30)
+        app.wait(timeout=30)
+
+
+def test_readme_shows_the_location_block_the_tests_use():
+    readme = (ROOT / "README.md").read_text()
+    assert LOCATION.read_text().strip() in readme
+
+
+def test_api_through_the_proxy(proxy_url):
+    assert json.loads(urllib.request.urlopen(proxy_url + "healthz").read()) == {"status": "ok"}
+    assert json.loads(urllib.request.urlopen(proxy_url + "api/status").read())["chunks"] == 13
+    request = urllib.request.Request(proxy_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    assert len(json.loads(urllib.request.urlopen(request).read())["answer"]["items"]) == 21
+    bad = urllib.request.Request(proxy_url + "api/ask", data=b'{"question": ""}', headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(bad)
+    assert error.value.code == 422
+
+
+def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
+    from playwright.sync_api import sync_playwright
+
+    host = proxy_url.split("/")[2]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        requests, errors = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("response", lambda r: errors.append((r.status, r.url)) if r.status >= 400 else None)
+        page.on("requestfailed", lambda r: errors.append((r.failure, r.url)) if "queue/data" not in r.url else None)
+        page.goto(proxy_url)
+        page.fill("textarea", "Which countries took part?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".passage", timeout=60_000)
+        assert len(page.locator(".answer li").all()) == 21
+        assert "Czech Republic UAE" in page.locator(".passage").first.inner_text()
+        browser.close()
+    assert requests and all(u.split("/")[2] == host for u in requests), sorted({u.split("/")[2] for u in requests})
+    assert all(u.split("/", 3)[3].startswith("qa/") for u in requests)
+    assert errors == []
