@@ -29,6 +29,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "root_path": ("ASSISTANT_ROOT_PATH", str),
     "users": ("ASSISTANT_USERS", str),
     "api_token": ("ASSISTANT_API_TOKEN", str),
+    "frame_ancestors": ("ASSISTANT_FRAME_ANCESTORS", str),
 }
 
 
@@ -48,6 +49,7 @@ class Settings:
     root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
     users: str = ""  # a file of user:scrypt-hash lines, or one user:password; empty: no login
     api_token: str = ""  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
+    frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:

@@ -22,6 +22,13 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
     users = load_users(settings.users) if settings.users else {}
     app = create_app(assistant, users, settings.api_token)
     login = (lambda user, password: check_user(users, user, password)) if users else None
+
+    @app.middleware("http")
+    async def frame_policy(request, call_next):  # embedding only where the operator allows it
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.frame_ancestors}"
+        return response
+
     return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
                                css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None)
 

@@ -91,3 +91,18 @@ def test_with_users_the_chat_and_gradio_routes_need_a_login(served):
 def test_without_users_or_token_everything_is_open(served):
     client = served()
     assert client.get("/api/status").status_code == 200 and client.get("/config").status_code == 200
+
+
+def test_frame_ancestors_header_defaults_to_self_and_follows_the_setting(served):
+    assert served().get("/").headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    client = served(frame_ancestors="https://intranet.example")
+    assert client.get("/").headers["Content-Security-Policy"] == "frame-ancestors https://intranet.example"
+    assert client.get("/api/status").headers["Content-Security-Policy"] == "frame-ancestors https://intranet.example"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "{index}/CURRENT", "{corpus}/doc.txt"])
+def test_files_outside_the_ui_are_not_served_through_gradio_file_routes(served, settings, path):
+    client = served()
+    target = path.format(index=settings.index.resolve(), corpus=settings.corpus.resolve())
+    for route in (f"/gradio_api/file={target}", f"/file={target}"):
+        assert client.get(route).status_code in (403, 404)
