@@ -14,6 +14,7 @@ from conftest import ROOT
 from test_browser import CHROMIUM, free_port
 
 NGINX = "/usr/sbin/nginx"
+EMBED_PORT = free_port()  # the intranet page that embeds the chat, on another origin
 LOCATION = ROOT / "deploy" / "nginx-qa.conf"
 NGINX_CONF = """daemon off;
 pid {tmp}/nginx.pid;
@@ -55,8 +56,9 @@ def proxy_url(tmp_path_factory):
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
     app_port, proxy_port = free_port(), free_port()
     app_log = tmp / "app.log"
+    env = {**os.environ, "ASSISTANT_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{EMBED_PORT}"}
     app = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--root-path", "/qa", "--port", str(app_port)],
-                           cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT, env=os.environ.copy())
+                           cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT, env=env)
     (tmp / "qa.conf").write_text(LOCATION.read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}"))
     (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=proxy_port))
     nginx = subprocess.Popen([NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], stderr=open(tmp / "nginx.log", "w"))
@@ -88,13 +90,45 @@ def test_api_through_the_proxy(proxy_url):
     assert error.value.code == 422
 
 
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--disable-sync"])
+
+
+def test_readme_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, tmp_path):
+    import http.server
+    import threading
+    from functools import partial
+
+    from playwright.sync_api import sync_playwright
+
+    snippet = (ROOT / "deploy" / "embed.html").read_text()
+    assert snippet.strip() in (ROOT / "README.md").read_text()
+    (tmp_path / "index.html").write_text(snippet.replace("http://127.0.0.1:8080/qa/", proxy_url))
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    page_server = http.server.ThreadingHTTPServer(("127.0.0.1", EMBED_PORT), handler)
+    threading.Thread(target=page_server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{EMBED_PORT}/index.html")
+            chat = page.frame_locator("iframe")
+            chat.locator("textarea").fill("Which countries took part?")
+            chat.locator("textarea").press("Enter")
+            chat.locator(".passage").first.wait_for(timeout=60_000)
+            assert len(chat.locator(".answer li").all()) == 21
+            browser.close()
+    finally:
+        page_server.shutdown()
+
+
 def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
     from playwright.sync_api import sync_playwright
 
     host = proxy_url.split("/")[2]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--disable-sync"])
+        browser = launch(p)
         page = browser.new_page()
         requests, errors = [], []
         page.on("request", lambda r: requests.append(r.url))
