@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import os
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from an intranet server; read at import
+import gradio as gr  # noqa: E402
 
 from .answers import Answer
 from .config import MODES, Settings

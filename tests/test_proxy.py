@@ -14,6 +14,9 @@ from conftest import ROOT
 from test_browser import CHROMIUM, free_port
 
 NGINX = "/usr/sbin/nginx"
+SCRIPT = "<script>window.__pwned = 1; alert('script')</script>"
+IMG = "<img src=x onerror=\"window.__pwned = 2; alert('img')\">"
+XSS_TEXT = f"Zanzibar smuggling report: {SCRIPT} and {IMG} end of report.\n"
 EMBED_PORT = free_port()  # the intranet page that embeds the chat, on another origin
 LOCATION = ROOT / "deploy" / "nginx-qa.conf"
 NGINX_CONF = """daemon off;
@@ -54,6 +57,7 @@ def proxy_url(tmp_path_factory):
     assert Path(NGINX).exists(), "nginx is missing — scripts/run-tests.sh installs nginx-light"
     tmp = tmp_path_factory.mktemp("proxy")
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
+    (tmp / "corpus" / "payloads.txt").write_text(XSS_TEXT)
     app_port, proxy_port = free_port(), free_port()
     app_log = tmp / "app.log"
     env = {**os.environ, "ASSISTANT_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{EMBED_PORT}"}
@@ -80,7 +84,7 @@ def test_readme_shows_the_location_block_the_tests_use():
 
 def test_api_through_the_proxy(proxy_url):
     assert json.loads(urllib.request.urlopen(proxy_url + "healthz").read()) == {"status": "ok"}
-    assert json.loads(urllib.request.urlopen(proxy_url + "api/status").read())["chunks"] == 13
+    assert json.loads(urllib.request.urlopen(proxy_url + "api/status").read())["documents"] == 2
     request = urllib.request.Request(proxy_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
                                      headers={"Content-Type": "application/json"})
     assert len(json.loads(urllib.request.urlopen(request).read())["answer"]["items"]) == 21
@@ -144,3 +148,24 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
     assert requests and all(u.split("/")[2] == host for u in requests), sorted({u.split("/")[2] for u in requests})
     assert all(u.split("/", 3)[3].startswith("qa/") for u in requests)
     assert errors == []
+
+
+def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(proxy_url)
+        page.fill("textarea", "Zanzibar smuggling report")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".passage", timeout=60_000)
+        page.wait_for_timeout(1000)
+        shown = page.locator(".passage").first.inner_text()
+        flag = page.evaluate("window.__pwned")
+        images = page.locator(".passage img").count()
+        browser.close()
+    assert SCRIPT in shown and IMG in shown
+    assert dialogs == [] and flag is None and images == 0
