@@ -18,7 +18,7 @@ The evaluation data is read from /work/shared/eval and the temporary corpora and
 written outside the repository (a temporary folder, or --work). Embedding is the cost: the full
 run takes well over an hour on a 2-core machine; use --dataset and --limit-docs for a quick run.
 
-Run from the repository root:
+Run from the repository root (add --resume to carry on after an interrupted run with the same --out):
 
     PYTHONPATH=. .venv/bin/python benchmarks/chunking.py --dataset both --out /tmp/chunking.json
     PYTHONPATH=. .venv/bin/python benchmarks/chunking.py --dataset squad --sizes 64 128 --limit-docs 200
@@ -78,12 +78,12 @@ def chunk_counts(index: Index) -> dict[str, float]:
 
 # ---- summarising ---------------------------------------------------------------------------------
 
-def summarise(task: Task, size: int, mode: str, result: dict[str, object]) -> dict[str, object]:
+def summarise(name: str, size: int, mode: str, result: dict[str, object]) -> dict[str, object]:
     """One configuration's flat row for one dataset: counts, then metric means (prefixed by dataset)."""
-    row = {f"{task.name} {key}": value for key, value in result["counts"].items()}
+    row = {f"{name} {key}": value for key, value in result["counts"].items()}
     for metric, values in result["per_query"][mode].items():
-        row[f"{task.name} {metric}"] = round(float(np.mean(values)), 4)
-        row[f"{task.name} {metric} n"] = len(values)
+        row[f"{name} {metric}"] = round(float(np.mean(values)), 4)
+        row[f"{name} {metric} n"] = len(values)
     return {"chunk_tokens": size, "chunk_overlap": size // 5, "mode": mode, **row}
 
 
@@ -137,32 +137,56 @@ def run_task(task: Task, sizes: list[int], modes: list[str], work: Path,
     for size in sizes:
         result = run_size(task, size, modes, work, embedder)
         for mode in modes:
-            row = summarise(task, size, mode, result)
+            row = summarise(task.name, size, mode, result)
             log(f"  {task.name} {size}: " + ", ".join(f"{k} {v}" for k, v in row.items() if not k.endswith(" n")))
         yield size, result
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
-    """Every dataset and size; with --out, the JSON is rewritten after each configuration."""
+    """Every dataset and size; with --out, the JSON is rewritten after each chunk size."""
     embedder = CachedEmbedder()
     tasks = {"squad": lambda: squad_task(args.limit_docs, args.questions),
              "scifact": lambda: scifact_task(args.limit_docs, args.scifact_k)}
+    done = previous_results(args)
+    for name in datasets(args):
+        sizes = [size for size in args.sizes if f"{name} {size}" not in done]
+        if sizes:
+            for size, result in run_task(tasks[name](), sizes, args.modes, work, embedder):
+                done[f"{name} {size}"] = result
+                save(report(args, done), args.out)
+    return report(args, done)
+
+
+def report(args: argparse.Namespace, done: dict[str, dict]) -> dict[str, object]:
+    """Rows (one per chunk size and mode), paired differences, and the raw results they come from."""
     rows = {(s, m): {"chunk_tokens": s, "chunk_overlap": s // 5, "mode": m} for m in args.modes for s in args.sizes}
-    results = {"settings": vars(args), "rows": list(rows.values()), "paired_differences": {}, "per_query": {}}
-    for name in (list(tasks) if args.dataset == "both" else [args.dataset]):
-        task = tasks[name]()
-        per_size: dict[int, dict[str, dict[str, list[float]]]] = {}
-        for size, result in run_task(task, args.sizes, args.modes, work, embedder):
-            per_size[size] = result["per_query"]
-            for mode in args.modes:
-                rows[size, mode].update(summarise(task, size, mode, result))
-                results["per_query"][f"{name} {size} {mode}"] = result["per_query"][mode]  # sorted query ids
-            save(results, args.out)
-        for mode in args.modes:
-            by_size = {size: scores[mode] for size, scores in per_size.items()}
-            results["paired_differences"].update({f"{name} {m} {mode}": v for m, v in paired_intervals(by_size).items()})
-    save(results, args.out)
-    return results
+    intervals: dict[str, dict[int, tuple[float, float]]] = {}
+    for name in datasets(args):
+        results = {size: done[f"{name} {size}"] for size in args.sizes if f"{name} {size}" in done}
+        for mode in args.modes if results else []:
+            for size, result in results.items():
+                rows[size, mode].update(summarise(name, size, mode, result))
+            paired = paired_intervals({size: result["per_query"][mode] for size, result in results.items()})
+            intervals.update({f"{name} {metric} {mode}": v for metric, v in paired.items()})
+    # per-query scores are in sorted query-id order, the same for every size
+    return {"settings": vars(args), "rows": list(rows.values()), "paired_differences": intervals, "results": done}
+
+
+def datasets(args: argparse.Namespace) -> list[str]:
+    return ["squad", "scifact"] if args.dataset == "both" else [args.dataset]
+
+
+def previous_results(args: argparse.Namespace) -> dict[str, dict]:
+    """With --resume, the chunk sizes already in --out (a run that was stopped), if it measured the same things."""
+    if not (args.resume and args.out and args.out.exists()):
+        return {}
+    previous = json.loads(args.out.read_text())
+    same = ("questions", "limit_docs", "scifact_k")
+    if any(previous["settings"].get(key) != getattr(args, key) for key in same) or \
+            not set(args.modes) <= set(previous["settings"]["modes"]):
+        sys.exit(f"--resume: {args.out} was written with other --questions, --limit-docs, --scifact-k or --modes")
+    log(f"resuming: {', '.join(previous['results'])} already measured in {args.out}")
+    return previous["results"]
 
 
 def save(results: dict[str, object], out: Path | None) -> None:
@@ -181,6 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scifact-k", type=int, default=100, help="passages per claim, so that 10 documents remain")
     parser.add_argument("--work", type=Path, default=None, help="folder for corpora and indexes (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--resume", action="store_true", help="keep the chunk sizes already measured in --out")
     return parser.parse_args(argv)
 
 
