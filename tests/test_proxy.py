@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,30 +52,34 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 18
     pytest.fail(f"{url} did not answer: " + log.read_text())
 
 
-@pytest.fixture(scope="module")
-def proxy_url(tmp_path_factory):
-    """The app started with --root-path /qa, and nginx in front of it with the README's location block."""
+@contextmanager
+def behind_nginx(tmp: Path, env: dict[str, str]):
+    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the README's location block."""
     assert Path(NGINX).exists(), "nginx is missing — scripts/run-tests.sh installs nginx-light"
-    tmp = tmp_path_factory.mktemp("proxy")
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
     (tmp / "corpus" / "payloads.txt").write_text(XSS_TEXT)
     app_port, proxy_port = free_port(), free_port()
     app_log = tmp / "app.log"
-    env = {**os.environ, "ASSISTANT_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{EMBED_PORT}"}
     app = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--root-path", "/qa", "--port", str(app_port)],
-                           cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT, env=env)
+                           cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT, env={**os.environ, **env})
     (tmp / "qa.conf").write_text(LOCATION.read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}"))
     (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=proxy_port))
     nginx = subprocess.Popen([NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], stderr=open(tmp / "nginx.log", "w"))
     url = f"http://127.0.0.1:{proxy_port}/qa/"
     try:
-        wait_for(url + "readyz", app, app_log)
+        wait_for(url + "healthz", app, app_log)
         yield url
     finally:
         nginx.terminate()
         app.terminate()
         nginx.wait(timeout=30)
         app.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def proxy_url(tmp_path_factory):
+    with behind_nginx(tmp_path_factory.mktemp("proxy"), {"ASSISTANT_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{EMBED_PORT}"}) as url:
+        yield url
 
 
 def test_readme_shows_the_location_block_the_tests_use():
@@ -169,3 +174,31 @@ def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url
         browser.close()
     assert SCRIPT in shown and IMG in shown
     assert dialogs == [] and flag is None and images == 0
+
+
+def test_with_users_the_chat_asks_for_a_login_and_the_right_one_gets_in(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with behind_nginx(tmp_path, {"ASSISTANT_USERS": "ana:correct horse", "ASSISTANT_API_TOKEN": "t0k"}) as url:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "api/status")
+        assert refused.value.code == 401
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("input[type=password]", timeout=30_000)
+            assert page.locator("textarea").count() == 0  # no chat before the login
+            page.locator("input").first.fill("ana")
+            page.fill("input[type=password]", "wrong")
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(1500)
+            assert page.locator("textarea").count() == 0
+            page.locator("input").first.fill("ana")
+            page.fill("input[type=password]", "correct horse")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("textarea", timeout=30_000)
+            page.fill("textarea", "Which countries took part?")
+            page.keyboard.press("Enter")
+            page.wait_for_selector(".answer li", timeout=60_000)
+            browser.close()
