@@ -159,10 +159,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
 
 def report(args: argparse.Namespace, done: dict[str, dict]) -> dict[str, object]:
     """Rows (one per chunk size and mode), paired differences, and the raw results they come from."""
-    rows = {(s, m): {"chunk_tokens": s, "chunk_overlap": s // 5, "mode": m} for m in args.modes for s in args.sizes}
+    sizes = sorted(args.sizes)
+    rows = {(s, m): {"chunk_tokens": s, "chunk_overlap": s // 5, "mode": m} for m in args.modes for s in sizes}
     intervals: dict[str, dict[int, tuple[float, float]]] = {}
     for name in datasets(args):
-        results = {size: done[f"{name} {size}"] for size in args.sizes if f"{name} {size}" in done}
+        results = {size: done[f"{name} {size}"] for size in sizes if f"{name} {size}" in done}
         for mode in args.modes if results else []:
             for size, result in results.items():
                 rows[size, mode].update(summarise(name, size, mode, result))
