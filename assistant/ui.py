@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from an intranet server; read at import
 import gradio as gr  # noqa: E402
@@ -18,9 +19,19 @@ EXAMPLES = ["Who spoke at the conference?", "Which countries took part?", "What 
 CSS = """
 .passage {border-left: 3px solid #d0d7de; padding: 0.2em 0 0.2em 0.8em; margin: 0 0 0.9em 0;}
 .passage .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.2em;}
-.passage mark {background: #fff3a3; color: inherit;}
+.passage mark, .document mark {background: #fff3a3; color: inherit;}
 .answer {margin: 0 0 1em 0;} .answer ul {margin: 0.2em 0 0 1.2em;}
+.document .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.6em;}
 """
+# The document view is this same page opened as ?doc=<chunk_id>: a relative link, so it stays under the proxy's
+# prefix, and inside the Gradio app, so the chat's login guards it too.
+DOCUMENT_PARAM = "doc"
+SCROLL_TO_PASSAGE = """
+const show = () => element.querySelector('mark#cited-passage')?.scrollIntoView({block: 'center'});
+show(); watch('value', show);
+"""
+NO_LONGER_INDEXED = ("<p>This passage is no longer in the index: the documents were indexed again since the answer "
+                     "was given. Ask the question again to get a link to the current text.</p>")
 # Document text is escaped into HTML entities, Markdown's and LaTeX's special characters included, and
 # newlines become <br>, so the whole reply is one HTML block with nothing for Markdown or KaTeX to act on.
 _ESCAPES = {ord(ch): f"&#{ord(ch)};" for ch in "&<>\"'`*_[](){}!#|~$\\+-:=^@%"}
@@ -58,8 +69,10 @@ def _render_entities(answer: Answer) -> str:
 
 def _render_passage(rank: int, passage) -> str:
     where = escape_text(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
+    link = (f'<a class="document-link" href="?{DOCUMENT_PARAM}={escape_text(quote(passage.chunk_id, safe=""))}" '
+            'target="_blank" rel="noopener">view in document</a>')
     return (f'<div class="passage" id="passage-{rank}"><div class="source">[{rank}] {where} &#183; score {passage.score:.2f}'
-            f'</div><div class="text">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>')
+            f' &#183; {link}</div><div class="text">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>')
 
 
 def _marked(text: str, sentences: list[tuple[int, int]], entities: list[tuple[int, int]]) -> str:
@@ -85,23 +98,59 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
         history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})
         return history, ""
 
+    def open_document(request: gr.Request):
+        chunk_id = dict(request.query_params).get(DOCUMENT_PARAM) if request else None
+        if not chunk_id:
+            return gr.skip(), gr.skip()
+        return gr.HTML(document_view(assistant, chunk_id), visible=True), gr.Column(visible=False)
+
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
-        gr.Markdown("## Document Q&A\nAsk a question about the documents; the answer is the passages that hold it, with their sources.")
-        notice = gr.HTML()
-        chat = gr.Chatbot(label="Answers", height=520, latex_delimiters=[], sanitize_html=True,
-                          feedback_options=None, buttons=["copy"])
-        with gr.Row():
-            question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
-            send = gr.Button("Ask", variant="primary", scale=1)
-        with gr.Row():
-            k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
-            mode = gr.Radio(list(MODES), value=assistant.settings.mode, label="Search", scale=2,
-                            info="hybrid: meaning and exact words; dense: meaning; bm25: exact words")
-        gr.Examples(EXAMPLES, inputs=question)
-        send.click(respond, [question, chat, k, mode], [chat, question])
-        question.submit(respond, [question, chat, k, mode], [chat, question])
+        document = gr.HTML(visible=False, elem_classes="document", js_on_load=SCROLL_TO_PASSAGE)
+        with gr.Column() as chat_page:
+            notice = _chat(assistant, respond)
         demo.load(lambda: index_notice(assistant), None, notice)
+        demo.load(open_document, None, [document, chat_page])
     return demo
+
+
+def _chat(assistant: Assistant, respond) -> gr.HTML:
+    """The chat page: the question box and its settings, the answers, and the banner about a stale index."""
+    gr.Markdown("## Document Q&A\nAsk a question about the documents; the answer is the passages that hold it, with their sources.")
+    notice = gr.HTML()
+    chat = gr.Chatbot(label="Answers", height=520, latex_delimiters=[], sanitize_html=True,
+                      feedback_options=None, buttons=["copy"])
+    with gr.Row():
+        question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
+        send = gr.Button("Ask", variant="primary", scale=1)
+    with gr.Row():
+        k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
+        mode = gr.Radio(list(MODES), value=assistant.settings.mode, label="Search", scale=2,
+                        info="hybrid: meaning and exact words; dense: meaning; bm25: exact words")
+    gr.Examples(EXAMPLES, inputs=question)
+    send.click(respond, [question, chat, k, mode], [chat, question])
+    question.submit(respond, [question, chat, k, mode], [chat, question])
+    return notice
+
+
+def document_view(assistant: Assistant, chunk_id: str) -> str:
+    """The whole document that holds a passage, as inert HTML, with the passage marked; a message if it is gone."""
+    try:
+        found = assistant.document_of(chunk_id)
+    except AssistantError as err:
+        return f"<p>{escape_text(str(err))}</p>"
+    if found is None:
+        return NO_LONGER_INDEXED
+    return render_document(found)
+
+
+def render_document(found: dict) -> str:
+    """A document from `Assistant.document_of`: title and source, then its text with the passage in <mark>."""
+    text, start, end = found["text"], found["start"], found["end"]
+    where = escape_text(found["source"]) + (f", page {found['page']}" if found["page"] is not None else "")
+    title = f"<h2>{escape_text(found['title'])}</h2>" if found["title"] else ""
+    return (f'{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
+            f'<div class="text">{escape_text(text[:start])}<mark id="cited-passage">{escape_text(text[start:end])}</mark>'
+            f'{escape_text(text[end:])}</div>')
 
 
 def reply(assistant: Assistant, question: str, k: int, progress=None, mode: str | None = None) -> str:

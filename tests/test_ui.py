@@ -4,7 +4,7 @@ from markdown_it import MarkdownIt
 
 from assistant.build import build_index
 from assistant.service import Assistant
-from assistant.ui import build_demo, escape_text, index_notice, reply
+from assistant.ui import build_demo, document_view, escape_text, index_notice, reply
 
 HOSTILE = "Speakers list: <script>alert('x')</script> then ![](http://127.0.0.1:9/track.png) and $x$ end."
 
@@ -24,7 +24,9 @@ def test_document_script_markdown_image_and_math_come_back_as_literal_text(assis
     (corpus / "hostile.md").write_text(HOSTILE)
     html = reply(assistant, "Speakers list script track", 3)
     rendered, text = shown_as(html)
-    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
+    assert "<script" not in rendered and "<img" not in rendered
+    links = BeautifulSoup(rendered, "html.parser").find_all("a")
+    assert links and all(a["class"] == ["document-link"] for a in links)  # only ours, none from the document
     assert "<script>alert('x')</script>" in text
     assert "![](http://127.0.0.1:9/track.png)" in text
     assert "$x$" in text
@@ -90,3 +92,42 @@ def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant,
     assert "<strong>Ahsan Iqbal</strong> — Federal Minister of Interior" in html
     assert '<a href="#passage-1">[1]</a>' in html and 'id="passage-1"' in html
     assert "<mark>" in html and "<strong>Ahsan Iqbal</strong> in his" in html.replace("<mark>", "").replace("</mark>", "")
+
+
+def test_each_passage_links_to_its_document_view_with_a_relative_link_in_a_new_tab(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.\n\nThe weather was fine.")
+    html = reply(assistant, "Oman", 2)
+    answer = assistant.ask("Oman", 2)
+    links = BeautifulSoup(html, "html.parser").select(".passage a.document-link")
+    assert [a["href"] for a in links] == [f"?doc={p.chunk_id}" for p in answer.passages]
+    assert all(a["target"] == "_blank" and a["rel"] == ["noopener"] for a in links)
+    assert 'href="/' not in html  # absolute paths would escape the proxy's /qa/ prefix
+
+
+def test_document_view_shows_the_whole_text_as_text_with_exactly_the_passage_marked(assistant, corpus, settings, fake_embedder):
+    intro = "Delegates from twenty countries met in Islamabad for two days of talks on border control and trafficking."
+    text = f"# Speakers\n\n{intro}\n\n{HOSTILE}\n\nClosing words & thanks to the hosts for a week of hard work."
+    (corpus / "hostile.md").write_text(text)
+    build_index(settings, fake_embedder)
+    passage = next(p for p in assistant.ask("Speakers list script track", 5).passages if "<script>" in p.text)
+    assert 0 < passage.start and passage.end < len(text)
+    html = document_view(assistant, passage.chunk_id)
+    assert "<script" not in html and "<img" not in html
+    page = BeautifulSoup(html, "html.parser")
+    marks = page.select("mark")
+    assert len(marks) == 1 and marks[0]["id"] == "cited-passage"
+    assert marks[0].get_text() == text[passage.start:passage.end] == passage.text
+    before, after = (piece.replace("\n", "") for piece in (text[:passage.start], text[passage.end:]))
+    assert page.select_one(".text").get_text() == before + passage.text + after  # newlines became <br>
+    assert "hostile.md" in page.select_one(".source").get_text()
+
+
+def test_document_view_of_an_unknown_or_outdated_passage_says_to_ask_again(assistant, corpus, settings, fake_embedder):
+    assert "no index at" in document_view(assistant, "0123456789abcdef")
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    build_index(settings, fake_embedder)
+    old = assistant.ask("Oman", 1).passages[0].chunk_id
+    (corpus / "doc.txt").write_text("Oman, Qatar and Kuwait attended.")
+    build_index(settings, fake_embedder)
+    for chunk_id in (old, "0123456789abcdef", "<b>x</b>"):
+        assert "no longer in the index" in document_view(assistant, chunk_id)
