@@ -105,7 +105,7 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
         return gr.HTML(document_view(assistant, chunk_id), visible=True), gr.Column(visible=False)
 
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
-        document = gr.HTML(visible=False, elem_classes="document", js_on_load=SCROLL_TO_PASSAGE)
+        document = gr.HTML(visible=False, js_on_load=SCROLL_TO_PASSAGE)
         with gr.Column() as chat_page:
             notice = _chat(assistant, respond)
         demo.load(lambda: index_notice(assistant), None, notice)
@@ -148,9 +148,9 @@ def render_document(found: dict) -> str:
     text, start, end = found["text"], found["start"], found["end"]
     where = escape_text(found["source"]) + (f", page {found['page']}" if found["page"] is not None else "")
     title = f"<h2>{escape_text(found['title'])}</h2>" if found["title"] else ""
-    return (f'{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
+    return (f'<div class="document">{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
             f'<div class="text">{escape_text(text[:start])}<mark id="cited-passage">{escape_text(text[start:end])}</mark>'
-            f'{escape_text(text[end:])}</div>')
+            f'{escape_text(text[end:])}</div></div>')
 
 
 def reply(assistant: Assistant, question: str, k: int, progress=None, mode: str | None = None) -> str:
