@@ -138,21 +138,37 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
     host = proxy_url.split("/")[2]
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page()
+        context = browser.new_context()  # the chat's page and the document view's tab
         requests, errors = [], []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("response", lambda r: errors.append((r.status, r.url)) if r.status >= 400 else None)
-        page.on("requestfailed", lambda r: errors.append((r.failure, r.url)) if "queue/data" not in r.url else None)
+        context.on("request", lambda r: requests.append(r.url))
+        context.on("response", lambda r: errors.append((r.status, r.url)) if r.status >= 400 else None)
+        context.on("requestfailed", lambda r: errors.append((r.failure, r.url)) if "queue/data" not in r.url else None)
+        page = context.new_page()
         page.goto(proxy_url)
         page.fill("textarea", "Which countries took part?")
         page.keyboard.press("Enter")
         page.wait_for_selector(".passage", timeout=60_000)
         assert len(page.locator(".answer li").all()) == 21
         assert "Czech Republic UAE" in page.locator(".passage").first.inner_text()
+        document = open_document_view(context, page)
+        assert document.url.startswith(proxy_url + "?doc=")
+        assert "Czech Republic UAE" in document.locator(".document mark#cited-passage").inner_text()
+        shown = document.locator(".document").inner_text()
+        assert "ISLAMABAD, 24 October" in shown and "underpinning Pakistan" in shown  # the whole article, first to last
+        assert document.locator("textarea").count() == 0  # the view, not the chat
         browser.close()
     assert requests and all(u.split("/")[2] == host for u in requests), sorted({u.split("/")[2] for u in requests})
     assert all(u.split("/", 3)[3].startswith("qa/") for u in requests)
     assert errors == []
+
+
+def open_document_view(context, page, rank: int = 0):
+    """Click the passage's "view in document" link; the view opens in a new tab with the passage marked."""
+    with context.expect_page() as opened:
+        page.locator(".passage a.document-link").nth(rank).click()
+    document = opened.value
+    document.wait_for_selector(".document mark#cited-passage", timeout=30_000)
+    return document
 
 
 def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url, tmp_path):
@@ -160,9 +176,10 @@ def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url
 
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page()
+        context = browser.new_context()
         dialogs = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page = context.new_page()
         page.goto(proxy_url)
         page.fill("textarea", "Zanzibar smuggling report")
         page.keyboard.press("Enter")
@@ -171,9 +188,16 @@ def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url
         shown = page.locator(".passage").first.inner_text()
         flag = page.evaluate("window.__pwned")
         images = page.locator(".passage img").count()
+        document = open_document_view(context, page)
+        document.wait_for_timeout(1000)
+        in_view = document.locator(".document").inner_text()
+        document_flag = document.evaluate("window.__pwned")
+        document_images = document.locator(".document img, .document script").count()
         browser.close()
     assert SCRIPT in shown and IMG in shown
     assert dialogs == [] and flag is None and images == 0
+    assert SCRIPT in in_view and IMG in in_view
+    assert document_flag is None and document_images == 0
 
 
 def test_with_users_the_chat_asks_for_a_login_and_the_right_one_gets_in(tmp_path):
@@ -202,3 +226,36 @@ def test_with_users_the_chat_asks_for_a_login_and_the_right_one_gets_in(tmp_path
             page.keyboard.press("Enter")
             page.wait_for_selector(".answer li", timeout=60_000)
             browser.close()
+        check_document_view_needs_the_login(url)
+
+
+def check_document_view_needs_the_login(url: str) -> None:
+    """A document link opened without a session shows the login, not the text; after the login, the passage."""
+    from playwright.sync_api import sync_playwright
+
+    ask = urllib.request.Request(url + "api/ask", data=json.dumps({"question": "Senator Mushahid Hussain Syed legislation"}).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer t0k"})
+    chunk_id = json.loads(urllib.request.urlopen(ask).read())["passages"][0]["chunk_id"]
+    link = f"{url}?doc={chunk_id}"
+    assert "holistic manner" not in urllib.request.urlopen(link).read().decode()
+    with pytest.raises(urllib.error.HTTPError) as refused:  # Gradio's own route to the view's handler
+        urllib.request.urlopen(urllib.request.Request(f"{url}gradio_api/call/open_document?doc={chunk_id}", data=b'{"data": []}',
+                                                      headers={"Content-Type": "application/json"}))
+    assert refused.value.code == 401
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_context(viewport={"width": 800, "height": 300}).new_page()  # fresh: no session cookie
+        page.goto(link)
+        page.wait_for_selector("input[type=password]", timeout=30_000)
+        page.wait_for_timeout(1500)
+        assert "holistic manner" not in page.content() and page.locator(".document").count() == 0
+        page.locator("input").first.fill("ana")
+        page.fill("input[type=password]", "correct horse")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".document mark#cited-passage", timeout=30_000)
+        page.wait_for_timeout(500)
+        mark = page.locator(".document mark#cited-passage")
+        assert "holistic manner" in mark.inner_text()
+        top, bottom = mark.evaluate("m => [m.getBoundingClientRect().top, m.getBoundingClientRect().bottom]")
+        assert 0 <= top and bottom <= 300  # the last paragraph, scrolled into the short window
+        browser.close()
