@@ -11,6 +11,7 @@ from .extraction import ExtractedAnswer, extract_answer, is_list_question, quest
 from .search import Retriever
 
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too
+SENTENCE_FLOOR = 0.15  # a sentence under this cosine to the question is never highlighted
 LIST_DEPTH = 30  # candidates searched for a list question (who…, which…), so that a spread-out answer is complete
 
 
@@ -21,10 +22,13 @@ class Answer:
     mode: str = "hybrid"
     no_answer: bool = False  # nothing relevant: `passages` are only the closest ones, not an answer
     answer: ExtractedAnswer | None = None
+    relevance: float = -1.0  # the best cosine of any passage in the index to the question
+    floor: float = 0.0  # the relevance floor it was held to: under it, no_answer
 
     def to_json(self) -> dict:
         return {"question": self.question, "passages": [p.to_json() for p in self.passages], "mode": self.mode,
-                "no_answer": self.no_answer, "answer": _answer_json(self.answer)}
+                "no_answer": self.no_answer, "answer": _answer_json(self.answer),
+                "relevance": round(self.relevance, 4), "relevance_floor": self.floor}
 
 
 def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
@@ -34,18 +38,19 @@ def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
     depth = max(k, LIST_DEPTH) if asks_entities and is_list_question(question) else k
     found = retriever.search(question, depth, vector=vector)
     shown = found[:k]
-    if not retriever.covers(shown):
-        return Answer(question, shown, retriever.mode, no_answer=True)
+    relevance = retriever.relevance(vector)
+    if relevance < retriever.floor:
+        return Answer(question, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
     # the answer may be spread over a relevant document: its other candidate passages count, however they score
-    relevant_sources = {p.source for p in found if p.score >= retriever.min_score}
+    relevant_sources = {p.source for p in found if p.score >= retriever.floor}
     pool = [p for p in found if p.source in relevant_sources]
     extracted = extract_answer(question, pool) if asks_entities else None
     if extracted:
         cited = {chunk_id for item in extracted.items for chunk_id in item.passages}
         shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
         _mark_entities(shown, extracted)
-    highlight(shown, vector, retriever.embedder, floor=retriever.min_score)
-    return Answer(question, shown, retriever.mode, answer=extracted)
+    highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
+    return Answer(question, shown, retriever.mode, answer=extracted, relevance=relevance, floor=retriever.floor)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:

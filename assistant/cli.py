@@ -106,7 +106,7 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
-            print(_format_answer(answer, settings.min_score), flush=True)
+            print(_format_answer(answer), flush=True)
     return 0
 
 
@@ -119,10 +119,11 @@ def _questions(words: list[str]) -> Iterator[str]:
             yield line.strip()
 
 
-def _format_answer(answer, min_score: float) -> str:
+def _format_answer(answer) -> str:
     lines = [f"Q: {answer.question}"]
     if answer.no_answer:
-        lines.append(f"Not in the documents: no passage is close to this question (every score is below {min_score}).")
+        lines.append(f"Not in the documents: no passage is close to this question (the closest scores "
+                     f"{answer.relevance:.2f}, under the relevance floor {answer.floor:.2f}).")
         lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
     if answer.answer:
         number = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}

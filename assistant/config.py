@@ -14,14 +14,14 @@ Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 # name -> (environment variable, type)
-_ENV: dict[str, tuple[str, type]] = {
+_ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "auto" for None
     "corpus": ("ASSISTANT_CORPUS", Path),
     "index": ("ASSISTANT_INDEX", Path),
     "model": ("ASSISTANT_MODEL", str),
     "chunk_tokens": ("ASSISTANT_CHUNK_TOKENS", int),
     "chunk_overlap": ("ASSISTANT_CHUNK_OVERLAP", int),
     "max_file_mb": ("ASSISTANT_MAX_FILE_MB", float),
-    "min_score": ("ASSISTANT_MIN_SCORE", float),
+    "min_score": ("ASSISTANT_MIN_SCORE", "number_or_auto"),
     "mode": ("ASSISTANT_MODE", str),
     "batch_size": ("ASSISTANT_BATCH_SIZE", int),
     "host": ("ASSISTANT_HOST", str),
@@ -41,7 +41,9 @@ class Settings:
     chunk_tokens: int = 192  # word pieces per passage; chosen on SQuAD by benchmarks/chunking.py (README)
     chunk_overlap: int = 38  # word pieces shared by consecutive windows of a long paragraph (a fifth)
     max_file_mb: float = 50.0
-    min_score: float = 0.15  # relevance floor: when no passage reaches this cosine, the answer is "not in the documents"
+    # relevance floor: when no passage reaches this cosine, the answer is "not in the documents"; None (auto):
+    # the floor measured for the size of the index (search.relevance_floor)
+    min_score: float | None = None
     mode: Mode = "hybrid"
     batch_size: int = 32
     host: str = "127.0.0.1"
@@ -95,11 +97,16 @@ def check_mode(mode: str) -> Mode:
     return mode  # type: ignore[return-value]
 
 
-def _convert(var: str, raw: str, kind: type) -> Any:
+def _convert(var: str, raw: str, kind: type | str) -> Any:
+    if kind == "number_or_auto":
+        if raw.lower() == "auto":
+            return None
+        kind = float
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        expected = "number or auto" if var == "ASSISTANT_MIN_SCORE" else kind.__name__
+        raise ConfigError(f"{var}={raw!r} is not a valid {expected}") from None
 
 
 SETTING_NAMES = [f.name for f in fields(Settings)]

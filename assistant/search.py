@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import math
+
 import numpy as np
 
 from .documents import Passage
@@ -17,6 +19,15 @@ CANDIDATES = 100  # per side, before fusion
 FUSION = "minmax"  # or "rrf"; chosen on SciFact train by benchmarks/quality.py
 FUSION_WEIGHT = 0.6  # weight of the dense side in "minmax" fusion; chosen likewise (train nDCG@10 0.7246)
 RRF_K = 60  # the constant of reciprocal rank fusion, as in Cormack et al. (2009)
+# The relevance floor. The best cosine that a question about something else reaches grows with the number of
+# passages (the best of more unrelated passages scores higher), so the floor grows with the log of the index
+# size: it refuses 95% of off-topic questions at every size. Fitted by benchmarks/no_answer.py (README).
+FLOOR_BASE, FLOOR_SLOPE = 0.104, 0.0374
+
+
+def relevance_floor(passages: int) -> float:
+    """The cosine the best passage of an index of `passages` chunks must reach for the question to be covered."""
+    return round(FLOOR_BASE + FLOOR_SLOPE * math.log(max(passages, 1)), 3)
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = FUSION_WEIGHT, method: str = FUSION) -> np.ndarray:
@@ -46,12 +57,13 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
 
 class Retriever:
     """`Passage.score` is the cosine similarity of question and passage (normalized vectors, inner product),
-    from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused)."""
+    from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused).
+    `floor` is the relevance floor: `min_score` if given, else the one measured for the index's size."""
 
-    def __init__(self, index: Index, embedder: Embedder, min_score: float = 0.15, mode: str = "hybrid") -> None:
+    def __init__(self, index: Index, embedder: Embedder, min_score: float | None = None, mode: str = "hybrid") -> None:
         self.index = index
         self.embedder = embedder
-        self.min_score = min_score
+        self.floor = relevance_floor(len(index)) if min_score is None else min_score
         self.mode = check_mode(mode)
         self.fusion, self.weight = FUSION, FUSION_WEIGHT  # benchmarks/quality.py varies these
 
@@ -69,9 +81,11 @@ class Retriever:
         cosines = self._cosines(rows[keep], vector)
         return self._passages([int(r) for r in rows[keep]], [float(c) for c in cosines])
 
-    def covers(self, passages: list[Passage]) -> bool:
-        """Whether the documents answer the question at all: some passage reaches the relevance floor."""
-        return any(p.score >= self.min_score for p in passages)
+    def relevance(self, vector: np.ndarray) -> float:
+        """How close the documents come to the question: the best cosine of any passage in the index (-1 if empty).
+        The documents cover the question when it reaches `floor`, whatever the mode ranks first."""
+        best = self.index.search(vector, 1)
+        return best[0][1] if best else -1.0
 
     def _rank(self, query: str, vector: np.ndarray, mode: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate rows and the score they are ranked by."""

@@ -89,4 +89,5 @@ class Assistant:
             "corpus": str(self.settings.corpus),
             "chunking": manifest["chunking"],
             "skipped": [{"path": s["path"], "reason": s["reason"]} for s in manifest.get("skipped", [])],
+            "relevance_floor": Retriever(index, self.embedder, self.settings.min_score).floor,
         }

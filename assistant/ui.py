@@ -43,11 +43,11 @@ def escape_text(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def render_answer(answer: Answer, min_score: float) -> str:
+def render_answer(answer: Answer) -> str:
     passages = "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
     if answer.no_answer:
         return ("<p><b>Not in the documents.</b> Nothing relevant was found for this question "
-                f"(every passage scores below {min_score}). Try other words, or add documents and rebuild the index.</p>"
+                f"(the closest passage scores {answer.relevance:.2f}, under the relevance floor {answer.floor:.2f}). Try other words, or add documents and rebuild the index.</p>"
                 + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else ""))
     return _render_entities(answer) + passages
 
@@ -158,7 +158,7 @@ def reply(assistant: Assistant, question: str, k: int, progress=None, mode: str 
     try:
         if not assistant.has_index():
             _build_with_progress(assistant, progress)
-        return render_answer(assistant.ask(question, k, mode), assistant.settings.min_score)
+        return render_answer(assistant.ask(question, k, mode))
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
 

@@ -3,6 +3,7 @@
 - SciFact (BEIR): the fusion (min-max weight or reciprocal rank fusion) is chosen on the train split by
   nDCG@10; the test split is reported: nDCG@10 and Recall@100 for each mode.
 - SQuAD v1.1 dev: every paragraph is a document; answer recall at 1, 5 and 20 and MRR@20 for each mode.
+The relevance floor ("not in the documents") is measured by benchmarks/no_answer.py.
 
 Indexes are built with the default settings by `build_index` in --work (default /tmp/assistant-bench,
 outside the repository); a second run reuses them, since an unchanged corpus embeds nothing. The first run
@@ -92,38 +93,6 @@ def squad_rows(retriever: Retriever, task: Task, fusion: tuple[str, float]) -> l
     return rows
 
 
-def best_scores(found: dict, task: Task, shown: int, exclude_own: bool) -> dict[str, float]:
-    """Per question, the best cosine among the `shown` passages, with or without its own article."""
-    best = {}
-    for q, passages in found.items():
-        kept = [p for p in passages if not (exclude_own and p.source.startswith(task.articles[q]))][:shown]
-        best[q] = max((p.score for p in kept), default=-1.0)
-    return best
-
-
-def no_answer_rows(retriever: Retriever, task: Task, shown: int = 5) -> tuple[float, list[dict]]:
-    """Choose the relevance floor on the questions of even-numbered articles, report on the odd ones.
-
-    A question asked of the corpus with its own article is answerable; without it (its article's passages
-    removed from a deeper search), it is not. A false "no answer" is an answerable question under the
-    floor; a false answer is an unanswerable one at or over it."""
-    found = search_all(retriever, task, "hybrid", 50)
-    answerable, unanswerable = best_scores(found, task, shown, False), best_scores(found, task, shown, True)
-    halves = {"tune": [q for q in found if int(task.articles[q][:2]) % 2 == 0],
-              "report": [q for q in found if int(task.articles[q][:2]) % 2 == 1]}
-
-    def rates(floor: float, questions: list[str]) -> tuple[float, float]:
-        false_no = float(np.mean([answerable[q] < floor for q in questions]))
-        false_yes = float(np.mean([unanswerable[q] >= floor for q in questions]))
-        return false_no, false_yes
-
-    floors = [round(f * 0.01, 2) for f in range(0, 71)]
-    chosen = min(floors, key=lambda f: sum(rates(f, halves["tune"])))
-    rows = [{"floor": f, "half": half, "false no-answer": round(rates(f, qs)[0], 4), "false answer": round(rates(f, qs)[1], 4)}
-            for f in sorted({0.15, chosen}) for half, qs in halves.items()]
-    return chosen, rows
-
-
 def table(rows: list[dict]) -> str:
     columns = list(rows[0])
     cells = [[str(row[c]) for c in columns] for row in rows]
@@ -151,11 +120,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     squad_retriever = open_retriever(squad, args.work, embedder)
     squad_retriever.fusion, squad_retriever.weight = fusion
     results["squad"] = squad_rows(squad_retriever, squad, fusion)
-    floor, results["no_answer"] = no_answer_rows(squad_retriever, squad)
     print(f"fusion chosen on SciFact train: {fusion[0]}" + (f", dense weight {fusion[1]}" if fusion[0] == "minmax" else ""))
     print("\nSciFact (BEIR), 300 test claims\n" + table(results["scifact"]))
     print("\nSQuAD v1.1 dev, answer recall\n" + table(results["squad"]))
-    print(f"\nNo-answer floor chosen on the even-numbered SQuAD articles: {floor}\n" + table(results["no_answer"]))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 

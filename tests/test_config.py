@@ -34,3 +34,11 @@ def test_overlap_must_be_smaller_than_chunk_size():
 def test_size_limit_must_be_positive():
     with pytest.raises(ConfigError, match="ASSISTANT_MAX_FILE_MB"):
         Settings.from_env({"ASSISTANT_MAX_FILE_MB": "0"})
+
+
+def test_relevance_floor_is_automatic_unless_a_number_is_given():
+    assert Settings.from_env({}).min_score is None
+    assert Settings.from_env({"ASSISTANT_MIN_SCORE": "auto"}).min_score is None
+    assert Settings.from_env({"ASSISTANT_MIN_SCORE": "0.3"}).min_score == 0.3
+    with pytest.raises(ConfigError, match="ASSISTANT_MIN_SCORE='high' is not a valid number or auto"):
+        Settings.from_env({"ASSISTANT_MIN_SCORE": "high"})

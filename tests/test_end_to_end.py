@@ -6,6 +6,7 @@ import pytest
 
 from assistant import cli
 from assistant.config import Settings
+from assistant.search import relevance_floor
 from assistant.service import Assistant
 
 from conftest import ROOT
@@ -96,3 +97,10 @@ def test_countries_question_answers_exactly_the_21_participants(seed_assistant):
 def test_france_question_is_not_in_the_documents_and_has_no_answer(seed_assistant):
     answer = seed_assistant.ask("What is the capital of France?", 5).to_json()
     assert answer["no_answer"] is True and answer["answer"] is None
+    assert answer["relevance"] < answer["relevance_floor"] == relevance_floor(13)  # the seed article's 13 passages
+
+
+def test_the_example_questions_clear_the_relevance_floor(seed_assistant):
+    for question in ["Who spoke at the conference?", "Which countries took part?", "When was the conference held?"]:
+        answer = seed_assistant.ask(question, 5)
+        assert not answer.no_answer and answer.relevance >= answer.floor, question

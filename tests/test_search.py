@@ -4,7 +4,7 @@ from assistant.answers import answer_question
 from assistant.build import build_index
 from assistant.errors import QueryError
 from assistant.index import open_index
-from assistant.search import Retriever
+from assistant.search import Retriever, relevance_floor
 
 FILES = {
     "spain.txt": "Spain sent a delegation of border police.\n\nThe weather in Madrid was sunny.",
@@ -65,3 +65,23 @@ def test_answer_highlights_the_sentence_that_matches(retriever):
     marked = [passage.text[s:e] for s, e in passage.highlights]
     assert marked == ["Kuwait observed the talks."]
     assert answer.to_json()["passages"][0]["highlights"] == [list(passage.highlights[0])]
+
+
+def test_relevance_floor_grows_with_the_log_of_the_index_size():
+    assert relevance_floor(13) == pytest.approx(0.200, abs=0.002)  # the seed article's 13 passages
+    floors = [relevance_floor(n) for n in (1, 10, 100, 10_000, 1_000_000)]
+    assert floors == sorted(floors) and floors[0] == pytest.approx(0.104, abs=1e-3)
+    assert floors[3] - floors[2] == pytest.approx(2 * (floors[2] - floors[1]), abs=2e-3)  # same rise per factor of 10
+
+
+def test_floor_comes_from_the_index_size_unless_min_score_is_set(retriever):
+    assert Retriever(retriever.index, retriever.embedder).floor == relevance_floor(len(retriever.index))
+    assert Retriever(retriever.index, retriever.embedder, min_score=0.42).floor == 0.42
+
+
+def test_relevance_is_the_best_cosine_in_the_whole_index_whatever_the_mode(retriever):
+    vector = retriever.embed_query("Kuwait observed")
+    best = max(float(v @ vector) for v in retriever.index.stored_vectors(list(range(len(retriever.index)))))
+    for mode in ("dense", "bm25", "hybrid"):
+        retriever.mode = mode
+        assert retriever.relevance(vector) == pytest.approx(best, abs=1e-5)
