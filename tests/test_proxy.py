@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from netaudit import outside_calls, read_log
 from test_browser import CHROMIUM, free_port
+from test_offline import NETAUDIT, product_env
 
 NGINX = "/usr/sbin/nginx"
 SCRIPT = "<script>window.__pwned = 1; alert('script')</script>"
@@ -54,14 +56,18 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 18
 
 @contextmanager
 def behind_nginx(tmp: Path, env: dict[str, str]):
-    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the README's location block."""
+    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the README's location block.
+
+    The app runs under tests/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
+    the offline switches left to the product's own defaults."""
     assert Path(NGINX).exists(), "nginx is missing — scripts/run-tests.sh installs nginx-light"
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
     (tmp / "corpus" / "payloads.txt").write_text(XSS_TEXT)
     app_port, proxy_port = free_port(), free_port()
     app_log = tmp / "app.log"
-    app = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--root-path", "/qa", "--port", str(app_port)],
-                           cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT, env={**os.environ, **env})
+    app = subprocess.Popen([sys.executable, str(NETAUDIT), str(tmp / "net.log"), "-m", "assistant", "serve", "--root-path", "/qa",
+                            "--port", str(app_port)], cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT,
+                           env={**product_env(), **env})
     (tmp / "qa.conf").write_text(LOCATION.read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}"))
     (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=proxy_port))
     nginx = subprocess.Popen([NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], stderr=open(tmp / "nginx.log", "w"))
@@ -77,8 +83,13 @@ def behind_nginx(tmp: Path, env: dict[str, str]):
 
 
 @pytest.fixture(scope="module")
-def proxy_url(tmp_path_factory):
-    with behind_nginx(tmp_path_factory.mktemp("proxy"), {"ASSISTANT_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{EMBED_PORT}"}) as url:
+def proxy_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("proxy")
+
+
+@pytest.fixture(scope="module")
+def proxy_url(proxy_dir):
+    with behind_nginx(proxy_dir, {"ASSISTANT_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{EMBED_PORT}"}) as url:
         yield url
 
 
@@ -102,6 +113,26 @@ def test_api_through_the_proxy(proxy_url):
 def launch(p):
     return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
         "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--disable-sync"])
+
+
+def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy_url, proxy_dir):
+    """Start-up (index build, model load), the page, a question in the chat and one to the API: all on this machine."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        page.goto(proxy_url)
+        page.fill("textarea", "Who spoke at the conference?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".answer li", timeout=60_000)
+        browser.close()
+    request = urllib.request.Request(proxy_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    assert json.loads(urllib.request.urlopen(request).read())["answer"]
+    log = proxy_dir / "net.log"
+    assert read_log(log)[0][0] == "audit" and (proxy_dir / "index" / "CURRENT").exists()  # watched, and it built
+    assert outside_calls(log) == []
 
 
 def test_readme_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, tmp_path):
