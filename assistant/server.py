@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 
@@ -14,6 +15,11 @@ from .service import Assistant
 from .ui import CSS, build_demo
 
 log = logging.getLogger(__name__)
+
+_ROOT_LINK = re.compile(r'\b(href|src)="/(?!/)')  # e.g. Gradio's <link rel="manifest" href="/manifest.json">
+# the share-preview tags that name a URL or an account: Gradio's point at gradio.app, GitHub and @Gradio
+_SOCIAL_LINKS = re.compile(r'<meta\s+(?:property|name)="(?:og:image|og:url|twitter:image|twitter:creator)"\s+content="[^"]*"\s*/?>\s*')
+_ICON = '<link rel="icon" href="./favicon.ico" />'
 
 
 def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
@@ -29,8 +35,42 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
         response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.frame_ancestors}"
         return response
 
+    _render_pages_through_fix_page()
+    # run history off: its page offers to save runs to a Hugging Face bucket, a call out of the intranet
     return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
-                               css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None)
+                               css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None,
+                               run_history=False)
+
+
+def fix_page(html: str) -> str:
+    """Gradio's page made to work under a proxy's sub-path and to name no outside host.
+
+    Its template links /manifest.json from the site's root, which is outside /qa/ behind a proxy; the
+    page's <base href="./"> makes "./" links land under the chat's own path. Without an icon link,
+    browsers ask the site's root for /favicon.ico. Link previews would fetch the images from GitHub.
+    """
+    html = _SOCIAL_LINKS.sub("", _ROOT_LINK.sub(r'\1="./', html))
+    if 'rel="icon"' not in html:
+        html = html.replace("</head>", f"{_ICON}\n</head>", 1)
+    return html
+
+
+def _render_pages_through_fix_page() -> None:
+    """Gradio renders its page from a Jinja template that it reads once; pass that source through fix_page."""
+    import jinja2
+    from gradio.routes import templates
+
+    loader = templates.env.loader
+    if getattr(loader, "fixes_gradio_page", False):  # already done in this process
+        return
+
+    def source(name: str):
+        text, filename, uptodate = loader.get_source(templates.env, name)
+        return fix_page(text), filename, uptodate
+
+    templates.env.loader = jinja2.FunctionLoader(source)
+    templates.env.loader.fixes_gradio_page = True
+    templates.env.cache.clear()
 
 
 def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
