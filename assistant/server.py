@@ -5,8 +5,11 @@ import logging
 import re
 import socket
 import sys
+from pathlib import Path
 
 import gradio as gr
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
 
 from .api import create_app
 from .auth import check_user, load_users
@@ -35,11 +38,25 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
         response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.frame_ancestors}"
         return response
 
+    # Gradio's own CORS lets any site read the chat off a host that is not loopback; only the embedding pages may
+    app.add_middleware(CORSMiddleware, allow_origins=embedding_origins(settings.frame_ancestors), allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"])
+    app.add_api_route("/gradio.js", _gradio_js, include_in_schema=False)
     _render_pages_through_fix_page()
     # run history off: its page offers to save runs to a Hugging Face bucket, a call out of the intranet
     return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
                                css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None,
                                run_history=False)
+
+
+def embedding_origins(frame_ancestors: str) -> list[str]:
+    """The origins among the frame-ancestors sources: the pages that may also embed the chat as a web component."""
+    return [source for source in frame_ancestors.split() if "://" in source]
+
+
+def _gradio_js() -> FileResponse:
+    """Gradio's <gradio-app> web component, from the gradio wheel rather than a CDN; it loads the rest from ./assets/."""
+    return FileResponse(Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js", media_type="text/javascript")
 
 
 def fix_page(html: str) -> str:

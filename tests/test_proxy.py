@@ -1,6 +1,7 @@
 """Behind Debian's nginx under /qa/, with the README's location block: the chat in Chromium, and the API."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,32 +170,61 @@ def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy
     assert outside_calls(log) == []
 
 
-def test_readme_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, tmp_path):
+@contextmanager
+def intranet_page(folder: Path, snippet: str, proxy_url: str):
+    """The README's embedding snippet `snippet` (from deploy/), pointed at the proxy, served from another origin."""
     import http.server
     import threading
     from functools import partial
 
-    from playwright.sync_api import sync_playwright
-
-    snippet = (ROOT / "deploy" / "embed.html").read_text()
-    assert snippet.strip() in (ROOT / "README.md").read_text()
-    (tmp_path / "index.html").write_text(snippet.replace("http://127.0.0.1:8080/qa/", proxy_url))
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    html = (ROOT / "deploy" / snippet).read_text()
+    assert html.strip() in (ROOT / "README.md").read_text()
+    (folder / "index.html").write_text(html.replace("http://127.0.0.1:8080/qa/", proxy_url))
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     page_server = http.server.ThreadingHTTPServer(("127.0.0.1", EMBED_PORT), handler)
     threading.Thread(target=page_server.serve_forever, daemon=True).start()
     try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{EMBED_PORT}/index.html")
-            chat = page.frame_locator("iframe")
-            chat.locator("textarea").fill("Which countries took part?")
-            chat.locator("textarea").press("Enter")
-            chat.locator(".passage").first.wait_for(timeout=60_000)
-            assert len(chat.locator(".answer li").all()) == 21
-            browser.close()
+        yield f"http://127.0.0.1:{EMBED_PORT}/index.html"
     finally:
         page_server.shutdown()
+        page_server.server_close()
+
+
+def test_readme_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with intranet_page(tmp_path, "embed.html", proxy_url) as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        page.goto(url)
+        chat = page.frame_locator("iframe")
+        chat.locator("textarea").fill("Which countries took part?")
+        chat.locator("textarea").press("Enter")
+        chat.locator(".passage").first.wait_for(timeout=60_000)
+        assert len(chat.locator(".answer li").all()) == 21
+        browser.close()
+
+
+def test_readme_web_component_snippet_shows_the_chat_in_an_intranet_page_from_the_app_alone(proxy_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with intranet_page(tmp_path, "embed-component.html", proxy_url) as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        page.fill("gradio-app textarea", "Which countries took part?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("gradio-app .passage", timeout=60_000)
+        assert len(page.locator("gradio-app .answer li").all()) == 21
+        browser.close()
+    elsewhere = {u for u in requests if not u.startswith((proxy_url, url))}
+    # Gradio's mount_css resolves its stylesheet against the script's origin, not its path: that one request
+    # misses /qa/ and fails; the same file has come from /qa/assets/ already
+    origin = proxy_url.removesuffix("/qa/")
+    assert all(re.fullmatch(re.escape(origin) + r"/assets/index-[\w-]+\.css", u) for u in elsewhere), elsewhere
+    assert {u.replace(origin, proxy_url.rstrip("/")) for u in elsewhere} <= set(requests)
 
 
 def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
