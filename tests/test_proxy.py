@@ -252,6 +252,22 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
     assert errors == []
 
 
+def test_the_api_docs_page_works_under_the_sub_path_from_the_app_alone(proxy_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        requests, errors = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("response", lambda r: errors.append((r.status, r.url)) if r.status >= 400 else None)
+        page.on("requestfailed", lambda r: errors.append((r.failure, r.url)))
+        page.goto(proxy_url + "api/docs")
+        page.wait_for_selector(".opblock-summary-path[data-path=\"/api/ask\"]", timeout=30_000)  # drawn from the schema
+        browser.close()
+    assert [u for u in requests if not u.startswith(proxy_url)] == [] and errors == []
+
+
 def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
