@@ -8,6 +8,7 @@ import binascii
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from .auth import check_token, check_user
@@ -55,7 +56,9 @@ def _basic_ok(users: dict[str, str], authorization: str | None) -> bool:
 
 def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "") -> FastAPI:
     """The FastAPI app with the API routes; server.py mounts the chat on it."""
-    app = FastAPI(title="Document Q&A", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    # FastAPI's own /api/docs page would load Swagger UI from a CDN; FastAPIOffline serves the copy in its package
+    app = FastAPIOffline(title="Document Q&A", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+                         swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect", static_url="/api/docs-assets")
     app.state.ready = False
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token))])
 

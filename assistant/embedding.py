@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +12,6 @@ from .config import DEFAULT_MODEL
 from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
-
-# The product runs offline: never let a model name turn into a network call that hangs.
-# Set HF_HUB_OFFLINE=0 explicitly to allow downloads on a connected machine.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 _LOADED: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
+from pathlib import Path
 
 import gradio as gr
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
 
 from .api import create_app
 from .auth import check_user, load_users
@@ -14,6 +18,11 @@ from .service import Assistant
 from .ui import CSS, build_demo
 
 log = logging.getLogger(__name__)
+
+_ROOT_LINK = re.compile(r'\b(href|src)="/(?!/)')  # e.g. Gradio's <link rel="manifest" href="/manifest.json">
+# the share-preview tags that name a URL or an account: Gradio's point at gradio.app, GitHub and @Gradio
+_SOCIAL_LINKS = re.compile(r'<meta\s+(?:property|name)="(?:og:image|og:url|twitter:image|twitter:creator)"\s+content="[^"]*"\s*/?>\s*')
+_ICON = '<link rel="icon" href="./favicon.ico" />'
 
 
 def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
@@ -29,8 +38,56 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
         response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.frame_ancestors}"
         return response
 
+    # Gradio's own CORS lets any site read the chat off a host that is not loopback; only the embedding pages may
+    app.add_middleware(CORSMiddleware, allow_origins=embedding_origins(settings.frame_ancestors), allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"])
+    app.add_api_route("/gradio.js", _gradio_js, include_in_schema=False)
+    _render_pages_through_fix_page()
+    # run history off: its page offers to save runs to a Hugging Face bucket, a call out of the intranet
     return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
-                               css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None)
+                               css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None,
+                               run_history=False)
+
+
+def embedding_origins(frame_ancestors: str) -> list[str]:
+    """The origins among the frame-ancestors sources: the pages that may also embed the chat as a web component."""
+    return [source for source in frame_ancestors.split() if "://" in source]
+
+
+def _gradio_js() -> FileResponse:
+    """Gradio's <gradio-app> web component, from the gradio wheel rather than a CDN; it loads the rest from ./assets/."""
+    return FileResponse(Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js", media_type="text/javascript")
+
+
+def fix_page(html: str) -> str:
+    """Gradio's page made to work under a proxy's sub-path and to name no outside host.
+
+    Its template links /manifest.json from the site's root, which is outside /qa/ behind a proxy; the
+    page's <base href="./"> makes "./" links land under the chat's own path. Without an icon link,
+    browsers ask the site's root for /favicon.ico. Link previews would fetch the images from GitHub.
+    """
+    html = _SOCIAL_LINKS.sub("", _ROOT_LINK.sub(r'\1="./', html))
+    if 'rel="icon"' not in html:
+        html = html.replace("</head>", f"{_ICON}\n</head>", 1)
+    return html
+
+
+def _render_pages_through_fix_page() -> None:
+    """Gradio renders its page from a Jinja template that it reads once; pass that source through fix_page."""
+    import jinja2
+    from gradio.routes import templates
+
+    loader = templates.env.loader
+    if getattr(loader, "fixes_gradio_page", False):  # already done in this process
+        return
+
+    def source(name: str):
+        text, filename, uptodate = loader.get_source(templates.env, name)
+        return fix_page(text), filename, uptodate
+
+    templates.env.loader = jinja2.FunctionLoader(source)
+    templates.env.loader.fixes_gradio_page = True
+    templates.env.cache.clear()
 
 
 def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:

@@ -84,3 +84,27 @@ def test_openapi_docs_and_the_chat_are_served(client):
     assert "/api/ask" in client.get("/api/openapi.json").json()["paths"]
     page = client.get("/")
     assert page.status_code == 200 and "Document Q&A" in page.text.replace("&amp;", "&")
+
+
+def test_the_chat_page_links_below_its_own_path_and_names_no_outside_host(client):
+    from bs4 import BeautifulSoup
+
+    page = BeautifulSoup(client.get("/").text, "html.parser")
+    links = [tag.get(attr) for tag in page.find_all(True) for attr in ("href", "src", "content") if tag.get(attr)]
+    assert "./manifest.json" in links and "./favicon.ico" in links  # not /manifest.json, /favicon.ico: outside /qa/
+    assert [link for link in links if link.startswith("/") or "://" in link or "@" in link] == []  # Gradio's og:image was on GitHub
+    assert client.get("/manifest.json").json()["start_url"] == "./"
+
+
+def test_run_history_is_off_so_no_page_offers_to_save_runs_to_the_hub(client):
+    assert client.post("/gradio_api/run-history/connect", json={}).status_code == 404
+    assert client.get("/gradio_api/runs").status_code == 404
+
+
+def test_the_api_docs_page_loads_swagger_ui_from_the_app_not_a_cdn(client):
+    from bs4 import BeautifulSoup
+
+    page = BeautifulSoup(client.get("/api/docs").text, "html.parser")
+    links = [tag.get(attr) for tag in page.find_all(True) for attr in ("href", "src") if tag.get(attr)]
+    assert links and [link for link in links if not link.startswith("/api/docs-assets/")] == []
+    assert all(client.get(link).status_code == 200 for link in links)

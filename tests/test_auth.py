@@ -100,6 +100,23 @@ def test_frame_ancestors_header_defaults_to_self_and_follows_the_setting(served)
     assert client.get("/api/status").headers["Content-Security-Policy"] == "frame-ancestors https://intranet.example"
 
 
+def test_only_the_embedding_origins_may_read_the_chat_from_another_site(served):
+    # Gradio's own CORS echoed any Origin, with credentials, on a host that is not loopback (here "testserver")
+    client = served(frame_ancestors="'self' https://intranet.example")
+    for path in ("/config", "/gradio_api/info"):
+        allowed = client.get(path, headers={"Origin": "https://intranet.example"}).headers
+        assert allowed["access-control-allow-origin"] == "https://intranet.example"
+        assert "access-control-allow-origin" not in client.get(path, headers={"Origin": "https://evil.example"}).headers
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    assert client.options("/gradio_api/queue/join", headers=preflight).status_code == 400
+    assert "access-control-allow-origin" not in served().get("/config", headers={"Origin": "https://intranet.example"}).headers
+
+
+def test_the_web_component_script_comes_from_the_app_itself(served):
+    script = served().get("/gradio.js")
+    assert script.status_code == 200 and "import(" in script.text and "./assets/" in script.text
+
+
 @pytest.mark.parametrize("path", ["/etc/passwd", "{index}/CURRENT", "{corpus}/doc.txt"])
 def test_files_outside_the_ui_are_not_served_through_gradio_file_routes(served, settings, path):
     client = served()

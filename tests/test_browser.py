@@ -28,7 +28,7 @@ def app_url(tmp_path_factory):
     shutil.copytree(ROOT / "corpus", folder / "corpus")
     (folder / "corpus" / "hostile.md").write_text(HOSTILE)
     port = free_port()
-    env = {**os.environ, "ASSISTANT_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "ASSISTANT_PORT": str(port)}
     log = open(folder / "app.log", "w")
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

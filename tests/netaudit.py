@@ -1,0 +1,84 @@
+"""Run a Python entry point with an audit hook that logs its name lookups, connections and child processes.
+
+    python tests/netaudit.py LOG -m assistant serve ...     (like python -m assistant serve ...)
+    python tests/netaudit.py LOG app.py ...                  (like python app.py ...)
+
+The hook is installed before the entry point imports anything, and sees every thread. Each line of LOG is
+JSON, [event, detail]; the first is ["audit", pid]. Every lookup, connect and datagram made through
+Python's socket module is logged (httpx, requests, urllib, huggingface_hub and Gradio all use it), and so is
+every child process, which the hook could not follow. `outside_calls(LOG)` lists what left the machine.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import runpy
+import sys
+import threading
+from pathlib import Path
+
+SOCKET_EVENTS = {"socket.connect", "socket.sendto", "socket.sendmsg"}  # detail: the address
+LOOKUP_EVENTS = {"socket.getaddrinfo", "socket.gethostbyname"}  # detail: [host, port]
+PROCESS_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"}
+LOCAL_NAMES = {None, "", "localhost"}
+
+
+def install(log_path: str) -> None:
+    log = open(log_path, "a", buffering=1)
+    lock = threading.Lock()
+    log.write(json.dumps(["audit", os.getpid()]) + "\n")
+
+    def hook(event: str, args: tuple) -> None:
+        if event in SOCKET_EVENTS:
+            detail = args[1]  # args[0] is the socket
+        elif event in LOOKUP_EVENTS or event in PROCESS_EVENTS:
+            detail = args[:2]
+        else:
+            return
+        with lock:
+            log.write(json.dumps([event, detail], default=repr) + "\n")
+
+    sys.addaudithook(hook)
+
+
+def is_local(event: str, detail) -> bool:
+    """True for loopback addresses, unix sockets and the kernel; a child process never counts as local."""
+    if event == "audit":
+        return True
+    if event not in SOCKET_EVENTS | LOOKUP_EVENTS:
+        return False
+    if detail is None or isinstance(detail, str):  # a connected socket's send, or a unix socket's path
+        return True
+    host = detail[0]
+    if host in LOCAL_NAMES or isinstance(host, int):  # an int: a netlink (pid, groups) address
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except (AttributeError, ValueError):  # a host name other than localhost
+        return False
+
+
+def read_log(log_path: Path) -> list[tuple[str, object]]:
+    return [tuple(json.loads(line)) for line in log_path.read_text().splitlines()]
+
+
+def outside_calls(log_path: Path) -> list[tuple[str, object]]:
+    return [(event, detail) for event, detail in read_log(log_path) if not is_local(event, detail)]
+
+
+def main() -> None:
+    log, *command = sys.argv[1:]
+    install(log)
+    if command[0] == "-m":
+        sys.path[0] = ""  # as `python -m` does: the current folder, not tests/
+        sys.argv = [command[1], *command[2:]]
+        runpy.run_module(command[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.path[0] = os.path.dirname(os.path.abspath(command[0]))  # as `python app.py` does
+        sys.argv = command
+        runpy.run_path(command[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
