@@ -30,7 +30,9 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "users": ("ASSISTANT_USERS", str),
     "api_token": ("ASSISTANT_API_TOKEN", str),
     "frame_ancestors": ("ASSISTANT_FRAME_ANCESTORS", str),
+    "log_questions": ("ASSISTANT_LOG_QUESTIONS", "flag"),
 }
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Settings:
     users: str = ""  # a file of user:scrypt-hash lines, or one user:password; empty: no login
     api_token: str = ""  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
     frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
+    log_questions: bool = False  # write each question to the log; off, the log never holds what people asked
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -98,6 +101,10 @@ def check_mode(mode: str) -> Mode:
 
 
 def _convert(var: str, raw: str, kind: type | str) -> Any:
+    if kind == "flag":
+        if raw.lower() not in _FLAGS:
+            raise ConfigError(f"{var}={raw!r} is not a valid switch — use 1 or 0")
+        return _FLAGS[raw.lower()]
     if kind == "number_or_auto":
         if raw.lower() == "auto":
             return None

@@ -111,7 +111,7 @@ def extract_answer(question: str, passages: list[Passage]) -> ExtractedAnswer | 
     else:
         mentions = _entities(docs, LABELS[answer_type], question if answer_type in ("date", "number") else None)
     if not mentions:
-        log.debug("no %s entity in %d passages for %r", answer_type, len(passages), question)
+        log.debug("no %s entity in %d passages", answer_type, len(passages))  # never the question: it is not logged
         return None
     return ExtractedAnswer(answer_type, _group(mentions, passages))
 

@@ -1,6 +1,7 @@
 """One server: uvicorn runs the FastAPI app with the REST API, and the Gradio chat mounted on it."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import socket
@@ -96,6 +97,8 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
 
     settings = assistant.settings
     _check_port(settings.host, settings.port)
+    if warning := exposure_warning(settings):
+        print(warning, file=sys.stderr)
     try:
         assistant.index()
     except (IndexNotFound, IndexMismatch) as why:  # build rather than fail: what `assistant build` would do
@@ -107,6 +110,21 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
     where = f"http://{settings.host}:{settings.port}{settings.root_path}/"
     print(f"serving the chat at {where} and the API at {where}api/docs", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, root_path=settings.root_path, log_level="warning")
+
+
+def exposure_warning(settings) -> str | None:
+    """A warning when the server listens beyond this machine and nobody has to sign in."""
+    if _is_loopback(settings.host) or settings.users or settings.api_token:
+        return None
+    return (f"warning: serving on {settings.host} without a login — anyone who can reach port {settings.port} can read "
+            "the documents; set ASSISTANT_USERS (and ASSISTANT_API_TOKEN), or ASSISTANT_HOST=127.0.0.1")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, it is not only this machine
+        return False
 
 
 def _check_port(host: str, port: int) -> None:

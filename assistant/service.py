@@ -36,7 +36,11 @@ class Assistant:
 
     def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
         retriever = Retriever(self.index(), self.embedder, self.settings.min_score, mode or self.settings.mode)
-        return answer_question(retriever, question, k)
+        answer = answer_question(retriever, question, k)
+        if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log
+            log.info("asked %r (k=%d, %s): %d passages%s", question, k, retriever.mode, len(answer.passages),
+                     ", not in the documents" if answer.no_answer else "")
+        return answer
 
     def build(self, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
         summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)

@@ -108,3 +108,17 @@ def test_the_api_docs_page_loads_swagger_ui_from_the_app_not_a_cdn(client):
     links = [tag.get(attr) for tag in page.find_all(True) for attr in ("href", "src") if tag.get(attr)]
     assert links and [link for link in links if not link.startswith("/api/docs-assets/")] == []
     assert all(client.get(link).status_code == 200 for link in links)
+
+
+@pytest.mark.parametrize("log_questions", [False, True])
+def test_questions_reach_the_log_only_when_switched_on(assistant, caplog, log_questions):
+    import logging
+
+    served = Assistant(assistant.settings.with_(log_questions=log_questions), assistant.embedder)
+    client = TestClient(create_server(served))
+    with caplog.at_level(logging.DEBUG):
+        assert client.post("/api/ask", json={"question": "Which delegation sailed from Muscat?"}).status_code == 200
+        served.ask("Who watched the border talks in Oman?")
+    logged = caplog.text
+    assert ("Which delegation sailed from Muscat?" in logged) == log_questions
+    assert ("Who watched the border talks in Oman?" in logged) == log_questions

@@ -9,7 +9,7 @@ from assistant import cli
 from assistant.auth import check_token, hash_password, load_users, verify_password
 from assistant.build import build_index
 from assistant.errors import ConfigError
-from assistant.server import create_server
+from assistant.server import create_server, exposure_warning, serve
 from assistant.service import Assistant
 
 
@@ -123,3 +123,33 @@ def test_files_outside_the_ui_are_not_served_through_gradio_file_routes(served, 
     target = path.format(index=settings.index.resolve(), corpus=settings.corpus.resolve())
     for route in (f"/gradio_api/file={target}", f"/file={target}"):
         assert client.get(route).status_code in (403, 404)
+
+
+@pytest.mark.parametrize("host, users, token, warned", [
+    ("0.0.0.0", "", "", True), ("10.1.2.3", "", "", True), ("intranet.example", "", "", True),
+    ("127.0.0.1", "", "", False), ("::1", "", "", False), ("localhost", "", "", False),
+    ("0.0.0.0", "ana:secret", "", False), ("0.0.0.0", "", "t0ken", False),
+])
+def test_serving_beyond_this_machine_without_a_login_warns(settings, host, users, token, warned):
+    warning = exposure_warning(settings.with_(host=host, users=users, api_token=token))
+    assert (warning is not None) == warned
+    if warned:
+        assert host in warning and "ASSISTANT_USERS" in warning
+
+
+def test_serve_prints_the_warning_before_it_starts(settings, fake_embedder, monkeypatch, capsys):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: print("started", options["host"]))
+    (settings.corpus / "a.txt").write_text("Oman sent a delegation.")
+    serve(Assistant(settings.with_(host="0.0.0.0", port=free_port()), fake_embedder))
+    printed = capsys.readouterr()
+    assert "warning: serving on 0.0.0.0 without a login" in printed.err and "started 0.0.0.0" in printed.out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -42,3 +42,11 @@ def test_relevance_floor_is_automatic_unless_a_number_is_given():
     assert Settings.from_env({"ASSISTANT_MIN_SCORE": "0.3"}).min_score == 0.3
     with pytest.raises(ConfigError, match="ASSISTANT_MIN_SCORE='high' is not a valid number or auto"):
         Settings.from_env({"ASSISTANT_MIN_SCORE": "high"})
+
+
+def test_question_logging_is_a_switch_that_is_off_by_default():
+    assert Settings.from_env({}).log_questions is False
+    assert Settings.from_env({"ASSISTANT_LOG_QUESTIONS": "1"}).log_questions is True
+    assert Settings.from_env({"ASSISTANT_LOG_QUESTIONS": "0"}).log_questions is False
+    with pytest.raises(ConfigError, match="ASSISTANT_LOG_QUESTIONS='maybe' is not a valid switch — use 1 or 0"):
+        Settings.from_env({"ASSISTANT_LOG_QUESTIONS": "maybe"})
