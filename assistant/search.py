@@ -107,9 +107,10 @@ class Retriever:
 
     def _passages(self, rows: list[int], cosines: list[float]) -> list[Passage]:
         stored = self.index.chunks(rows)
-        titles = {path: doc["title"] for path, doc in self.index.manifest["documents"].items()}
+        documents = self.index.manifest["documents"]  # only the passages' own documents are looked up
         return [
-            Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"], titles.get(r["source"], ""))
+            Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"],
+                    documents.get(r["source"], {}).get("title", ""))
             for row, score in zip(rows, cosines)
             for r in [stored[row]]
         ]

@@ -106,10 +106,32 @@ def test_api_through_the_proxy(proxy_url):
     request = urllib.request.Request(proxy_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
                                      headers={"Content-Type": "application/json"})
     assert len(json.loads(urllib.request.urlopen(request).read())["answer"]["items"]) == 21
-    bad = urllib.request.Request(proxy_url + "api/ask", data=b'{"question": ""}', headers={"Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(bad)
-    assert error.value.code == 422
+    assert json.loads(urllib.request.urlopen(proxy_url + "readyz").read())["status"] == "ready"
+    for payload, message in [({"question": ""}, "at least 1 character"), ({"question": "x" * 2001}, "at most 2000 characters"),
+                             ({"question": "Who?", "k": 0}, "greater than or equal to 1"),
+                             ({"question": "Who?", "k": 51}, "less than or equal to 50"),
+                             ({"question": "Who?", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'")]:
+        status, body = post_error(proxy_url + "api/ask", payload)
+        assert status == 422 and message in body, (payload, body)
+
+
+def post_error(url: str, payload: dict, headers: dict | None = None) -> tuple[int, str] | None:
+    """(status, body) of a refused POST; None if it was accepted."""
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        urllib.request.urlopen(request)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    return None
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "{index}/CURRENT", "{corpus}/unodc-regional-conference-islamabad.txt"])
+def test_files_outside_the_ui_are_not_served_through_the_proxy(proxy_url, proxy_dir, path):
+    target = path.format(index=proxy_dir / "index", corpus=proxy_dir / "corpus")
+    for route in (f"gradio_api/file={target}", f"file={target}"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(proxy_url + route)
+        assert refused.value.code in (403, 404), route
 
 
 def launch(p):
@@ -320,6 +342,10 @@ def test_with_users_the_chat_asks_for_a_login_and_the_right_one_gets_in(tmp_path
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + "api/status")
         assert refused.value.code == 401
+        assert post_error(url + "api/ask", {"question": "Who spoke?"})[0] == 401
+        assert post_error(url + "api/ask", {"question": "Who spoke?"}, {"Authorization": "Bearer wrong"})[0] == 401
+        assert post_error(url + "api/ask", {"question": "Who spoke?"}, {"Authorization": "Bearer t0k"}) is None
+        assert urllib.request.urlopen(url + "healthz").status == 200  # probes stay open
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page()
