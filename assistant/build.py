@@ -20,6 +20,7 @@ from .embedding import Embedder, Progress
 from .errors import ConfigError, IndexMismatch
 from .index import FORMAT, Index, build_lock, current_build, fault_point, publish, remove_old_builds, write_build
 from .ingest import SkipFile, check_readable, file_sha256, iter_corpus, read_document
+from .vectors import build_dense, dense_settled, dense_spec
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, p
         try:
             scan = _scan(settings, old.manifest["documents"] if old else {})
             summary = scan.summary()
-            if old and not (scan.fresh or summary.removed) and _same_skips(old, scan.skipped):
+            if old and not (scan.fresh or summary.removed) and _same_skips(old, scan.skipped) and _same_dense(old, settings):
                 summary.chunks = len(old)
             else:
                 summary.embedded, summary.chunks = _write_new_build(settings, embedder, old, scan, progress)
@@ -129,12 +130,16 @@ def _same_skips(old: Index, skipped: list[SkippedFile]) -> bool:
     return {s["path"]: s["reason"] for s in old.manifest.get("skipped", [])} == {s.path: s.reason for s in skipped}
 
 
+def _same_dense(old: Index, settings: Settings) -> bool:
+    return dense_settled(dense_spec(old.manifest), len(old), settings.ann_threshold, settings.ann_nprobe)
+
+
 def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, scan: _Scan,
                      progress: Progress | None) -> tuple[int, int]:
     """Embed the fresh documents, add the kept ones, write and publish. Returns (embedded, total) chunks."""
     new_chunks, new_vectors, max_tokens = _embed_fresh(settings, embedder, scan.fresh, progress)
     fault_point("embedding")
-    kept_docs, kept_chunks, kept_vectors = _kept(old, scan.kept)
+    kept_docs, kept_chunks, kept_vectors, kept_rows = _kept(old, scan.kept)
     if max_tokens is None:  # nothing was embedded: the model was not even loaded
         max_tokens = old.manifest["chunking"]["max_tokens"] if old else 0
     dimension = new_vectors.shape[1] if len(new_chunks) else (old.manifest["dimension"] if old else embedder.dimension)
@@ -142,10 +147,13 @@ def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, 
     chunks = kept_chunks + new_chunks
     order = sorted(range(len(chunks)), key=lambda i: (chunks[i].source, chunks[i].start))
     chunks, vectors = [chunks[i] for i in order], vectors[order]
+    old_rows = np.concatenate([kept_rows, np.full(len(new_chunks), -1, np.int64)])[order]
+    dense, manifest_vectors = build_dense(vectors, settings.ann_threshold, settings.ann_nprobe, *_previous_dense(old), old_rows)
     documents = sorted(kept_docs + scan.fresh, key=lambda d: d.path)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = _manifest(settings, name, dimension, max_tokens, documents, chunks, scan)
-    write_build(settings.index, name, manifest, documents, chunks, vectors)
+    manifest["vectors"] = manifest_vectors
+    write_build(settings.index, name, manifest, documents, chunks, dense)
     publish(settings.index, name)
     return len(new_chunks), len(chunks)
 
@@ -162,14 +170,20 @@ def _embed_fresh(settings: Settings, embedder: Embedder, fresh: list[Document],
     return chunks, vectors, max_tokens
 
 
-def _kept(old: Index | None, kept: list[str]) -> tuple[list[Document], list[Chunk], np.ndarray]:
-    """Documents, chunks and stored vectors of the unchanged files, read back from the old build."""
+def _kept(old: Index | None, kept: list[str]) -> tuple[list[Document], list[Chunk], np.ndarray, np.ndarray]:
+    """Documents, chunks, stored vectors and old rows of the unchanged files, read back from the old build."""
     if old is None or not kept:
-        return [], [], np.zeros((0,), np.float32)
+        return [], [], np.zeros((0,), np.float32), np.zeros(0, np.int64)
     rows = old.chunks_of(kept)
     chunks = [Chunk(r["id"], r["source"], r["page"], r["start"], r["end"], r["text"], r["embed_text"]) for r in rows]
     documents = [_stored_document(row) for row in old.documents(kept).values()]
-    return documents, chunks, old.stored_vectors([r["row"] for r in rows])
+    old_rows = [r["row"] for r in rows]
+    return documents, chunks, old.stored_vectors(old_rows), np.asarray(old_rows, dtype=np.int64)
+
+
+def _previous_dense(old: Index | None) -> tuple:
+    """The old build's FAISS index and manifest entry, whose IVF lists the new build may reuse."""
+    return (old.vectors, dense_spec(old.manifest)) if old else (None, None)
 
 
 def _manifest(settings: Settings, name: str, dimension: int, max_tokens: int, documents: list[Document],

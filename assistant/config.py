@@ -24,6 +24,8 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "min_score": ("ASSISTANT_MIN_SCORE", "number_or_auto"),
     "mode": ("ASSISTANT_MODE", str),
     "batch_size": ("ASSISTANT_BATCH_SIZE", int),
+    "ann_threshold": ("ASSISTANT_ANN_THRESHOLD", int),
+    "ann_nprobe": ("ASSISTANT_ANN_NPROBE", int),
     "host": ("ASSISTANT_HOST", str),
     "port": ("ASSISTANT_PORT", int),
     "root_path": ("ASSISTANT_ROOT_PATH", str),
@@ -48,6 +50,10 @@ class Settings:
     min_score: float | None = None
     mode: Mode = "hybrid"
     batch_size: int = 32
+    # above this many chunks the dense side is an approximate (IVF) index that searches ann_nprobe of its lists;
+    # both chosen by benchmarks/ann.py (README, Large corpora)
+    ann_threshold: int = 100_000
+    ann_nprobe: int = 32
     host: str = "127.0.0.1"
     port: int = 7860
     root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
@@ -69,6 +75,10 @@ class Settings:
             raise ConfigError(f"ASSISTANT_MAX_FILE_MB must be positive (got {self.max_file_mb})")
         if self.batch_size < 1:
             raise ConfigError(f"ASSISTANT_BATCH_SIZE must be at least 1 (got {self.batch_size})")
+        if self.ann_threshold < 0:
+            raise ConfigError(f"ASSISTANT_ANN_THRESHOLD must be a chunk count, 0 or more (got {self.ann_threshold})")
+        if self.ann_nprobe < 1:
+            raise ConfigError(f"ASSISTANT_ANN_NPROBE must be at least 1 (got {self.ann_nprobe})")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(f"ASSISTANT_ROOT_PATH must start with / and not end with one, like /qa (got {self.root_path!r})")
         if not 0 < self.port < 65536:

@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .documents import Chunk, Document
 from .errors import IndexLocked, IndexMismatch, IndexNotFound
 from .lexical import LexicalIndex, write_bm25
+from .vectors import dense_spec, read_dense
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,9 @@ def current_build(index_dir: Path) -> Path | None:
 
 
 def write_build(index_dir: Path, name: str, manifest: dict, documents: Iterable[Document],
-                chunks: list[Chunk], vectors: np.ndarray) -> Path:
-    """Write a complete build into builds/<name>.partial, then rename it to builds/<name>."""
+                chunks: list[Chunk], dense: Any) -> Path:
+    """Write a complete build into builds/<name>.partial, then rename it to builds/<name>.
+    `dense` is the FAISS index of the chunks' vectors, row for row (vectors.build_dense)."""
     import faiss
 
     final = index_dir / BUILDS / name
@@ -82,10 +85,7 @@ def write_build(index_dir: Path, name: str, manifest: dict, documents: Iterable[
     partial.mkdir(parents=True)
     _write_store(partial / "store.sqlite", documents, chunks)
     fault_point("writing")
-    flat = faiss.IndexFlatIP(int(manifest["dimension"]))  # inner product of normalized vectors = cosine
-    if len(vectors):
-        flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(flat, str(partial / "vectors.faiss"))
+    faiss.write_index(dense, str(partial / "vectors.faiss"))
     write_bm25(partial, [c.embed_text for c in chunks])
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     for file in partial.rglob("*"):
@@ -140,14 +140,12 @@ class Index:
     """One published build, read-only: vectors in FAISS, chunk and document text in SQLite."""
 
     def __init__(self, folder: Path) -> None:
-        import faiss
-
         self.folder = folder
         self.manifest: dict = json.loads((folder / "manifest.json").read_text())
         if self.manifest.get("format") != FORMAT:
             raise IndexMismatch(f"the index at {folder.parent.parent}/ was written by another version of the assistant "
                                 f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild")
-        self.vectors = faiss.read_index(str(folder / "vectors.faiss"))
+        self.vectors = read_dense(folder / "vectors.faiss", dense_spec(self.manifest))
         self.lexical = LexicalIndex(folder, int(self.vectors.ntotal))
         self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -157,7 +155,8 @@ class Index:
         return int(self.vectors.ntotal)
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(row, cosine) pairs of the k nearest chunks, best first."""
+        """(row, cosine) pairs of the k nearest chunks, best first; over an IVF index, the nearest of the
+        chunks in the lists it visits (cosines exact, the ranking approximate: README, Large corpora)."""
         k = min(k, len(self))
         if k <= 0:
             return []

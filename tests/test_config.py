@@ -50,3 +50,13 @@ def test_question_logging_is_a_switch_that_is_off_by_default():
     assert Settings.from_env({"ASSISTANT_LOG_QUESTIONS": "0"}).log_questions is False
     with pytest.raises(ConfigError, match="ASSISTANT_LOG_QUESTIONS='maybe' is not a valid switch — use 1 or 0"):
         Settings.from_env({"ASSISTANT_LOG_QUESTIONS": "maybe"})
+
+
+def test_bad_ann_threshold_or_nprobe_names_the_variable():
+    assert Settings.from_env({"ASSISTANT_ANN_THRESHOLD": "500", "ASSISTANT_ANN_NPROBE": "8"}).ann_threshold == 500
+    with pytest.raises(ConfigError, match="ASSISTANT_ANN_THRESHOLD='lots' is not a valid int"):
+        Settings.from_env({"ASSISTANT_ANN_THRESHOLD": "lots"})
+    with pytest.raises(ConfigError, match=r"ASSISTANT_ANN_THRESHOLD must be a chunk count, 0 or more \(got -1\)"):
+        Settings.from_env({"ASSISTANT_ANN_THRESHOLD": "-1"})
+    with pytest.raises(ConfigError, match=r"ASSISTANT_ANN_NPROBE must be at least 1 \(got 0\)"):
+        Settings.from_env({"ASSISTANT_ANN_NPROBE": "0"})
