@@ -80,18 +80,30 @@ def chunk_vectors(real: np.ndarray, size: int) -> np.ndarray:
     rng = np.random.default_rng(SEED)
     if size <= len(real):
         return real[np.sort(rng.choice(len(real), size, replace=False))]
-    centered = real - real.mean(axis=0)
-    variances, axes = np.linalg.eigh(centered.T @ centered / len(real))
-    shape = axes * np.sqrt(np.clip(variances, 0, None))  # noise ~ N(0, covariance of the real vectors)
-    scale = np.sqrt((1 / COPY_COSINE**2 - 1) / variances.sum())  # cos(copy, source) ~ 1 / sqrt(1 + |noise|^2)
+    noise = noise_shape(real)
     out = np.empty((size, real.shape[1]), np.float32)
     out[: len(real)] = real
     for start in range(len(real), size, 100_000):
         stop = min(size, start + 100_000)
-        sources = rng.integers(len(real), size=stop - start)
-        copies = real[sources] + scale * rng.standard_normal((stop - start, real.shape[1])) @ shape.T
-        out[start:stop] = copies / np.linalg.norm(copies, axis=1, keepdims=True)
+        out[start:stop] = noisy_copies(real, rng.integers(len(real), size=stop - start), noise, rng)
     return out
+
+
+def noise_shape(real: np.ndarray) -> tuple[np.ndarray, float]:
+    """The linear map that turns standard normal draws into noise shaped like the real vectors' covariance,
+    and the scale that puts a copy at a median cosine of COPY_COSINE to its source."""
+    centered = real - real.mean(axis=0)
+    variances, axes = np.linalg.eigh(centered.T @ centered / len(real))
+    shape = axes * np.sqrt(np.clip(variances, 0, None))  # noise ~ N(0, covariance of the real vectors)
+    scale = np.sqrt((1 / COPY_COSINE**2 - 1) / variances.sum())  # cos(copy, source) ~ 1 / sqrt(1 + |noise|^2)
+    return shape, float(scale)
+
+
+def noisy_copies(real: np.ndarray, sources: np.ndarray, noise: tuple[np.ndarray, float], rng) -> np.ndarray:
+    """Unit vectors: real[sources] plus shaped noise (noise_shape), renormalized."""
+    shape, scale = noise
+    copies = real[sources] + scale * rng.standard_normal((len(sources), real.shape[1])) @ shape.T
+    return (copies / np.linalg.norm(copies, axis=1, keepdims=True)).astype(np.float32)
 
 
 def latency_ms(index, queries: np.ndarray) -> dict[str, float]:
