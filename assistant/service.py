@@ -20,7 +20,7 @@ class Assistant:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(settings.model, settings.batch_size)
+        self.embedder = embedder or Embedder(settings.model, settings.batch_size, settings.precision)
         self._index: Index | None = None
         self._lock = threading.Lock()
 
@@ -84,6 +84,7 @@ class Assistant:
             "documents": len(manifest["documents"]),
             "chunks": manifest["chunks"],
             "model": manifest["model"],
+            "precision": manifest.get("precision", "fp32"),  # indexes built before the field were all fp32
             "built_at": manifest["built_at"],
             "stale": stale_documents(self.settings.corpus, manifest, self.settings.max_file_mb),
             "corpus": str(self.settings.corpus),

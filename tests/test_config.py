@@ -34,3 +34,14 @@ def test_overlap_must_be_smaller_than_chunk_size():
 def test_size_limit_must_be_positive():
     with pytest.raises(ConfigError, match="ASSISTANT_MAX_FILE_MB"):
         Settings.from_env({"ASSISTANT_MAX_FILE_MB": "0"})
+
+
+def test_precision_comes_from_the_environment_and_defaults_to_auto():
+    assert Settings.from_env({}).precision == "auto"
+    assert Settings.from_env({"ASSISTANT_PRECISION": "bf16"}).precision == "bf16"
+    assert Settings.from_env({"ASSISTANT_PRECISION": "bf16"}, precision="fp32").precision == "fp32"
+
+
+def test_unknown_precision_names_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown precision 'fp16' \(ASSISTANT_PRECISION, --precision\) — valid precisions: auto, fp32, bf16"):
+        Settings.from_env({"ASSISTANT_PRECISION": "fp16"})

@@ -96,3 +96,24 @@ def test_countries_question_answers_exactly_the_21_participants(seed_assistant):
 def test_france_question_is_not_in_the_documents_and_has_no_answer(seed_assistant):
     answer = seed_assistant.ask("What is the capital of France?", 5).to_json()
     assert answer["no_answer"] is True and answer["answer"] is None
+
+
+def test_index_built_in_bf16_is_asked_in_fp32_with_the_same_passages(tmp_path, real_embedder):
+    from assistant.embedding import Embedder
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in {"talks.txt": "Delegates from Spain and Italy attended the talks in Islamabad.",
+                       "budget.txt": "The budget for border control grew this year.",
+                       "routes.txt": "Smugglers moved migrants along new sea routes.",
+                       "speech.txt": "The ambassador's message was delivered by his deputy."}.items():
+        (corpus / name).write_text(text)
+    settings = Settings(corpus=corpus, index=tmp_path / "index", precision="bf16")
+    built = Assistant(settings)
+    built.build()
+    assert built.status()["precision"] == "bf16"
+    asked = Assistant(settings.with_(precision="fp32"), Embedder(precision="fp32"))  # no rebuild, no refusal
+    for question in ("Which countries attended?", "Who delivered the ambassador's message?"):
+        bf16, fp32 = built.ask(question, 4, "dense").passages, asked.ask(question, 4, "dense").passages
+        assert [p.chunk_id for p in fp32] == [p.chunk_id for p in bf16]
+        assert max(abs(a.score - b.score) for a, b in zip(fp32, bf16)) < 0.005
