@@ -1,18 +1,48 @@
 """One assistant per process: settings, the embedder and the loaded index, shared by the CLI, the UI and the API."""
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import threading
+from collections import OrderedDict
 
 from .answers import Answer, answer_question
 from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
 from .embedding import Embedder, Progress
 from .index import Index, current_build, open_index
-from .search import Retriever
+from .search import Retriever, clean_query
 
 log = logging.getLogger(__name__)
+
+CACHED_ANSWERS = 256
+
+
+class AnswerCache:
+    """The latest answers, least recently used out first. Keys start with the build the answer came from, so
+    a newly published index is never answered from an older one. Answers go in and come out as copies:
+    a caller that edits its answer does not edit the cache."""
+
+    def __init__(self, size: int = CACHED_ANSWERS) -> None:
+        self.size = size
+        self._answers: OrderedDict[tuple, Answer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Answer | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+        return copy.deepcopy(answer)
+
+    def put(self, key: tuple, answer: Answer) -> None:
+        stored = copy.deepcopy(answer)
+        with self._lock:
+            self._answers[key] = stored
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
 
 
 class Assistant:
@@ -23,6 +53,7 @@ class Assistant:
         self.embedder = embedder or Embedder(settings.model, settings.batch_size, settings.precision)
         self._index: Index | None = None
         self._lock = threading.Lock()
+        self.answers = AnswerCache()
 
     def index(self) -> Index:
         with self._lock:
@@ -35,8 +66,17 @@ class Assistant:
         return current_build(self.settings.index) is not None
 
     def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
-        retriever = Retriever(self.index(), self.embedder, self.settings.min_score, mode or self.settings.mode)
-        return answer_question(retriever, question, k)
+        """The answer, from the cache when the same question was asked of the same build with the same k and mode."""
+        index = self.index()
+        retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
+        key = (index.folder.name, clean_query(question), k, retriever.mode)
+        cached = self.answers.get(key)
+        if cached is not None:
+            cached.question = question  # the same question up to spaces and control characters
+            return cached
+        answer = answer_question(retriever, question, k)
+        self.answers.put(key, answer)
+        return answer
 
     def build(self, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
         summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
