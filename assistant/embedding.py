@@ -85,6 +85,7 @@ class Embedder:
         """The resolved precision, "fp32" or "bf16"."""
         if self._precision is None:
             self._precision = resolve_precision(self.requested)
+            log.info("embedding in %s (ASSISTANT_PRECISION=%s)", self._precision, self.requested)
         return self._precision
 
     @property
