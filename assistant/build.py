@@ -117,6 +117,7 @@ def _reusable(settings: Settings, rebuild: bool) -> Index | None:
         log.warning("%s; re-embedding every document", why)
         return None
     manifest = index.manifest
+    # precision is not compared: fp32 and bf16 vectors agree to a cosine of 0.9999, so either is reused (README)
     if manifest["model"] != settings.model or any(
         manifest["chunking"].get(k) != v for k, v in settings.chunking().items()
     ):
@@ -151,7 +152,7 @@ def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, 
     dense, manifest_vectors = build_dense(vectors, settings.ann_threshold, settings.ann_nprobe, *_previous_dense(old), old_rows)
     documents = sorted(kept_docs + scan.fresh, key=lambda d: d.path)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    manifest = _manifest(settings, name, dimension, max_tokens, documents, chunks, scan)
+    manifest = _manifest(settings, name, dimension, max_tokens, documents, chunks, scan, embedder.precision)
     manifest["vectors"] = manifest_vectors
     write_build(settings.index, name, manifest, documents, chunks, dense)
     publish(settings.index, name)
@@ -187,18 +188,24 @@ def _previous_dense(old: Index | None) -> tuple:
 
 
 def _manifest(settings: Settings, name: str, dimension: int, max_tokens: int, documents: list[Document],
-              chunks: list[Chunk], scan: _Scan) -> dict:
+              chunks: list[Chunk], scan: _Scan, precision: str) -> dict:
+    """`precision` is the embedder's, for the chunks this build embedded; each document records the precision
+    of its own vectors, since unchanged ones keep theirs from an earlier build (fp32 before the field existed)."""
     counts = Counter(chunk.source for chunk in chunks)
+    kept = set(scan.kept)
+    made_in = {d.path: scan.previous[d.path].get("precision", "fp32") if d.path in kept else precision for d in documents}
     return {
         "format": FORMAT,
         "build": name,
         "model": settings.model,
+        "precision": precision,
         "dimension": int(dimension),
         "chunking": {**settings.chunking(), "max_tokens": max_tokens},
         "versions": _versions(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "chunks": len(chunks),
-        "documents": {d.path: {"sha256": d.sha256, "title": d.title, "chunks": counts[d.path]} for d in documents},
+        "documents": {d.path: {"sha256": d.sha256, "title": d.title, "chunks": counts[d.path], "precision": made_in[d.path]}
+                      for d in documents},
         "skipped": [{"path": s.path, "reason": s.reason, "sha256": scan.sha.get(s.path)} for s in scan.skipped],
     }
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .config import MODES, Settings
+from .config import MODES, PRECISIONS, Settings
 from .errors import AssistantError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     overrides = {"host": args.host, "port": args.port, "root_path": args.root_path} if args.command == "serve" else {}
     overrides["mode"] = getattr(args, "mode", None)
+    overrides["precision"] = getattr(args, "precision", None)
     return report_errors(lambda: args.handler(
         Settings.from_env(corpus=args.corpus, index=args.index, model=args.model, **overrides), args))
 
@@ -47,17 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--index", type=Path, help="index folder (default: index/, or ASSISTANT_INDEX)")
     common.add_argument("--model", help="sentence-transformers name or folder (default: all-MiniLM-L6-v2, or ASSISTANT_MODEL)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what is happening")
+    embeds = argparse.ArgumentParser(add_help=False)  # the commands that run the model
+    embeds.add_argument("--precision", choices=PRECISIONS,
+                        help="model arithmetic: auto (bf16 if the CPU has it natively), fp32 or bf16 (default auto, or ASSISTANT_PRECISION)")
     parser = argparse.ArgumentParser(prog="assistant", description="Offline document Q&A over the files in a folder.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.set_defaults(command=None, verbose=False, corpus=None, index=None, model=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    build = sub.add_parser("build", parents=[common], help="index the corpus (only new and changed files)")
+    build = sub.add_parser("build", parents=[common, embeds], help="index the corpus (only new and changed files)")
     build.add_argument("--rebuild", action="store_true", help="re-embed every document")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.set_defaults(handler=_build)
 
-    ask = sub.add_parser("ask", parents=[common], help="ask a question (or read questions from stdin)")
+    ask = sub.add_parser("ask", parents=[common, embeds], help="ask a question (or read questions from stdin)")
     ask.add_argument("words", nargs="*", help="the question; without it, one question per line on stdin")
     ask.add_argument("-k", type=int, default=5, help="passages to return (default 5; capped at the chunk count)")
     ask.add_argument("--mode", choices=MODES, help="retrieval: dense, bm25 or hybrid (default hybrid, or ASSISTANT_MODE)")
@@ -68,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=_status)
 
-    serve = sub.add_parser("serve", parents=[common], help="run the web app")
+    serve = sub.add_parser("serve", parents=[common, embeds], help="run the web app")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or ASSISTANT_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, or ASSISTANT_PORT)")
     serve.add_argument("--root-path", help="prefix behind a reverse proxy, e.g. /qa (default none, or ASSISTANT_ROOT_PATH)")
@@ -147,7 +151,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False))
         return 0
     print(f"index:     {status['index']}/  built {status['built_at']}")
-    print(f"model:     {status['model']}")
+    print(f"model:     {status['model']}  ({status['precision']})")
     print(f"documents: {status['documents']}  chunks: {status['chunks']}  skipped: {len(status['skipped'])}")
     documents = assistant.index().manifest["documents"]
     for path in list(documents)[:_LISTED]:

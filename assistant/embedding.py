@@ -1,6 +1,7 @@
 """Embedder: a sentence-transformers model loaded on first use, once per process; vectors are L2-normalized."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, check_precision
 from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,41 @@ def resolve_model(name: str) -> str:
     return name
 
 
-class Embedder:
-    """Encodes texts; `model` is loaded lazily so that building nothing new costs nothing."""
+def native_bf16() -> bool:
+    """Whether the CPU has bfloat16 arithmetic in hardware: AVX512-BF16 or AMX-BF16, as torch's cpuinfo reads
+    the CPUID flags (the same flags as avx512_bf16 / amx_bf16 in Linux's /proc/cpuinfo, on any OS).
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32) -> None:
+    Not torch.backends.cpu.get_cpu_capability(): that names the vector ISA ATen dispatches to (AVX2, AVX512)
+    and says nothing of bf16."""
+    import torch
+
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def resolve_precision(precision: str) -> str:
+    """"fp32" or "bf16". `auto` is bf16 where the CPU has it natively and fp32 elsewhere: without hardware
+    support bf16 is emulated, and slower than fp32 (benchmarks/precision.py)."""
+    check_precision(precision)
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    if precision == "bf16" and not native_bf16():
+        log.warning("bf16 asked for on a CPU without AVX512-BF16 or AMX: it is emulated, slower than fp32")
+    return precision
+
+
+class Embedder:
+    """Encodes texts; `model` is loaded lazily so that building nothing new costs nothing.
+
+    `precision` is the arithmetic of the model: fp32, or bf16 under torch.autocast, faster where the CPU has
+    bf16 natively and slower elsewhere. Either way the vectors returned are float32 and normalized, and the
+    two agree to a cosine of 0.9999 (benchmarks/precision.py)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, precision: str = "auto") -> None:
         self.name = model
         self.batch_size = batch_size
+        self.requested = check_precision(precision)
+        self._precision: str | None = None  # resolved on first use: asking the CPU imports torch
         self.embedded = 0  # texts sent to the model in this process, for tests and summaries
 
     @property
@@ -44,6 +74,14 @@ class Embedder:
             if self.name not in _LOADED:
                 _LOADED[self.name] = _load(self.name)
             return _LOADED[self.name]
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision, "fp32" or "bf16"."""
+        if self._precision is None:
+            self._precision = resolve_precision(self.requested)
+            log.info("embedding in %s (ASSISTANT_PRECISION=%s)", self._precision, self.requested)
+        return self._precision
 
     @property
     def dimension(self) -> int:
@@ -66,14 +104,25 @@ class Embedder:
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
         for lo in range(0, len(unique), _ENCODE_STEP):
             batch = unique[lo : lo + _ENCODE_STEP]
-            vectors[lo : lo + len(batch)] = self.model.encode(
-                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
+            with self._arithmetic():
+                vectors[lo : lo + len(batch)] = self.model.encode(
+                    batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
             self.embedded += len(batch)
             if progress:
                 progress(lo + len(batch), len(unique))
+        if self.precision == "bf16":  # MiniLM pools and normalizes in float32, but a model ending in a Dense layer
+            # would normalize bf16 values, to two or three digits: normalize again in float32
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         row = {text: i for i, text in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else vectors
+
+    def _arithmetic(self) -> contextlib.AbstractContextManager:
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 def _load(name: str):

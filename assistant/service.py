@@ -1,18 +1,49 @@
 """One assistant per process: settings, the embedder and the loaded index, shared by the CLI, the UI and the API."""
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import threading
+from collections import OrderedDict
 
 from .answers import Answer, answer_question
 from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
 from .embedding import Embedder, Progress
 from .index import Index, current_build, open_index
-from .search import Retriever
+from .search import Retriever, clean_query
+from .vectors import dense_spec
 
 log = logging.getLogger(__name__)
+
+CACHED_ANSWERS = 256
+
+
+class AnswerCache:
+    """The latest answers, least recently used out first. Keys start with the build the answer came from, so
+    a newly published index is never answered from an older one. Answers go in and come out as copies:
+    a caller that edits its answer does not edit the cache."""
+
+    def __init__(self, size: int = CACHED_ANSWERS) -> None:
+        self.size = size
+        self._answers: OrderedDict[tuple, Answer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Answer | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+        return copy.deepcopy(answer)
+
+    def put(self, key: tuple, answer: Answer) -> None:
+        stored = copy.deepcopy(answer)
+        with self._lock:
+            self._answers[key] = stored
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
 
 
 class Assistant:
@@ -20,9 +51,10 @@ class Assistant:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(settings.model, settings.batch_size)
+        self.embedder = embedder or Embedder(settings.model, settings.batch_size, settings.precision)
         self._index: Index | None = None
         self._lock = threading.Lock()
+        self.answers = AnswerCache()
 
     def index(self) -> Index:
         with self._lock:
@@ -35,8 +67,15 @@ class Assistant:
         return current_build(self.settings.index) is not None
 
     def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
-        retriever = Retriever(self.index(), self.embedder, self.settings.min_score, mode or self.settings.mode)
-        answer = answer_question(retriever, question, k)
+        """The answer, from the cache when the same question was asked of the same build with the same k and mode."""
+        index = self.index()
+        retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
+        key = (index.folder.name, clean_query(question), k, retriever.mode)
+        answer = self.answers.get(key)  # a copy
+        if answer is None:
+            answer = answer_question(retriever, question, k)
+            self.answers.put(key, answer)
+        answer.question = question  # as asked: the same up to spaces and control characters
         if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log
             log.info("asked %r (k=%d, %s): %d passages%s", question, k, retriever.mode, len(answer.passages),
                      ", not in the documents" if answer.no_answer else "")
@@ -88,10 +127,12 @@ class Assistant:
             "documents": len(manifest["documents"]),
             "chunks": manifest["chunks"],
             "model": manifest["model"],
+            "precision": manifest.get("precision", "fp32"),  # indexes built before the field were all fp32
             "built_at": manifest["built_at"],
             "stale": stale_documents(self.settings.corpus, manifest, self.settings.max_file_mb),
             "corpus": str(self.settings.corpus),
             "chunking": manifest["chunking"],
             "skipped": [{"path": s["path"], "reason": s["reason"]} for s in manifest.get("skipped", [])],
             "relevance_floor": Retriever(index, self.embedder, self.settings.min_score).floor,
+            "vectors": dense_spec(manifest),  # flat (exact) or ivf, with its parameters
         }

@@ -48,8 +48,8 @@ class CachedEmbedder(Embedder):
     A query's vector does not depend on the chunking, and one-at-a-time encoding costs ~80 ms a query.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, precision: str = "auto") -> None:
+        super().__init__(precision=precision)
         self.cache: dict[str, np.ndarray] = {}
 
     def remember(self, queries: Sequence[str]) -> None:

@@ -20,6 +20,7 @@ class FakeEmbedder:
     """Bag-of-words vectors hashed into 64 dimensions: same interface as Embedder, no model, no torch."""
 
     name = "fake"
+    precision = "fp32"
     dimension = 64
     max_tokens = 254
 

@@ -142,3 +142,47 @@ def test_ask_mode_flag_is_reported_in_json_and_unknown_modes_are_refused(built, 
     with pytest.raises(SystemExit):
         built("ask", "--mode", "fuzzy", "Spain")
     assert "invalid choice: 'fuzzy'" in capsys.readouterr().err
+
+
+def test_precision_flag_reaches_the_embedder_of_build_ask_and_serve(run, corpus, monkeypatch, fake_embedder):
+    made = []
+    monkeypatch.setattr("assistant.service.Embedder", lambda *args: made.append(args) or fake_embedder)
+    monkeypatch.setattr("assistant.server.serve", lambda assistant: None)
+    (corpus / "doc.txt").write_text("Spain and Italy.")
+    assert run("build", "--precision", "bf16") == 0
+    monkeypatch.setenv("ASSISTANT_PRECISION", "bf16")
+    assert run("ask", "--precision", "fp32", "Spain") == 0
+    assert run("serve") == 0
+    assert [args[2] for args in made] == ["bf16", "fp32", "bf16"]
+
+
+def test_bad_precision_is_one_line_naming_the_valid_ones(run, capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        run("build", "--precision", "fp16")
+    assert "invalid choice: 'fp16' (choose from 'auto', 'fp32', 'bf16')" in capsys.readouterr().err
+    monkeypatch.setenv("ASSISTANT_PRECISION", "fp16")
+    assert run("ask", "x") == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: auto, fp32, bf16"
+
+
+def test_status_reports_the_precision_of_the_index(built, capsys):
+    assert built("status", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp32"
+    assert built("status") == 0
+    assert "all-MiniLM-L6-v2  (fp32)" in capsys.readouterr().out
+
+
+def test_status_json_reports_the_relevance_floor_and_the_vector_index(tmp_path, capsys, fake_embedder, monkeypatch):
+    from assistant.search import relevance_floor
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Oman sent a delegation.\n\nQatar sent observers.")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("assistant.service.Embedder", lambda *a, **k: fake_embedder)
+    assert cli.main(["build", "--json"]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["relevance_floor"] == relevance_floor(status["chunks"]) and status["vectors"] == {"type": "flat"}

@@ -60,3 +60,14 @@ def test_bad_ann_threshold_or_nprobe_names_the_variable():
         Settings.from_env({"ASSISTANT_ANN_THRESHOLD": "-1"})
     with pytest.raises(ConfigError, match=r"ASSISTANT_ANN_NPROBE must be at least 1 \(got 0\)"):
         Settings.from_env({"ASSISTANT_ANN_NPROBE": "0"})
+
+
+def test_precision_comes_from_the_environment_and_defaults_to_auto():
+    assert Settings.from_env({}).precision == "auto"
+    assert Settings.from_env({"ASSISTANT_PRECISION": "bf16"}).precision == "bf16"
+    assert Settings.from_env({"ASSISTANT_PRECISION": "bf16"}, precision="fp32").precision == "fp32"
+
+
+def test_unknown_precision_names_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown precision 'fp16' \(ASSISTANT_PRECISION, --precision\) — valid precisions: auto, fp32, bf16"):
+        Settings.from_env({"ASSISTANT_PRECISION": "fp16"})

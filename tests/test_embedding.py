@@ -1,7 +1,9 @@
 """The real bundled model: offline, normalized, batched, loaded once per process."""
 import numpy as np
+import pytest
 
-from assistant.embedding import Embedder, resolve_model
+from assistant.embedding import Embedder, resolve_model, resolve_precision
+from assistant.errors import ConfigError
 
 
 def test_default_model_resolves_to_the_folder_shipped_in_the_package():
@@ -37,3 +39,37 @@ def test_offsets_are_word_pieces_of_the_text(real_embedder):
     pieces = [text[s:e] for s, e in real_embedder.offsets(text)]
     assert "".join(pieces) == text.replace(" ", "") and len(pieces) > 3
     assert real_embedder.max_tokens == 254
+
+
+# ---- precision ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, resolved", [
+    ({"avx2": True, "avx512_f": True}, "fp32"),  # AVX-512 alone is not bf16
+    ({"avx512_bf16": True}, "bf16"),
+    ({"amx_bf16": True, "amx_tile": True}, "bf16"),
+])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_natively(monkeypatch, flags, resolved):
+    monkeypatch.setattr("torch.cpu.get_capabilities", lambda: {"architecture": "x86_64", **flags})
+    assert resolve_precision("auto") == resolved
+    assert Embedder(precision="auto").precision == resolved
+
+
+def test_explicit_precision_wins_over_the_cpu(monkeypatch):
+    monkeypatch.setattr("assistant.embedding.native_bf16", lambda: True)
+    assert resolve_precision("fp32") == "fp32"
+    monkeypatch.setattr("assistant.embedding.native_bf16", lambda: False)
+    assert resolve_precision("bf16") == "bf16"
+
+
+def test_unknown_precision_names_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown precision 'fp16' .* valid precisions: auto, fp32, bf16"):
+        Embedder(precision="fp16")
+
+
+def test_bf16_vectors_are_normalized_float32_and_agree_with_fp32(real_embedder):
+    texts = ["Who spoke at the conference?", "Pakistan and Iran took part.", "Vitamin D and bone density."]
+    fp32 = Embedder(precision="fp32").encode(texts)
+    bf16 = Embedder(precision="bf16").encode(texts)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(fp32, bf16)  # bf16 arithmetic really ran
+    assert np.sum(fp32 * bf16, axis=1).min() > 0.999

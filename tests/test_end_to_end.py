@@ -104,3 +104,24 @@ def test_the_example_questions_clear_the_relevance_floor(seed_assistant):
     for question in ["Who spoke at the conference?", "Which countries took part?", "When was the conference held?"]:
         answer = seed_assistant.ask(question, 5)
         assert not answer.no_answer and answer.relevance >= answer.floor, question
+
+
+def test_index_built_in_bf16_is_asked_in_fp32_with_the_same_passages(tmp_path, real_embedder):
+    from assistant.embedding import Embedder
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in {"talks.txt": "Delegates from Spain and Italy attended the talks in Islamabad.",
+                       "budget.txt": "The budget for border control grew this year.",
+                       "routes.txt": "Smugglers moved migrants along new sea routes.",
+                       "speech.txt": "The ambassador's message was delivered by his deputy."}.items():
+        (corpus / name).write_text(text)
+    settings = Settings(corpus=corpus, index=tmp_path / "index", precision="bf16")
+    built = Assistant(settings)
+    built.build()
+    assert built.status()["precision"] == "bf16"
+    asked = Assistant(settings.with_(precision="fp32"), Embedder(precision="fp32"))  # no rebuild, no refusal
+    for question in ("Which countries attended?", "Who delivered the ambassador's message?"):
+        bf16, fp32 = built.ask(question, 4, "dense").passages, asked.ask(question, 4, "dense").passages
+        assert [p.chunk_id for p in fp32] == [p.chunk_id for p in bf16]
+        assert max(abs(a.score - b.score) for a, b in zip(fp32, bf16)) < 0.005

@@ -202,3 +202,37 @@ def test_index_of_an_older_format_says_to_rebuild_and_the_next_build_replaces_it
         open_index(settings.index)
     assert build_index(settings, fake_embedder).added == 3
     assert open_index(settings.index).manifest["format"] == 2
+
+
+def test_manifest_records_the_precision_of_the_build_and_of_each_document(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    fake_embedder.precision = "bf16"
+    build_index(settings, fake_embedder)
+    manifest = open_index(settings.index).manifest
+    assert manifest["precision"] == "bf16"
+    assert {d["precision"] for d in manifest["documents"].values()} == {"bf16"}
+    fake_embedder.precision = "fp32"  # another precision does not re-embed: the unchanged keep their bf16 vectors
+    (corpus / "b.md").write_text("# Bravo\n\nThe budget for coast guards shrank this year.")
+    summary = build_index(settings, fake_embedder)
+    manifest = open_index(settings.index).manifest
+    assert summary.embedded == 1 and manifest["precision"] == "fp32"
+    assert {p: d["precision"] for p, d in manifest["documents"].items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "bf16"}
+
+
+def test_index_from_before_the_precision_field_reads_as_fp32(settings, corpus, fake_embedder):
+    from assistant.service import Assistant
+
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    manifest_path = current_build(settings.index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["precision"]
+    for document in manifest["documents"].values():
+        del document["precision"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert Assistant(settings, fake_embedder).status()["precision"] == "fp32"
+    fake_embedder.precision = "bf16"
+    (corpus / "a.txt").write_text("Changed text about Austria.")
+    build_index(settings, fake_embedder)
+    documents = open_index(settings.index).manifest["documents"]
+    assert {p: d["precision"] for p, d in documents.items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "fp32"}

@@ -1,0 +1,66 @@
+"""The shared Assistant: its cache of recent answers, keyed by the build it answered from."""
+import pytest
+
+from assistant.errors import QueryError
+from assistant.service import AnswerCache, Assistant
+
+
+@pytest.fixture
+def assistant(settings, corpus, fake_embedder):
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    assistant = Assistant(settings, fake_embedder)
+    assistant.build()
+    return assistant
+
+
+def test_a_repeated_question_is_answered_from_the_cache_without_the_model(assistant, fake_embedder):
+    first = assistant.ask("Who observed the talks?", 2)
+    calls = fake_embedder.embedded
+    again = assistant.ask("  Who observed the talks?\n", 2)  # the same question once cleaned
+    assert fake_embedder.embedded == calls
+    assert again.to_json() == {**first.to_json(), "question": "  Who observed the talks?\n"}
+
+
+def test_another_k_or_mode_is_asked_again(assistant, fake_embedder):
+    assistant.ask("Who observed the talks?", 2)
+    calls = fake_embedder.embedded
+    assistant.ask("Who observed the talks?", 1)
+    assert fake_embedder.embedded > calls
+    calls = fake_embedder.embedded
+    assert assistant.ask("Who observed the talks?", 2, "dense").mode == "dense"
+    assert fake_embedder.embedded > calls
+
+
+def test_editing_an_answer_does_not_edit_the_cached_one(assistant):
+    answer = assistant.ask("Who observed the talks?", 2)
+    expected = answer.to_json()
+    answer.passages[0].highlights.clear()
+    answer.passages.clear()
+    assert assistant.ask("Who observed the talks?", 2).to_json() == expected
+
+
+def test_after_a_rebuild_the_same_question_is_answered_from_the_new_index(assistant, corpus, fake_embedder):
+    assert "Kuwait" in assistant.ask("Who observed the talks?", 1).passages[0].text
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nBahrain observed the talks on Tuesday.")
+    assistant.build()
+    calls = fake_embedder.embedded
+    passage = assistant.ask("Who observed the talks?", 1).passages[0]
+    assert fake_embedder.embedded > calls and "Bahrain" in passage.text
+
+
+def test_an_empty_question_is_still_refused_before_the_cache(assistant):
+    with pytest.raises(QueryError, match="the question is empty"):
+        assistant.ask(" \x01 ", 2)
+
+
+def test_the_least_recently_used_answer_leaves_a_full_cache(assistant, fake_embedder):
+    assistant.answers = AnswerCache(size=2)
+    assistant.ask("Oman", 1)
+    assistant.ask("Qatar", 1)
+    assistant.ask("Oman", 1)  # now the most recent
+    assistant.ask("Kuwait", 1)  # evicts Qatar
+    calls = fake_embedder.embedded
+    assistant.ask("Oman", 1)
+    assert fake_embedder.embedded == calls
+    assistant.ask("Qatar", 1)
+    assert fake_embedder.embedded > calls
