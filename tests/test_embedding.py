@@ -73,3 +73,36 @@ def test_bf16_vectors_are_normalized_float32_and_agree_with_fp32(real_embedder):
     assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
     assert not np.array_equal(fp32, bf16)  # bf16 arithmetic really ran
     assert np.sum(fp32 * bf16, axis=1).min() > 0.999
+
+
+# ---- threads ------------------------------------------------------------------------------------
+
+class _ThreadRecorder:
+    """A stand-in model that records how many threads torch would use while it encodes."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def get_embedding_dimension(self) -> int:
+        return 4
+
+    def encode(self, texts, **kwargs):
+        import torch
+
+        self.threads.append(torch.get_num_threads())
+        return np.ones((len(texts), 4), dtype=np.float32) / 2
+
+
+def test_a_question_is_embedded_on_one_thread_and_a_build_batch_on_all(monkeypatch):
+    import torch
+
+    from assistant import embedding
+
+    recorder = _ThreadRecorder()
+    monkeypatch.setitem(embedding._LOADED, "thread-recorder", recorder)
+    embedder = Embedder("thread-recorder", precision="fp32")
+    before = torch.get_num_threads()
+    embedder.encode(["Who spoke at the conference?"])
+    embedder.encode([f"chunk {i}" for i in range(embedding.SMALL_ENCODE + 1)])
+    assert recorder.threads == [1, before]
+    assert torch.get_num_threads() == before  # restored after the question
