@@ -36,9 +36,8 @@ def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
     vector = retriever.embed_query(question)
     asks_entities = question_type(question) is not None
     depth = max(k, LIST_DEPTH) if asks_entities and is_list_question(question) else k
-    found = retriever.search(question, depth, vector=vector)
+    found, relevance = retriever.ranked(question, depth, vector=vector)
     shown = found[:k]
-    relevance = retriever.relevance(vector)
     if relevance < retriever.floor:
         return Answer(question, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
     # the answer may be spread over a relevant document: its other candidate passages count, however they score

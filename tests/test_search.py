@@ -85,3 +85,14 @@ def test_relevance_is_the_best_cosine_in_the_whole_index_whatever_the_mode(retri
     for mode in ("dense", "bm25", "hybrid"):
         retriever.mode = mode
         assert retriever.relevance(vector) == pytest.approx(best, abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid", "bm25"])
+def test_an_answer_searches_the_vectors_once_and_its_relevance_is_the_best_cosine(retriever, monkeypatch, mode):
+    calls = []
+    search = retriever.index.search
+    monkeypatch.setattr(retriever.index, "search", lambda vector, k: calls.append(k) or search(vector, k))
+    retriever.mode = mode
+    answer = answer_question(retriever, "Oman Qatar maritime patrols", k=2)
+    assert len(calls) == 1
+    assert answer.relevance == pytest.approx(retriever.relevance(retriever.embed_query("Oman Qatar maritime patrols")))
