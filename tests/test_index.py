@@ -236,3 +236,24 @@ def test_index_from_before_the_precision_field_reads_as_fp32(settings, corpus, f
     build_index(settings, fake_embedder)
     documents = open_index(settings.index).manifest["documents"]
     assert {p: d["precision"] for p, d in documents.items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "fp32"}
+
+
+def test_a_question_searches_the_vectors_on_one_thread(settings, corpus, fake_embedder):
+    import faiss
+
+    (corpus / "a.txt").write_text("Oman and Qatar discussed maritime patrols.")
+    build_index(settings, fake_embedder)
+    index = open_index(settings.index)
+
+    class Recorder:  # the index's FAISS vectors, noting faiss's threads while they search
+        def __init__(self, inner):
+            self.inner, self.ntotal, self.threads = inner, inner.ntotal, []
+
+        def search(self, vectors, k):
+            self.threads.append(faiss.omp_get_max_threads())
+            return self.inner.search(vectors, k)
+
+    index.vectors = Recorder(index.vectors)
+    before = faiss.omp_get_max_threads()
+    index.search(fake_embedder.encode(["maritime patrols"])[0], 1)
+    assert index.vectors.threads == [1] and faiss.omp_get_max_threads() == before
