@@ -257,3 +257,19 @@ def test_a_question_searches_the_vectors_on_one_thread(settings, corpus, fake_em
     before = faiss.omp_get_max_threads()
     index.search(fake_embedder.encode(["maritime patrols"])[0], 1)
     assert index.vectors.threads == [1] and faiss.omp_get_max_threads() == before
+
+
+def test_a_build_with_nothing_changed_loads_no_model(settings, corpus, fake_embedder, monkeypatch):
+    from assistant import embedding
+
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    loads = []
+    monkeypatch.setattr(embedding, "_load", lambda name: loads.append(name) or pytest.fail("the model was loaded"))
+    real = embedding.Embedder(settings.model, precision="fp32")  # the product's embedder, model never loaded
+    summary = build_index(settings, real)
+    assert loads == [] and summary.unchanged == 3 and summary.embedded == 0
+    (corpus / "new.txt").write_text("Oman sent observers to the talks.")
+    with pytest.raises(pytest.fail.Exception, match="the model was loaded"):
+        build_index(settings, real)  # a change does load it: the counter above is live
+    assert loads == [settings.model]
