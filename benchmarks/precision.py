@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/precision-bench"))
     parser.add_argument("--limit-docs", type=int, default=None, help="only the first N documents (a quick check)")
-    parser.add_argument("--sample", type=int, default=512, help="chunks encoded per speed round")
-    parser.add_argument("--rounds", type=int, default=3, help="speed rounds per precision")
+    parser.add_argument("--sample", type=int, default=256, help="chunks encoded per speed round")
+    parser.add_argument("--rounds", type=int, default=5, help="speed rounds per precision")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if args.work.resolve().is_relative_to(REPO):
