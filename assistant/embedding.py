@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 _LOADED: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()
-_ENCODE_STEP = 256  # texts per progress update
+_ENCODE_STEP = 256  # texts per progress update (at least)
 SMALL_ENCODE = 64  # an encode of at most this many texts runs on one thread (_one_thread)
 Progress = Callable[[int, int], None]
 
@@ -100,24 +100,35 @@ class Embedder:
         return [tuple(span) for span in encoded["offset_mapping"]]
 
     def encode(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-        """Normalized float32 vectors, one row per text; identical texts are embedded once. A few texts (a
-        question, the sentences of the passages shown) are embedded on one thread (_one_thread)."""
+        """Normalized float32 vectors, one row per text; identical texts are embedded once, longest first in
+        batches of similar length (_by_length). A few texts (a question, the sentences of the passages
+        shown) are embedded on one thread (_one_thread)."""
         unique = list(dict.fromkeys(texts))
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
-        for lo in range(0, len(unique), _ENCODE_STEP):
-            batch = unique[lo : lo + _ENCODE_STEP]
-            with self._arithmetic(), _one_thread(len(unique) <= SMALL_ENCODE):
-                vectors[lo : lo + len(batch)] = self.model.encode(
-                    batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                )
-            self.embedded += len(batch)
-            if progress:
-                progress(lo + len(batch), len(unique))
+        order = self._by_length(unique)
+        with self._arithmetic(), _one_thread(len(unique) <= SMALL_ENCODE):
+            for lo in range(0, len(order), self.batch_size):
+                rows = order[lo : lo + self.batch_size]
+                vectors[rows] = self.model.encode([unique[i] for i in rows], batch_size=self.batch_size,
+                                                  normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                self.embedded += len(rows)
+                done = lo + len(rows)
+                if progress and (done // _ENCODE_STEP > lo // _ENCODE_STEP or done == len(order)):
+                    progress(done, len(order))
         if self.precision == "bf16":  # MiniLM pools and normalizes in float32, but a model ending in a Dense layer
             # would normalize bf16 values, to two or three digits: normalize again in float32
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         row = {text: i for i, text in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else vectors
+
+    def _by_length(self, texts: list[str]) -> list[int]:
+        """Indexes of `texts`, longest first in word pieces, so that each batch pads to nearly its own length.
+        sentence-transformers sorts each call's texts by characters, a loose stand-in for word pieces: over the
+        2,599 SQuAD chunks its batches held 470,003 word pieces with padding, these 377,475 (374,054 real)."""
+        if len(texts) <= self.batch_size:  # one batch: the order changes nothing
+            return list(range(len(texts)))
+        pieces = self.model.tokenizer(texts, truncation=True, max_length=int(self.model.max_seq_length), verbose=False)["input_ids"]
+        return sorted(range(len(texts)), key=lambda i: -len(pieces[i]))
 
     def _arithmetic(self) -> contextlib.AbstractContextManager:
         if self.precision != "bf16":

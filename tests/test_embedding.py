@@ -77,32 +77,55 @@ def test_bf16_vectors_are_normalized_float32_and_agree_with_fp32(real_embedder):
 
 # ---- threads ------------------------------------------------------------------------------------
 
-class _ThreadRecorder:
-    """A stand-in model that records how many threads torch would use while it encodes."""
+class _Recorder:
+    """A stand-in model whose word pieces are the words; it records each batch it encodes and how many
+    threads torch would use meanwhile; its vector of a text is [number of words, 0, 0, 0]."""
+
+    max_seq_length = 256
 
     def __init__(self) -> None:
         self.threads: list[int] = []
+        self.batches: list[list[str]] = []
 
     def get_embedding_dimension(self) -> int:
         return 4
+
+    def tokenizer(self, texts, **kwargs):
+        return {"input_ids": [text.split() for text in texts]}
 
     def encode(self, texts, **kwargs):
         import torch
 
         self.threads.append(torch.get_num_threads())
-        return np.ones((len(texts), 4), dtype=np.float32) / 2
+        self.batches.append(list(texts))
+        return np.array([[len(t.split()), 0, 0, 0] for t in texts], dtype=np.float32)
 
 
-def test_a_question_is_embedded_on_one_thread_and_a_build_batch_on_all(monkeypatch):
-    import torch
-
+@pytest.fixture
+def recorder(monkeypatch):
     from assistant import embedding
 
-    recorder = _ThreadRecorder()
-    monkeypatch.setitem(embedding._LOADED, "thread-recorder", recorder)
-    embedder = Embedder("thread-recorder", precision="fp32")
+    model = _Recorder()
+    monkeypatch.setitem(embedding._LOADED, "recorder", model)
+    return model
+
+
+def test_a_question_is_embedded_on_one_thread_and_a_build_batch_on_all(recorder):
+    import torch
+
+    from assistant.embedding import SMALL_ENCODE
+
+    embedder = Embedder("recorder", precision="fp32")
     before = torch.get_num_threads()
     embedder.encode(["Who spoke at the conference?"])
-    embedder.encode([f"chunk {i}" for i in range(embedding.SMALL_ENCODE + 1)])
-    assert recorder.threads == [1, before]
+    embedder.encode([f"chunk {i}" for i in range(SMALL_ENCODE + 1)])
+    assert recorder.threads[0] == 1 and set(recorder.threads[1:]) == {before}
     assert torch.get_num_threads() == before  # restored after the question
+
+
+def test_batches_hold_texts_of_similar_length_longest_first_and_rows_keep_their_text(recorder):
+    texts = [" ".join(["word"] * n) for n in [3, 40, 7, 25, 1, 33, 12, 5, 18, 2]]
+    vectors = Embedder("recorder", batch_size=4, precision="fp32").encode(texts)
+    lengths = [[len(t.split()) for t in batch] for batch in recorder.batches]
+    assert lengths == [[40, 33, 25, 18], [12, 7, 5, 3], [2, 1]]
+    assert vectors[:, 0].tolist() == [len(t.split()) for t in texts]  # each row is its own text's vector
