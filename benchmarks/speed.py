@@ -7,8 +7,9 @@
   model load are included for both. They alternate for --rounds rounds; the table shows each one's fastest.
 - Incremental: one paragraph is changed (a sentence appended), `assistant build` is timed the same way, and
   the chunks it re-embedded are counted; then the paragraph is restored (a second incremental build).
-- Latency, one question at a time, --questions distinct SQuAD dev questions (seeded), after --warm others:
-  retrieval is Retriever.search(question, 5) (embed, search, fuse, read the passages); the answer is
+- Latency, one question at a time, --questions distinct SQuAD dev questions (seeded), after --warm others
+  (full answers: the first --answers of them): retrieval is Retriever.search(question, 5) (embed, search, fuse,
+  read the passages); the answer is
   answers.answer_question(retriever, question, 5): retrieval, the relevance floor, highlighting and the entity
   extraction. Both in a process of their own, so the answer cache of Assistant.ask is not involved. Through
   HTTP: `assistant serve` on a free port, POST /api/ask on one kept-alive connection; every question is asked
@@ -79,11 +80,12 @@ def child_latency(spec: dict) -> dict:
         for question in questions["warm"]:
             answer_question(retriever, question, K)
         search = timed(lambda q: retriever.search(q, K), questions["timed"])
+        asked = questions["timed"][: spec["answers"]]
         answers: list = []
-        answer = timed(lambda q: answers.append(answer_question(retriever, q, K)), questions["timed"])
+        answer = timed(lambda q: answers.append(answer_question(retriever, q, K)), asked)
         out[mode] = {"retrieval": percentiles(search), "answer": percentiles(answer),
                      "no_answer": sum(a.no_answer for a in answers), "extracted": sum(a.answer is not None for a in answers),
-                     "typed": sum(question_type(q) is not None and not a.no_answer for q, a in zip(questions["timed"], answers))}
+                     "typed": sum(question_type(q) is not None and not a.no_answer for q, a in zip(asked, answers))}
     return out
 
 
@@ -190,7 +192,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/speed-bench"), help="corpora and indexes (outside the repository)")
     parser.add_argument("--scifact", type=Path, default=Path("/tmp/assistant-bench/scifact-index"),
                         help="quality.py's SciFact index, read only: real chunks for the large index (skipped if absent)")
-    parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--questions", type=int, default=1000, help="questions timed for retrieval")
+    parser.add_argument("--answers", type=int, default=1000, help="of which, the first N timed for full answers (in process, HTTP)")
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="full builds of each system, alternating")
     parser.add_argument("--large", type=int, default=100_000, help="chunks of the large index")
@@ -235,9 +238,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def measure(env: dict, questions: Path, args: argparse.Namespace) -> dict:
     """In-process latency in a child, then the server: cold start, latency through HTTP, peak RSS."""
-    found = {"in_process": child("latency", {"questions": str(questions), "modes": list(MODES)}, env)}
+    found = {"in_process": child("latency", {"questions": str(questions), "modes": list(MODES), "answers": args.answers}, env)}
     log(f"in process: {found['in_process']}")
-    found["http"] = serve_and_ask(env, json.loads(questions.read_text()), MODES, K)
+    asked = json.loads(questions.read_text())
+    found["http"] = serve_and_ask(env, {**asked, "timed": asked["timed"][: args.answers]}, MODES, K)
     log(f"http: {found['http']}")
     return found
 

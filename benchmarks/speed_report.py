@@ -30,21 +30,21 @@ def _builds(build: dict) -> str:
     rows = [
         "| build of 2,067 SQuAD paragraphs | wall s (all runs) | paragraphs/s | embedded |",
         "| --- | --- | --- | --- |",
-        f"| assistant, full (`build --rebuild`) | **{ours['seconds']}** ({_all(build['assistant'])}) "
+        f"| assistant, full (`build --rebuild`) | **{ours['seconds']:.1f}** ({_all(build['assistant'])}) "
         f"| **{PARAGRAPHS / ours['seconds']:.1f}** | {ours['embedded']:,} chunks |",
-        f"| txtai 9 (hybrid, content) | **{theirs['seconds']}** ({_all(build['txtai'])}) "
+        f"| txtai 9 (hybrid, content) | **{theirs['seconds']:.1f}** ({_all(build['txtai'])}) "
         f"| **{PARAGRAPHS / theirs['seconds']:.1f}** | {PARAGRAPHS:,} paragraphs |",
         f"| ratio | | **{theirs['seconds'] / ours['seconds']:.2f}×** | |",
-        f"| assistant, incremental: 1 paragraph changed ({build['changed_chunks']} chunks) | **{changed['seconds']}** "
+        f"| assistant, incremental: 1 paragraph changed ({build['changed_chunks']} chunks) | **{changed['seconds']:.1f}** "
         f"({100 * changed['seconds'] / ours['seconds']:.0f}% of full) | | {changed['embedded']} chunks |",
-        f"| assistant, incremental: the paragraph restored | {build['incremental'][1]['seconds']} | | "
+        f"| assistant, incremental: the paragraph restored | {build['incremental'][1]['seconds']:.1f} | | "
         f"{build['incremental'][1]['embedded']} chunks |",
     ]
     return "\n".join(rows)
 
 
 def _all(runs: list[dict]) -> str:
-    return ", ".join(str(r["seconds"]) for r in runs)
+    return ", ".join(f"{r['seconds']:.1f}" for r in runs)
 
 
 def _latency(results: dict) -> str:
@@ -60,7 +60,9 @@ def _latency(results: dict) -> str:
                         f"| {m['no_answer']} / {m['extracted']} |")
         if name == "small" and "build" in results:
             rows.append(f"| {PARAGRAPHS:,} paragraphs | txtai hybrid `search(q, 5)` | {_ms(_best(results['build']['txtai'])['search'])} | | | |")
-    return "p50 / p99 ms, one question at a time, k = 5:\n\n" + "\n".join(rows)
+    counts = next((results[n]["in_process"]["hybrid"] for n in ("small", "large") if n in results))
+    return (f"p50 / p99 ms, one question at a time, k = 5; retrieval over {counts['retrieval']['n']:,} distinct SQuAD dev "
+            f"questions, full answers over the first {counts['answer']['n']:,} of them:\n\n" + "\n".join(rows))
 
 
 def _ms(p: dict) -> str:
