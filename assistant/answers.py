@@ -59,7 +59,7 @@ def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor
     sentences = [p.text[s:e] for p, found in zip(passages, spans) for s, e in found]
     if not sentences:
         return
-    scores = embedder.encode(sentences) @ np.asarray(query_vector, dtype=np.float32)
+    scores = embedder.encode(sentences, remember=True) @ np.asarray(query_vector, dtype=np.float32)
     position = 0
     for passage, found in zip(passages, spans):
         own = scores[position : position + len(found)]

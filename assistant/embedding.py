@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import DEFAULT_MODEL, check_precision
 from .errors import ModelLoadError
+from .lru import LRU
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ _LOADED: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()
 _ENCODE_STEP = 256  # texts per progress update (at least)
 SMALL_ENCODE = 64  # an encode of at most this many texts runs on one thread (_one_thread)
+REMEMBERED = 16_384  # vectors kept by encode(..., remember=True): about 25 MB at 384 dimensions
 Progress = Callable[[int, int], None]
 
 
@@ -68,6 +70,7 @@ class Embedder:
         self.requested = check_precision(precision)
         self._precision: str | None = None  # resolved on first use: asking the CPU imports torch
         self.embedded = 0  # texts sent to the model in this process, for tests and summaries
+        self._remembered: LRU[np.ndarray] = LRU(REMEMBERED)
 
     @property
     def model(self):
@@ -99,10 +102,15 @@ class Embedder:
         encoded = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [tuple(span) for span in encoded["offset_mapping"]]
 
-    def encode(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+    def encode(self, texts: list[str], progress: Progress | None = None, remember: bool = False) -> np.ndarray:
         """Normalized float32 vectors, one row per text; identical texts are embedded once, longest first in
         batches of similar length (_by_length). A few texts (a question, the sentences of the passages
-        shown) are embedded on one thread (_one_thread)."""
+        shown) are embedded on one thread (_one_thread).
+
+        `remember`: texts that come back often (the sentences of passages shown again for another question)
+        are looked up among the last REMEMBERED texts encoded this way, and only the others are embedded."""
+        if remember:
+            return self._encode_remembered(texts)
         unique = list(dict.fromkeys(texts))
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
         order = self._by_length(unique)
@@ -120,6 +128,16 @@ class Embedder:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         row = {text: i for i, text in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else vectors
+
+    def _encode_remembered(self, texts: list[str]) -> np.ndarray:
+        key = lambda text: (self.precision, text)  # noqa: E731 — a vector is only reused in the same arithmetic
+        found = {text: self._remembered.get(key(text)) for text in dict.fromkeys(texts)}
+        missing = [text for text, vector in found.items() if vector is None]
+        if missing:
+            for text, vector in zip(missing, self.encode(missing)):
+                found[text] = vector = vector.copy()  # a row of its own, not a view holding the whole batch
+                self._remembered.put(key(text), vector)
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dimension), dtype=np.float32)
 
     def _by_length(self, texts: list[str]) -> list[int]:
         """Indexes of `texts`, longest first in word pieces, so that each batch pads to nearly its own length.

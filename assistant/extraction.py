@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .documents import Passage
+from .lru import LRU
 from .places import country_code, fold, is_place
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _LIST_Q = re.compile(r"^\W*(?:who|which|list|name)\b|\ball\b|\bwhat\s+(?:\w+\s+)
                      r"|people|persons|speakers|officials|organi[sz]ations|agencies)\b")
 
 _NLP: Language | None = None
+_PARSED: LRU[Doc] = LRU(1024)  # passages parsed lately, by text: a passage shown again is not parsed again
 _LOAD_LOCK = threading.Lock()
 _RUN_LOCK = threading.Lock()  # spaCy's shared Vocab/StringStore is not documented as safe for concurrent writes
 
@@ -140,6 +142,17 @@ def _span(doc: Doc, start: int, end: int, label: str) -> Span:
 
 
 def _parse(texts: list[str]) -> list[Doc]:
+    """The parsed passages, each parsed once while it stays among the last ones parsed (_PARSED). The Docs
+    are shared and read-only from here on."""
+    found = {text: _PARSED.get(text) for text in dict.fromkeys(texts)}
+    missing = [text for text, doc in found.items() if doc is None]
+    for text, doc in zip(missing, _parse_new(missing) if missing else []):
+        found[text] = doc
+        _PARSED.put(text, doc)
+    return [found[text] for text in texts]
+
+
+def _parse_new(texts: list[str]) -> list[Doc]:
     """Parse the passages; label suspect stretches again on their own, then fix places and dates."""
     docs = _run(texts)
     suspects = [(doc, start, end) for doc in docs for start, end in _suspect_spans(doc)]

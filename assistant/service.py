@@ -5,13 +5,13 @@ import copy
 import logging
 import sys
 import threading
-from collections import OrderedDict
 
 from .answers import Answer, answer_question
 from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
 from .embedding import Embedder, Progress
 from .index import Index, current_build, open_index
+from .lru import LRU
 from .search import Retriever, clean_query
 from .vectors import dense_spec
 
@@ -21,29 +21,18 @@ CACHED_ANSWERS = 256
 
 
 class AnswerCache:
-    """The latest answers, least recently used out first. Keys start with the build the answer came from, so
-    a newly published index is never answered from an older one. Answers go in and come out as copies:
-    a caller that edits its answer does not edit the cache."""
+    """The latest answers (an LRU). Keys start with the build the answer came from, so a newly published
+    index is never answered from an older one. Answers go in and come out as copies: a caller that edits its
+    answer does not edit the cache."""
 
     def __init__(self, size: int = CACHED_ANSWERS) -> None:
-        self.size = size
-        self._answers: OrderedDict[tuple, Answer] = OrderedDict()
-        self._lock = threading.Lock()
+        self._answers: LRU[Answer] = LRU(size)
 
     def get(self, key: tuple) -> Answer | None:
-        with self._lock:
-            answer = self._answers.get(key)
-            if answer is not None:
-                self._answers.move_to_end(key)
-        return copy.deepcopy(answer)
+        return copy.deepcopy(self._answers.get(key))
 
     def put(self, key: tuple, answer: Answer) -> None:
-        stored = copy.deepcopy(answer)
-        with self._lock:
-            self._answers[key] = stored
-            self._answers.move_to_end(key)
-            while len(self._answers) > self.size:
-                self._answers.popitem(last=False)
+        self._answers.put(key, copy.deepcopy(answer))
 
 
 class Assistant:

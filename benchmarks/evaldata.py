@@ -57,10 +57,10 @@ class CachedEmbedder(Embedder):
         if new:
             self.cache.update(zip(new, super().encode(new)))
 
-    def encode(self, texts: list[str], progress=None) -> np.ndarray:
+    def encode(self, texts: list[str], progress=None, remember: bool = False) -> np.ndarray:
         if texts and all(t in self.cache for t in texts):
             return np.stack([self.cache[t] for t in texts])
-        return super().encode(texts, progress)
+        return super().encode(texts, progress, remember)
 
 
 # ---- SQuAD ---------------------------------------------------------------------------------------

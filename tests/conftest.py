@@ -31,7 +31,7 @@ class FakeEmbedder:
     def offsets(self, text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _WORD.finditer(text)]
 
-    def encode(self, texts: list[str], progress=None) -> np.ndarray:
+    def encode(self, texts: list[str], progress=None, remember: bool = False) -> np.ndarray:
         self.embedded += len(texts)
         self.texts.extend(texts)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)

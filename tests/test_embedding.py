@@ -129,3 +129,14 @@ def test_batches_hold_texts_of_similar_length_longest_first_and_rows_keep_their_
     lengths = [[len(t.split()) for t in batch] for batch in recorder.batches]
     assert lengths == [[40, 33, 25, 18], [12, 7, 5, 3], [2, 1]]
     assert vectors[:, 0].tolist() == [len(t.split()) for t in texts]  # each row is its own text's vector
+
+
+def test_remembered_texts_are_embedded_once_across_calls_and_come_back_in_order(recorder):
+    embedder = Embedder("recorder", precision="fp32")
+    first = embedder.encode(["one two", "three"], remember=True)
+    second = embedder.encode(["three", "four five six", "one two"], remember=True)
+    assert [text for batch in recorder.batches for text in batch] == ["one two", "three", "four five six"]
+    assert first[:, 0].tolist() == [2, 1] and second[:, 0].tolist() == [1, 3, 2]
+    assert embedder.encode([], remember=True).shape == (0, 4)
+    embedder.encode(["three"])  # without remember: embedded again
+    assert recorder.batches[-1] == ["three"]

@@ -146,6 +146,20 @@ def test_answers_are_the_same_from_several_threads(seed):
         assert list(pool.map(extract_answer, questions, [seed] * len(questions))) == expected
 
 
+def test_a_passage_asked_about_again_is_not_parsed_again_and_answers_the_same(seed, monkeypatch):
+    from assistant import extraction
+
+    monkeypatch.setattr(extraction, "_PARSED", extraction.LRU(1024))
+    parsed: list[str] = []
+    real_run = extraction._run
+    monkeypatch.setattr(extraction, "_run", lambda texts: parsed.extend(texts) or real_run(texts))
+    first = extract_answer("Who spoke?", seed)
+    count = len(parsed)
+    assert count >= len(seed)
+    assert extract_answer("Who spoke?", seed) == first and len(parsed) == count
+    assert extract_answer("Which countries took part?", seed[:3]) is not None and len(parsed) == count
+
+
 @pytest.mark.parametrize("question, expected", [
     ("Who spoke at the conference?", ("person", "speakers")),
     ("Who said that trafficking is a stain?", ("person", "speakers")),
