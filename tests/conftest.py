@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -82,3 +84,28 @@ def seed_corpus(tmp_path: Path) -> Path:
     folder = tmp_path / "seed"
     shutil.copytree(ROOT / "corpus", folder)
     return folder
+
+
+# ---- the README's Reliability table ------------------------------------------------------------
+
+_RELIABILITY_LOG = os.environ.get("RELIABILITY_LOG")  # set by benchmarks/reliability.py
+
+
+@pytest.fixture
+def reliability(request):
+    """Record what a reliability test tried, for the README's Reliability table.
+
+    Call it after the test's assertions: reliability(area, item, tried=..., survived=..., lost=0, detail="").
+    area is one of "load", "faults", "files", "queries", "security". benchmarks/reliability.py runs the suite
+    with RELIABILITY_LOG set, joins these records to each test's outcome and prints the table; without
+    RELIABILITY_LOG nothing is written."""
+
+    def record(area: str, item: str, tried: int = 1, survived: int | None = None, lost: int = 0, detail: str = "") -> None:
+        if not _RELIABILITY_LOG:
+            return
+        entry = {"test": request.node.nodeid, "area": area, "item": item, "tried": tried,
+                 "survived": tried if survived is None else survived, "lost": lost, "detail": detail}
+        with open(_RELIABILITY_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
+
+    return record
