@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import DEFAULT_MODEL, check_precision
 from .errors import ModelLoadError
+from . import threads
 from .lru import LRU
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 _LOADED: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()
 _ENCODE_STEP = 256  # texts per progress update (at least)
-SMALL_ENCODE = 64  # an encode of at most this many texts runs on one thread (_one_thread)
+SMALL_ENCODE = 64  # an encode of at most this many texts runs on one thread (threads.TORCH)
 REMEMBERED = 16_384  # vectors kept by encode(..., remember=True): about 25 MB at 384 dimensions
 Progress = Callable[[int, int], None]
 
@@ -105,7 +106,7 @@ class Embedder:
     def encode(self, texts: list[str], progress: Progress | None = None, remember: bool = False) -> np.ndarray:
         """Normalized float32 vectors, one row per text; identical texts are embedded once, longest first in
         batches of similar length (_by_length). A few texts (a question, the sentences of the passages
-        shown) are embedded on one thread (_one_thread).
+        shown) are embedded on one thread (threads.TORCH).
 
         `remember`: texts that come back often (the sentences of passages shown again for another question)
         are looked up among the last REMEMBERED texts encoded this way, and only the others are embedded."""
@@ -114,7 +115,7 @@ class Embedder:
         unique = list(dict.fromkeys(texts))
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
         order = self._by_length(unique)
-        with self._arithmetic(), _one_thread(len(unique) <= SMALL_ENCODE):
+        with self._arithmetic(), threads.TORCH.held(active=len(unique) <= SMALL_ENCODE):
             for lo in range(0, len(order), self.batch_size):
                 rows = order[lo : lo + self.batch_size]
                 vectors[rows] = self.model.encode([unique[i] for i in rows], batch_size=self.batch_size,
@@ -154,25 +155,6 @@ class Embedder:
         import torch
 
         return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
-@contextlib.contextmanager
-def _one_thread(active: bool):
-    """torch on one thread for this thread's work, then as before. The matrices of a question or of a few
-    sentences are too small to be worth splitting, and a split operation waits for its slowest thread: on the
-    2-core reference machine with another job running, one question took 490 ms to embed on two threads and
-    17 ms on one. Only the calling thread's setting changes; a build running beside it keeps its threads."""
-    if not active:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _load(name: str):

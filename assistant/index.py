@@ -20,7 +20,8 @@ import numpy as np
 from .documents import Chunk, Document
 from .errors import IndexLocked, IndexMismatch, IndexNotFound
 from .lexical import LexicalIndex, write_bm25
-from .vectors import dense_spec, one_thread, read_dense
+from . import threads
+from .vectors import dense_spec, read_dense
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class Index:
         k = min(k, len(self))
         if k <= 0:
             return []
-        with one_thread():
+        with threads.FAISS.held():  # one question's search is not worth splitting (threads.py)
             scores, rows = self.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +43,6 @@ def read_dense(path: Path, spec: dict) -> Any:
     if isinstance(index, faiss.IndexIVF):
         index.nprobe = int(spec["nprobe"])
     return index
-
-
-@contextmanager
-def one_thread():
-    """faiss on one thread for the calling thread's work, then as before. One question's search is not worth
-    splitting, and a split search waits for its slowest thread: at 100,000 chunks on the 2-core machine with
-    another job running, one exact search took 48 ms on two threads and 10 ms on one."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def dense_spec(manifest: dict) -> dict:
