@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from .auth import check_token, check_user
 from .config import Mode
-from .errors import AssistantError, IndexNotFound, QueryError
+from .errors import AssistantError, Busy, IndexNotFound, QueryError
 from .search import MAX_QUESTION_CHARS
 from .service import Assistant
 
@@ -65,7 +65,8 @@ def create_app(assistant: Assistant, users: dict[str, str] | None = None, token:
     @app.exception_handler(AssistantError)
     def assistant_error(request, err: AssistantError) -> JSONResponse:
         status = 422 if isinstance(err, QueryError) else 503
-        return JSONResponse({"detail": str(err)}, status_code=status)
+        headers = {"Retry-After": "1"} if isinstance(err, Busy) else None
+        return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
     def ask(request: AskRequest) -> dict:

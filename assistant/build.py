@@ -18,7 +18,7 @@ from .config import Settings
 from .documents import Chunk, Document, Section, SkippedFile
 from .embedding import Embedder, Progress
 from .errors import ConfigError, IndexMismatch
-from .index import FORMAT, Index, build_lock, current_build, fault_point, publish, remove_old_builds, write_build
+from .index import FORMAT, Index, build_lock, current_build, disk_errors, fault_point, publish, remove_old_builds, write_build
 from .ingest import SkipFile, check_readable, file_sha256, iter_corpus, read_document
 from .vectors import build_dense, dense_settled, dense_spec
 
@@ -53,7 +53,7 @@ class BuildSummary:
 def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
     """Bring the index in line with the corpus, re-embedding only new and changed documents."""
     started = time.monotonic()
-    with build_lock(settings.index):
+    with disk_errors(settings.index), build_lock(settings.index):
         current = current_build(settings.index)  # leftovers of killed builds are unpublished: safe to delete
         remove_old_builds(settings.index, keep=current.name if current else None)
         old = _reusable(settings, rebuild)

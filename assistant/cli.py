@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or ASSISTANT_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, or ASSISTANT_PORT)")
     serve.add_argument("--root-path", help="prefix behind a reverse proxy, e.g. /qa (default none, or ASSISTANT_ROOT_PATH)")
+    serve.add_argument("--workers", type=int, help="questions answered at once (default 2, or ASSISTANT_WORKERS)")
     serve.set_defaults(handler=_serve)
 
     hasher = sub.add_parser("hash-password", help="print a user:hash line for an ASSISTANT_USERS file")

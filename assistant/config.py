@@ -36,6 +36,8 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "api_token": ("ASSISTANT_API_TOKEN", str),
     "frame_ancestors": ("ASSISTANT_FRAME_ANCESTORS", str),
     "log_questions": ("ASSISTANT_LOG_QUESTIONS", "flag"),
+    "workers": ("ASSISTANT_WORKERS", int),
+    "queue": ("ASSISTANT_QUEUE", int),
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -65,6 +67,10 @@ class Settings:
     api_token: str = ""  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
     frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
     log_questions: bool = False  # write each question to the log; off, the log never holds what people asked
+    # questions worked on at once (each on one thread, so about one per core); up to `queue` more wait their
+    # turn, and beyond that a question is refused as busy (HTTP 503 with Retry-After) rather than piling up
+    workers: int = 2
+    queue: int = 200
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -86,6 +92,10 @@ class Settings:
             raise ConfigError(f"ASSISTANT_ANN_NPROBE must be at least 1 (got {self.ann_nprobe})")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(f"ASSISTANT_ROOT_PATH must start with / and not end with one, like /qa (got {self.root_path!r})")
+        if self.workers < 1:
+            raise ConfigError(f"ASSISTANT_WORKERS must be at least 1 (got {self.workers})")
+        if self.queue < 0:
+            raise ConfigError(f"ASSISTANT_QUEUE must be 0 or more (got {self.queue})")
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 

@@ -18,6 +18,14 @@ class IndexMismatch(AssistantError):
     """The index was built with another model or other chunking."""
 
 
+class IndexDamaged(AssistantError):
+    """The published index cannot be read (a damaged or missing file)."""
+
+
+class IndexWriteError(AssistantError):
+    """The index could not be written (disk full, read-only, no permission); the old one stays published."""
+
+
 class IndexLocked(AssistantError):
     """Another build holds the index lock."""
 
@@ -28,3 +36,7 @@ class ModelLoadError(AssistantError):
 
 class QueryError(AssistantError):
     """The question cannot be searched (empty, for example)."""
+
+
+class Busy(AssistantError):
+    """Every worker is answering and the line of waiting questions is full; ask again in a moment."""

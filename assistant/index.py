@@ -1,6 +1,7 @@
 """The index folder: versioned builds (FAISS vectors, BM25, SQLite chunk store, manifest.json) behind an atomic CURRENT pointer."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .documents import Chunk, Document
-from .errors import IndexLocked, IndexMismatch, IndexNotFound
+from .errors import IndexLocked, IndexMismatch, IndexNotFound, IndexWriteError
 from .lexical import LexicalIndex, write_bm25
 from . import threads
 from .vectors import dense_spec, read_dense
@@ -40,6 +41,38 @@ def fault_point(name: str) -> None:
     """Test hook: ASSISTANT_FAULT=<name> kills the process here, as kill -9 would."""
     if os.environ.get("ASSISTANT_FAULT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+_DISK_ERRORS = {  # errno -> what happened and what to do; the old index is still published either way
+    errno.ENOSPC: "the disk is full — free some space, then run: assistant build",
+    errno.EDQUOT: "the disk quota is used up — free some space, then run: assistant build",
+    errno.EROFS: "its file system is read-only — remount it read-write or set ASSISTANT_INDEX to a writable folder, "
+                 "then run: assistant build",
+    errno.EACCES: "permission denied — let this user write there or set ASSISTANT_INDEX, then run: assistant build",
+    errno.EPERM: "permission denied — let this user write there or set ASSISTANT_INDEX, then run: assistant build",
+}
+
+
+@contextmanager
+def disk_errors(index_dir: Path):
+    """An OSError while writing the index becomes an IndexWriteError that names the cause and the next step."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError, RuntimeError) as err:
+        code = getattr(err, "errno", None) or _errno_in(str(err))
+        if code not in _DISK_ERRORS:  # faiss and SQLite name disk errors only in their messages
+            raise
+        what = _DISK_ERRORS[code]
+        raise IndexWriteError(f"cannot write the index at {index_dir}/: {what}; the previous index is unchanged "
+                              "and still served") from None
+
+
+def _errno_in(message: str) -> int | None:
+    """The errno that SQLite ("database or disk is full") or faiss ("... (No space left on device)") names."""
+    lowered = message.lower()
+    if "disk is full" in lowered:
+        return errno.ENOSPC
+    return next((code for code in _DISK_ERRORS if os.strerror(code).lower() in lowered), None)
 
 
 @contextmanager
@@ -83,14 +116,18 @@ def write_build(index_dir: Path, name: str, manifest: dict, documents: Iterable[
     final = index_dir / BUILDS / name
     partial = final.with_name(name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    _write_store(partial / "store.sqlite", documents, chunks)
-    fault_point("writing")
-    faiss.write_index(dense, str(partial / "vectors.faiss"))
-    write_bm25(partial, [c.embed_text for c in chunks])
-    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    for file in partial.rglob("*"):
-        _fsync(file)
+    try:
+        partial.mkdir(parents=True)
+        _write_store(partial / "store.sqlite", documents, chunks)
+        fault_point("writing")
+        faiss.write_index(dense, str(partial / "vectors.faiss"))
+        write_bm25(partial, [c.embed_text for c in chunks])
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        for file in partial.rglob("*"):
+            _fsync(file)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # give back the space of a build that will never be published
+        raise
     os.rename(partial, final)
     _fsync(final.parent)
     return final
@@ -104,6 +141,7 @@ def publish(index_dir: Path, name: str) -> None:
     fault_point("switch")
     os.replace(tmp, index_dir / POINTER)
     _fsync(index_dir)
+    fault_point("published")
     remove_old_builds(index_dir, keep=name)
 
 

@@ -1,14 +1,17 @@
 """One assistant per process: settings, the embedder and the loaded index, shared by the CLI, the UI and the API."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import sqlite3
 import sys
 import threading
 
 from .answers import Answer, answer_question
 from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
+from .errors import Busy, IndexDamaged
 from .embedding import Embedder, Progress
 from .index import Index, current_build, open_index
 from .lru import LRU
@@ -18,6 +21,7 @@ from .vectors import dense_spec
 log = logging.getLogger(__name__)
 
 CACHED_ANSWERS = 256
+_OPEN_ATTEMPTS = 3
 
 
 class AnswerCache:
@@ -35,6 +39,31 @@ class AnswerCache:
         self._answers.put(key, copy.deepcopy(answer))
 
 
+class Slots:
+    """At most `workers` questions worked on at once, at most `queue` more waiting; beyond that, Busy.
+    Explicit, so that concurrency does not depend on the size of a web server's thread pool."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers, self.queue = workers, queue
+        self._free = threading.BoundedSemaphore(workers)
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    @contextlib.contextmanager
+    def taken(self):
+        with self._lock:
+            if self.waiting >= self.queue + self.workers:
+                raise Busy(f"busy: {self.workers} questions are being answered and {self.queue} are waiting — "
+                           "ask again in a moment (the limits are ASSISTANT_WORKERS and ASSISTANT_QUEUE)")
+            self.waiting += 1
+        try:
+            with self._free:
+                yield
+        finally:
+            with self._lock:
+                self.waiting -= 1
+
+
 class Assistant:
     """Loads the published index on first use and again whenever a build publishes a new one."""
 
@@ -44,13 +73,27 @@ class Assistant:
         self._index: Index | None = None
         self._lock = threading.Lock()
         self.answers = AnswerCache()
+        self.slots = Slots(settings.workers, settings.queue)
 
     def index(self) -> Index:
+        """The published index. The CURRENT pointer is read on every call (one small file), so a build that
+        publishes a new index is served from the next question on, with no restart; a question already
+        running keeps the Index it started with, whose open files stay readable after the build removes them."""
         with self._lock:
-            published = current_build(self.settings.index)
-            if self._index is None or published is None or published != self._index.folder:
-                self._index = open_index(self.settings.index, self.settings.model, self.settings.chunking())
-            return self._index
+            for _ in range(_OPEN_ATTEMPTS):
+                published = current_build(self.settings.index)
+                if self._index is not None and published == self._index.folder:
+                    return self._index
+                try:
+                    self._index = open_index(self.settings.index, self.settings.model, self.settings.chunking())
+                    return self._index
+                except (OSError, RuntimeError, sqlite3.Error, ValueError) as err:
+                    if current_build(self.settings.index) != published:
+                        continue  # a newer build was published (and this one removed) while it was being opened
+                    raise IndexDamaged(f"the index at {self.settings.index}/ cannot be read ({type(err).__name__}: "
+                                       f"{str(err)[:120]}) — run: assistant build --rebuild") from None
+            raise IndexDamaged(f"the index at {self.settings.index}/ changed {_OPEN_ATTEMPTS} times while it was being "
+                               "opened — ask again when the builds are done")
 
     def has_index(self) -> bool:
         return current_build(self.settings.index) is not None
@@ -62,7 +105,8 @@ class Assistant:
         key = (index.folder.name, clean_query(question), k, retriever.mode)
         answer = self.answers.get(key)  # a copy
         if answer is None:
-            answer = answer_question(retriever, question, k)
+            with self.slots.taken():
+                answer = answer_question(retriever, question, k)
             self.answers.put(key, answer)
         answer.question = question  # as asked: the same up to spaces and control characters
         if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log

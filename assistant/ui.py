@@ -110,6 +110,9 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
             notice = _chat(assistant, respond)
         demo.load(lambda: index_notice(assistant), None, notice)
         demo.load(open_document, None, [document, chat_page])
+    # explicit limits: as many chat questions at once as the assistant has workers, the rest wait in Gradio's
+    # line (shown to the user as a position), which holds as many as the assistant's own queue
+    demo.queue(default_concurrency_limit=assistant.settings.workers, max_size=assistant.settings.queue)
     return demo
 
 
