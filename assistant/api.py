@@ -1,15 +1,15 @@
 """REST API: the same answers, status and documents as the CLI and the chat, as JSON."""
 from __future__ import annotations
 
-import logging
-
 import base64
 import binascii
+import logging
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import check_token, check_user
 from .config import Mode
@@ -23,6 +23,9 @@ MAX_K = 50
 
 
 class AskRequest(BaseModel):
+    # strict: k is a JSON integer, not "5", 5.0 or true; forbid: a misspelt field is an error, not a default
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, in any words")
     k: int = Field(5, ge=1, le=MAX_K, description="passages to return (capped at the chunk count)")
     mode: Mode | None = Field(None, description="dense, bm25 or hybrid; default: ASSISTANT_MODE")
@@ -61,11 +64,7 @@ def create_app(assistant: Assistant, users: dict[str, str] | None = None, token:
                          swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect", static_url="/api/docs-assets")
     app.state.ready = False
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token))])
-
-    @app.exception_handler(AssistantError)
-    def assistant_error(request, err: AssistantError) -> JSONResponse:
-        status = 422 if isinstance(err, QueryError) else 503
-        return JSONResponse({"detail": str(err)}, status_code=status)
+    _add_error_handlers(app)
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
     def ask(request: AskRequest) -> dict:
@@ -99,3 +98,43 @@ def create_app(assistant: Assistant, users: dict[str, str] | None = None, token:
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON with a one-line "detail" that says what is wrong; none carries a traceback."""
+
+    @app.exception_handler(AssistantError)
+    def assistant_error(request, err: AssistantError) -> JSONResponse:
+        status = 422 if isinstance(err, QueryError) else 503
+        return JSONResponse({"detail": str(err)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 echoes the input: a NaN or a lone surrogate there made the reply itself fail (500)
+        errors = [_error(e) for e in err.errors()]
+        return JSONResponse({"detail": validation_message(errors), "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    def server_error(request, err: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
+        return JSONResponse({"detail": "the server failed on this request; its log has the details"}, status_code=500)
+
+
+def _error(error: dict) -> dict:
+    """One of pydantic's errors without its input, and in plain words where it concerns the body as a whole."""
+    if error["type"] == "json_invalid":  # its loc ends with a character position
+        return {"loc": ["body"], "msg": f"not valid JSON ({error.get('ctx', {}).get('error', 'cannot parse it')})",
+                "type": error["type"]}
+    if error["type"] == "model_attributes_type":
+        return {"loc": ["body"], "msg": "expected a JSON object, sent with Content-Type: application/json", "type": error["type"]}
+    return {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+
+
+def validation_message(errors: list[dict]) -> str:
+    """FastAPI's validation errors as one line: `question: String should have at most 2000 characters`."""
+    return "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors) + " — see /api/docs for the shape of each request"
+
+
+def _field(loc: list[str]) -> str:
+    """("body", "question") -> "question"; ("body",) -> "body" (the body as a whole)."""
+    return ".".join(loc[1:] if len(loc) > 1 and loc[0] == "body" else loc)
