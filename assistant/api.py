@@ -5,7 +5,7 @@ import base64
 import binascii
 import logging
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -15,6 +15,7 @@ from .auth import check_token, check_user
 from .config import Mode
 from .errors import AssistantError, IndexNotFound, QueryError
 from .search import MAX_QUESTION_CHARS
+from .security import LoginLimiter, client_address
 from .service import Assistant
 
 log = logging.getLogger(__name__)
@@ -31,17 +32,27 @@ class AskRequest(BaseModel):
     mode: Mode | None = Field(None, description="dense, bm25 or hybrid; default: ASSISTANT_MODE")
 
 
-def api_guard(users: dict[str, str], token: str):
-    """/api/* needs the bearer token when one is set, else HTTP Basic with the users when there are some."""
+def api_guard(users: dict[str, str], token: str, limiter: LoginLimiter):
+    """/api/* needs the bearer token when one is set, else HTTP Basic with the users when there are some.
+    Wrong credentials are failed logins of the client's address, limited as the chat's are (security.py)."""
 
-    def guard(authorization: str | None = Header(None, include_in_schema=False)) -> None:
+    def guard(request: Request, authorization: str | None = Header(None, include_in_schema=False)) -> None:
+        if not token and not users:
+            return
+        if authorization:  # a request without credentials is anonymous, not a failed login
+            address = client_address(request.scope)
+            if (stamp := limiter.admit(address)) is None:
+                wait = limiter.wait(address)
+                raise HTTPException(429, limiter.refusal(wait), headers={"Retry-After": str(wait)})
+            ok = check_token(token, authorization) if token else _basic_ok(users, authorization)
+            limiter.settle(address, stamp, failed=not ok)
+            if ok:
+                return
         if token:
-            if not check_token(token, authorization):
-                raise HTTPException(401, "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
-                                    headers={"WWW-Authenticate": "Bearer"})
-        elif users and not _basic_ok(users, authorization):
-            raise HTTPException(401, "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
-                                headers={"WWW-Authenticate": 'Basic realm="assistant"'})
+            raise HTTPException(401, "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
+                                headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
+                            headers={"WWW-Authenticate": 'Basic realm="assistant"'})
 
     return guard
 
@@ -57,13 +68,14 @@ def _basic_ok(users: dict[str, str], authorization: str | None) -> bool:
     return check_user(users, user, password)
 
 
-def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "") -> FastAPI:
+def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "",
+               limiter: LoginLimiter | None = None) -> FastAPI:
     """The FastAPI app with the API routes; server.py mounts the chat on it."""
     # FastAPI's own /api/docs page would load Swagger UI from a CDN; FastAPIOffline serves the copy in its package
     app = FastAPIOffline(title="Document Q&A", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                          swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect", static_url="/api/docs-assets")
     app.state.ready = False
-    api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token))])
+    api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token, limiter or LoginLimiter()))])
     _add_error_handlers(app)
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")

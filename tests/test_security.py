@@ -1,0 +1,189 @@
+"""Security: the headers on every response, and the limit on failed logins."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant import security
+from assistant.build import build_index
+from assistant.security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter
+from assistant.server import create_server
+from assistant.service import Assistant
+
+WRONG = {"username": "ana", "password": "nope"}
+RIGHT = {"username": "ana", "password": "pw"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(security, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def serve(settings, corpus, fake_embedder):
+    """serve(**settings) -> the app; clients of several addresses can share it (and its login limit)."""
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    build_index(settings, fake_embedder)
+
+    def serve(**changes):
+        app = create_server(Assistant(settings.with_(**changes), fake_embedder))
+        app.state.ready = True
+        return app
+
+    return serve
+
+
+def client(app, address: str = "10.0.0.1", **options) -> TestClient:
+    return TestClient(app, client=(address, 50_000), **options)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# ---- headers --------------------------------------------------------------------------------------
+
+
+def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, reliability):
+    ancestors = "'self' https://intranet.example"
+    app = serve(users="ana:pw", api_token="t0k", frame_ancestors=ancestors)
+    web, token = client(app), {"Authorization": "Bearer t0k"}
+    responses = {
+        "chat page (login)": web.get("/"),
+        "ask": web.post("/api/ask", json={"question": "Oman"}, headers=token),
+        "status": web.get("/api/status", headers=token),
+        "document 404": web.get("/api/documents/nope", headers=token),
+        "ask 401 without token": web.post("/api/ask", json={"question": "Oman"}),
+        "ask 401 wrong token": web.post("/api/ask", json={"question": "Oman"}, headers={"Authorization": "Bearer x"}),
+        "ask 422": web.post("/api/ask", json={"question": ""}, headers=token),
+        "api docs": web.get("/api/docs"),
+        "api openapi.json": web.get("/api/openapi.json"),
+        "/openapi.json": web.get("/openapi.json"),
+        "healthz": web.get("/healthz"),
+        "readyz": web.get("/readyz"),
+        "gradio.js": web.get("/gradio.js"),
+        "unknown route 404": web.get("/no/such/route"),
+        "gradio config 401": web.get("/config"),
+        "gradio info": web.get("/gradio_api/info"),
+        "manifest": web.get("/manifest.json"),
+        "favicon": web.get("/favicon.ico"),
+        "CORS preflight": web.options("/api/ask", headers={"Origin": "https://intranet.example",
+                                                           "Access-Control-Request-Method": "POST"}),
+        "login 400": web.post("/login", data=WRONG),
+        "login 200": web.post("/login", data=RIGHT),
+        "gradio config after login": web.get("/config"),
+    }
+    for _ in range(LOGIN_FAILURES):
+        client(app, "10.9.9.9").post("/login", data=WRONG)
+    responses["login 429"] = client(app, "10.9.9.9").post("/login", data=RIGHT)
+    wrong = {name: dict(r.headers) for name, r in responses.items()
+             if r.headers.get_list("x-content-type-options") != ["nosniff"]
+             or r.headers.get_list("content-security-policy") != [f"frame-ancestors {ancestors}"]}
+    assert wrong == {}
+    assert {200, 400, 401, 404, 422, 429} <= {r.status_code for r in responses.values()}
+    reliability("security", "nosniff and frame-ancestors on every route", tried=len(responses),
+                survived=len(responses) - len(wrong), detail="errors, 401, 404, 422, 429 and preflight included")
+
+
+# ---- failed logins --------------------------------------------------------------------------------
+
+
+def test_five_wrong_passwords_then_the_right_one_is_refused_unchecked_until_the_window_passes(serve, clock, monkeypatch,
+                                                                                               reliability):
+    import assistant.server
+
+    checked = []
+    real_check = assistant.server.check_user
+    monkeypatch.setattr(assistant.server, "check_user", lambda *args: checked.append(args[1]) or real_check(*args))
+    web = client(serve(users="ana:pw"))
+    assert [web.post("/login", data=WRONG).status_code for _ in range(LOGIN_FAILURES)] == [400] * LOGIN_FAILURES
+    refused = web.post("/login", data=RIGHT)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == str(int(LOGIN_WINDOW))
+    assert refused.json()["detail"] == "too many failed logins from this address (5 within 60 s) — wait 60 s and try again"
+    assert len(checked) == LOGIN_FAILURES  # the sixth password was not even checked
+    clock.advance(LOGIN_WINDOW - 15)
+    assert web.post("/login", data=RIGHT).headers["Retry-After"] == "15"
+    clock.advance(15)
+    assert web.post("/login", data=RIGHT).status_code == 200
+    assert web.get("/config").status_code == 200
+    reliability("security", "login limit: 5 failures in 60 s, then refused unchecked until the window passes", tried=3)
+
+
+def test_another_address_is_not_blocked_and_its_success_frees_no_one(serve, clock):
+    app = serve(users="ana:pw")
+    blocked, other = client(app, "10.0.0.1"), client(app, "10.0.0.2")
+    for _ in range(LOGIN_FAILURES):
+        blocked.post("/login", data=WRONG)
+    assert other.post("/login", data=WRONG).status_code == 400
+    assert other.post("/login", data=RIGHT).status_code == 200
+    assert blocked.post("/login", data=RIGHT).status_code == 429
+
+
+def test_wrong_api_credentials_count_against_the_same_limit_and_anonymous_requests_do_not(serve, clock, reliability):
+    app = serve(users="ana:pw")
+    web = client(app)
+    assert all(web.get("/api/status").status_code == 401 for _ in range(2 * LOGIN_FAILURES))  # no credentials: not counted
+    assert all(web.get("/api/status", headers=basic("ana", "nope")).status_code == 401 for _ in range(LOGIN_FAILURES))
+    refused = web.get("/api/status", headers=basic("ana", "pw"))
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60" and "wait 60 s" in refused.json()["detail"]
+    assert web.post("/login", data=RIGHT).status_code == 429  # one budget per address, whatever the door
+    assert client(app, "10.0.0.2").get("/api/status", headers=basic("ana", "pw")).status_code == 200
+    tokened = client(serve(api_token="t0k"))
+    assert all(tokened.get("/api/status", headers={"Authorization": "Bearer x"}).status_code == 401
+               for _ in range(LOGIN_FAILURES))
+    assert tokened.get("/api/status", headers={"Authorization": "Bearer t0k"}).status_code == 429
+    reliability("security", "API logins (HTTP Basic, bearer token) under the same limit", tried=3)
+
+
+def test_the_limit_holds_under_a_proxy_root_path(serve, clock):
+    web = client(serve(users="ana:pw", root_path="/qa"), root_path="/qa")
+    assert [web.post("/login", data=WRONG).status_code for _ in range(LOGIN_FAILURES)] == [400] * LOGIN_FAILURES
+    assert web.post("/login", data=RIGHT).status_code == 429
+    assert web.post("/qa/login/", data=RIGHT).status_code == 429
+
+
+def test_the_login_page_states_the_limit(serve):
+    assert "After 5 failed attempts, wait 60 seconds" in client(serve(users="ana:pw")).get("/").text
+
+
+def test_the_window_slides_from_the_oldest_failure(clock):
+    limiter = LoginLimiter()
+    for _ in range(LOGIN_FAILURES):
+        limiter.settle("a", limiter.admit("a"), failed=True)
+        clock.advance(10)
+    clock.advance(-5)  # 45 s after the first failure
+    assert limiter.admit("a") is None and limiter.wait("a") == 15
+    clock.advance(15.5)  # the first failure has left the window: one more try
+    limiter.settle("a", limiter.admit("a"), failed=True)
+    assert limiter.wait("a") == 10  # until the second one leaves it
+
+
+def test_tries_sent_at_once_are_admitted_only_up_to_the_limit(clock):
+    limiter = LoginLimiter()
+    stamps = [limiter.admit("a") for _ in range(3 * LOGIN_FAILURES)]  # none settled yet: all in flight
+    assert sum(stamp is not None for stamp in stamps) == LOGIN_FAILURES
+    limiter.settle("a", stamps[0], failed=False)  # a try that passed is not a failure
+    assert limiter.admit("a") is not None and limiter.admit("a") is None
+
+
+def test_the_limiter_keeps_a_bounded_number_of_addresses(clock, monkeypatch):
+    monkeypatch.setattr(security, "TRACKED_ADDRESSES", 3)
+    limiter = LoginLimiter()
+    for n in range(10):
+        limiter.settle(f"10.0.0.{n}", limiter.admit(f"10.0.0.{n}"), failed=True)
+    assert list(limiter._failed) == ["10.0.0.7", "10.0.0.8", "10.0.0.9"]
