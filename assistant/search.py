@@ -140,8 +140,8 @@ def clean_query(query: str) -> str:
                          "type or paste the question again as plain text")
     cleaned = "".join(ch if ch.isprintable() else " " for ch in query or "").strip()
     if not cleaned:
-        what = "is empty" if not (query or "").strip() else "has no visible character"
-        raise QueryError(f"the question {what} — type a question, for example: Who spoke at the conference?")
+        what = "" if not (query or "").strip() else " (it holds only control or invisible characters)"
+        raise QueryError(f"the question is empty{what} — type a question, for example: Who spoke at the conference?")
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise QueryError(f"the question has {len(cleaned)} characters; the limit is {MAX_QUESTION_CHARS} — shorten it")
     return cleaned
