@@ -18,6 +18,10 @@ class IndexMismatch(AssistantError):
     """The index was built with another model or other chunking."""
 
 
+class IndexDamaged(IndexMismatch):
+    """A file of the published build cannot be read as what the assistant wrote; a rebuild replaces it."""
+
+
 class IndexLocked(AssistantError):
     """Another build holds the index lock."""
 

@@ -1,13 +1,20 @@
-"""Security: the headers on every response, and the limit on failed logins."""
+"""Security: index files are never unpickled, the headers on every response, and the limit on failed logins."""
 from __future__ import annotations
 
+import _pickle
 import base64
+import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from assistant import security
 from assistant.build import build_index
+from assistant.config import MODES
+from assistant.errors import IndexDamaged
+from assistant.index import current_build, open_index
 from assistant.security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter
 from assistant.server import create_server
 from assistant.service import Assistant
@@ -187,3 +194,96 @@ def test_the_limiter_keeps_a_bounded_number_of_addresses(clock, monkeypatch):
     for n in range(10):
         limiter.settle(f"10.0.0.{n}", limiter.admit(f"10.0.0.{n}"), failed=True)
     assert list(limiter._failed) == ["10.0.0.7", "10.0.0.8", "10.0.0.9"]
+
+
+# ---- index files are never unpickled ------------------------------------------------------------
+
+
+class Planted:
+    """Unpickling this opens `marker` for writing, which creates it: the proof that a file was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def plant(path: Path, marker: Path) -> None:
+    """A pickle where `path` was: an object array for a .npy file, a plain pickle otherwise."""
+    if path.suffix == ".npy":
+        with open(path, "wb") as handle:
+            np.save(handle, np.array([Planted(marker)], dtype=object), allow_pickle=True)
+    else:
+        path.write_bytes(pickle.dumps(Planted(marker)))
+
+
+@pytest.fixture
+def indexed(settings, corpus, fake_embedder) -> Assistant:
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    build_index(settings, fake_embedder)
+    return Assistant(settings, fake_embedder)
+
+
+def test_building_opening_and_searching_an_index_never_unpickles(indexed, settings, corpus, fake_embedder, monkeypatch,
+                                                                 reliability):
+    def refuse(*args, **kwargs):
+        raise AssertionError("something was unpickled")
+
+    for module in (pickle, _pickle):
+        for name in ("load", "loads", "Unpickler"):
+            monkeypatch.setattr(module, name, refuse)
+    allow_pickle, real_load = [], np.load
+    monkeypatch.setattr(np, "load", lambda *args, **kwargs: allow_pickle.append(kwargs.get("allow_pickle")) or
+                        real_load(*args, **kwargs))
+    (corpus / "more.txt").write_text("Bahrain sent observers to the talks.")
+    build_index(settings, fake_embedder)  # an update reads the published build to reuse its vectors
+    assistant = Assistant(settings, fake_embedder)
+    for mode in MODES:
+        passage = assistant.ask("Kuwait observed the talks", 2, mode).passages[0]
+        assert assistant.document_of(passage.chunk_id)["source"] == "doc.txt"
+    assert assistant.status()["documents"] == 2
+    assert allow_pickle and all(value is False for value in allow_pickle)  # bm25s's arrays, each said so explicitly
+    reliability("security", "index built, opened and searched with pickle disabled", tried=3 + 2)
+
+
+def test_a_pickle_planted_beside_the_index_files_is_ignored(indexed, settings, tmp_path):
+    marker = tmp_path / "unpickled"
+    folder = current_build(settings.index)
+    for extra in (folder / "index.pkl", folder / "bm25" / "retriever.pkl", settings.index / "index.pkl",
+                  folder / "vectors.npy", folder / "bm25" / "corpus.jsonl"):
+        plant(extra, marker)
+    assistant = Assistant(settings, indexed.embedder)
+    assert all(assistant.ask("Kuwait observed the talks", 2, mode).passages for mode in MODES)
+    assert not marker.exists()
+
+
+def test_a_pickle_in_place_of_any_index_file_is_refused_as_damaged_never_run(indexed, settings, tmp_path, reliability):
+    marker = tmp_path / "unpickled"
+    folder = current_build(settings.index)
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    refused = []
+    for path in files:
+        original = path.read_bytes()
+        plant(path, marker)
+        try:
+            open_index(settings.index).close()
+        except IndexDamaged as err:
+            refused.append(path.relative_to(folder).as_posix())
+            assert "is damaged" in str(err) and str(err).endswith("— run: assistant build --rebuild")
+        path.write_bytes(original)
+    assert refused == [path.relative_to(folder).as_posix() for path in files]
+    assert not marker.exists()
+    reliability("security", "a pickle in place of each index file", tried=len(files), survived=len(refused),
+                detail="refused as damaged, never unpickled")
+
+
+def test_the_api_answers_503_for_a_planted_index_and_a_build_replaces_it(indexed, settings, tmp_path):
+    marker = tmp_path / "unpickled"
+    plant(current_build(settings.index) / "bm25" / "data.csc.index.npy", marker)
+    app = create_server(indexed)
+    response = TestClient(app).post("/api/ask", json={"question": "Kuwait"})
+    assert response.status_code == 503 and response.json()["detail"].endswith("run: assistant build --rebuild")
+    assert build_index(settings, indexed.embedder).embedded == 1  # the damaged build is not reused: all re-embedded
+    assert TestClient(app).post("/api/ask", json={"question": "Kuwait"}).status_code == 200
+    assert not marker.exists()
