@@ -1,9 +1,14 @@
-"""Security: index files are never unpickled, the headers on every response, and the limit on failed logins."""
+"""Security: index files are never unpickled, secrets are not logged, the headers on every response, and the
+limit on failed logins."""
 from __future__ import annotations
 
 import _pickle
 import base64
+import logging
 import pickle
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from assistant import security
 from assistant.build import build_index
-from assistant.config import MODES
-from assistant.errors import IndexDamaged
+from assistant.auth import load_users
+from assistant.config import MODES, Settings
+from assistant.errors import ConfigError, IndexDamaged
 from assistant.index import current_build, open_index
 from assistant.security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter
 from assistant.server import create_server
@@ -287,3 +293,95 @@ def test_the_api_answers_503_for_a_planted_index_and_a_build_replaces_it(indexed
     assert build_index(settings, indexed.embedder).embedded == 1  # the damaged build is not reused: all re-embedded
     assert TestClient(app).post("/api/ask", json={"question": "Kuwait"}).status_code == 200
     assert not marker.exists()
+
+
+# ---- tokens and passwords are not logged --------------------------------------------------------
+
+TOKEN, WRONG_TOKEN = "tok-5f3a9c1e7b", "tok-wrong-0c9d"  # distinctive, to be looked for in every log line
+PASSWORD, WRONG_PASSWORD = "pw-8d2e6b4a1c", "pw-wrong-7e1f"
+SECRETS = (TOKEN, WRONG_TOKEN, PASSWORD, WRONG_PASSWORD)
+
+
+@pytest.fixture
+def secret_app(settings, corpus, fake_embedder, monkeypatch, caplog):
+    """The app as `assistant serve` makes it from ASSISTANT_* variables with a token and a user, logging at DEBUG."""
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    for name, value in {"CORPUS": corpus, "INDEX": settings.index, "MODEL": "fake", "MIN_SCORE": "-1",
+                        "API_TOKEN": TOKEN, "USERS": f"ana:{PASSWORD}", "LOG_QUESTIONS": "1"}.items():
+        monkeypatch.setenv(f"ASSISTANT_{name}", str(value))
+    caplog.set_level(logging.DEBUG)
+    served = Settings.from_env()
+    build_index(served, fake_embedder)
+    app = create_server(Assistant(served, fake_embedder))
+    app.state.ready = True
+    return app
+
+
+def logins_and_calls(post, get) -> int:
+    """Right and wrong tokens and logins, a password typed as a user name, and the login limit reached."""
+    calls = [
+        lambda: post("/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {TOKEN}"}),
+        lambda: post("/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {WRONG_TOKEN}"}),
+        lambda: post("/api/ask", json={"question": "Oman", "token": TOKEN}, headers={"Authorization": f"Bearer {TOKEN}"}),
+        lambda: get("/api/status", headers=basic("ana", PASSWORD)),
+        lambda: post("/login", data={"username": "ana", "password": PASSWORD}),
+        lambda: post("/login", data={"username": PASSWORD, "password": PASSWORD}),
+        *[lambda: post("/login", data={"username": "ana", "password": WRONG_PASSWORD})] * (LOGIN_FAILURES + 1),
+        lambda: post("/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {TOKEN}"}),  # refused: 429
+    ]
+    return len([call() for call in calls])
+
+
+def leaked(caplog, captured) -> list[str]:
+    logged = caplog.text + "".join(f"{r.getMessage()} {r.args} {r.exc_text}" for r in caplog.records)
+    return [secret for secret in SECRETS if secret in logged + captured.out + captured.err]
+
+
+def test_tokens_and_passwords_never_reach_the_log_or_stderr(secret_app, caplog, capfd, reliability):
+    web = client(secret_app)
+    made = logins_and_calls(web.post, web.get)
+    assert any("failed logins from 10.0.0.1" in r.getMessage() for r in caplog.records)  # the limit's warning
+    assert leaked(caplog, capfd.readouterr()) == []
+    reliability("security", "tokens and passwords in no log record or stderr, at DEBUG", tried=made)
+
+
+def test_a_served_app_logs_no_secret_even_with_uvicorns_access_log_on_at_debug(secret_app, caplog, capfd, reliability):
+    import httpx
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(secret_app, host="127.0.0.1", port=port, log_level="debug", access_log=True,
+                                          log_config=None))  # uvicorn's loggers reach the root logger, and caplog
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        _wait_until(lambda: server.started)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as web:
+            made = logins_and_calls(web.post, web.get)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert any(r.name == "uvicorn.access" for r in caplog.records)  # the access log was on, and said nothing secret
+    assert leaked(caplog, capfd.readouterr()) == []
+    reliability("security", "no secret in uvicorn's access and debug log", tried=made)
+
+
+def test_settings_and_a_bad_users_setting_do_not_show_the_secrets(settings):
+    shown = repr(settings.with_(users=f"ana:{PASSWORD}", api_token=TOKEN))
+    assert PASSWORD not in shown and TOKEN not in shown
+    with pytest.raises(ConfigError) as refused:
+        load_users(f"ana:{PASSWORD}/x")  # a / makes it a path, and there is no such file
+    assert PASSWORD not in str(refused.value) and "ana:…" in str(refused.value)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until(ready, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
