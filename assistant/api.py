@@ -41,11 +41,14 @@ def api_guard(users: dict[str, str], token: str, limiter: LoginLimiter):
             return
         if authorization:  # a request without credentials is anonymous, not a failed login
             address = client_address(request.scope)
-            if (stamp := limiter.admit(address)) is None:
-                wait = limiter.wait(address)
+            if not limiter.admit(address):
+                wait = limiter.wait(address) or 1
                 raise HTTPException(429, limiter.refusal(wait), headers={"Retry-After": str(wait)})
-            ok = check_token(token, authorization) if token else _basic_ok(users, authorization)
-            limiter.settle(address, stamp, failed=not ok)
+            ok = False
+            try:
+                ok = check_token(token, authorization) if token else _basic_ok(users, authorization)
+            finally:
+                limiter.settle(address, failed=not ok)
             if ok:
                 return
         if token:

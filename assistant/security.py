@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 
 log = logging.getLogger(__name__)
 
@@ -22,36 +22,40 @@ clock = time.monotonic  # seconds; tests replace it
 class LoginLimiter:
     """Failed logins per client address, in a sliding window of `window` seconds.
 
-    A try is counted as failed from the moment it is admitted until it is settled as passed, so that tries
-    sent all at once cannot each be admitted before the first of them has failed."""
+    Once an address has failed, its tries in flight count against the limit too, so that it cannot send many
+    at once to have them all checked; an address that has not failed is never refused, however many requests
+    it sends at once."""
 
     def __init__(self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
         self.failures, self.window = failures, window
         self._failed: dict[str, deque[float]] = {}
+        self._trying: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def admit(self, address: str) -> float | None:
-        """A stamp for settle() when `address` may try to log in now; None when it must wait (see wait())."""
+    def admit(self, address: str) -> bool:
+        """Whether `address` may try to log in now; if so, settle() must follow with the outcome."""
         with self._lock:
-            recent = self._recent(address)
-            if len(recent) >= self.failures:
-                return None
-            stamp = clock()
-            recent.append(stamp)
-            self._failed[address] = recent  # last in the dict's order: the addresses that failed longest ago go first
-            if len(self._failed) > TRACKED_ADDRESSES:
-                self._failed.pop(next(iter(self._failed)))
-            return stamp
+            failed = len(self._recent(address))
+            if failed >= self.failures or (failed and failed + self._trying[address] >= self.failures):
+                return False
+            self._trying[address] += 1
+            return True
 
-    def settle(self, address: str, stamp: float, failed: bool) -> None:
-        """The outcome of an admitted try: a try that did not fail is not counted."""
+    def settle(self, address: str, failed: bool) -> None:
+        """The outcome of an admitted try."""
         with self._lock:
-            recent = self._failed.get(address, deque())
-            if not failed and stamp in recent:
-                recent.remove(stamp)
-            elif failed and len(recent) == self.failures:  # the address, never the user name: people type passwords there
-                log.warning("%d failed logins from %s within %.0f s: its logins are refused for a while",
-                            self.failures, address, self.window)
+            self._trying[address] -= 1
+            if self._trying[address] <= 0:
+                del self._trying[address]
+            if failed:
+                recent = self._recent(address)
+                recent.append(clock())
+                self._failed[address] = recent  # last in the dict's order: the addresses that failed longest ago go first
+                if len(self._failed) > TRACKED_ADDRESSES:
+                    self._failed.pop(next(iter(self._failed)))
+        if failed and len(recent) == self.failures:  # the address, never the user name: people type passwords there
+            log.warning("%d failed logins from %s within %.0f s: its logins are refused for a while",
+                        self.failures, address, self.window)
 
     def wait(self, address: str) -> int:
         """Seconds until `address` may try again: 0 when it may try now."""
@@ -115,8 +119,8 @@ class LoginRateLimit:
         if scope["type"] != "http" or scope["method"] != "POST" or not _is_login(scope["path"]):
             return await self.app(scope, receive, send)
         address = client_address(scope)
-        if (stamp := self.limiter.admit(address)) is None:
-            wait = self.limiter.wait(address)
+        if not self.limiter.admit(address):
+            wait = self.limiter.wait(address) or 1  # or 1: the window may have passed since admit()
             return await _refuse(send, self.limiter.refusal(wait), wait)
         failed = True  # until the response says otherwise
 
@@ -129,7 +133,7 @@ class LoginRateLimit:
         try:
             await self.app(scope, receive, watch)
         finally:
-            self.limiter.settle(address, stamp, failed)
+            self.limiter.settle(address, failed)
 
 
 def _is_login(path: str) -> bool:

@@ -174,31 +174,40 @@ def test_the_login_page_states_the_limit(serve):
     assert "After 5 failed attempts, wait 60 seconds" in client(serve(users="ana:pw")).get("/").text
 
 
+def fail(limiter: LoginLimiter, address: str = "a") -> None:
+    assert limiter.admit(address)
+    limiter.settle(address, failed=True)
+
+
 def test_the_window_slides_from_the_oldest_failure(clock):
     limiter = LoginLimiter()
     for _ in range(LOGIN_FAILURES):
-        limiter.settle("a", limiter.admit("a"), failed=True)
+        fail(limiter)
         clock.advance(10)
     clock.advance(-5)  # 45 s after the first failure
-    assert limiter.admit("a") is None and limiter.wait("a") == 15
+    assert not limiter.admit("a") and limiter.wait("a") == 15
     clock.advance(15.5)  # the first failure has left the window: one more try
-    limiter.settle("a", limiter.admit("a"), failed=True)
+    fail(limiter)
     assert limiter.wait("a") == 10  # until the second one leaves it
 
 
-def test_tries_sent_at_once_are_admitted_only_up_to_the_limit(clock):
+def test_after_a_failure_tries_in_flight_count_and_before_one_they_do_not(clock):
     limiter = LoginLimiter()
-    stamps = [limiter.admit("a") for _ in range(3 * LOGIN_FAILURES)]  # none settled yet: all in flight
-    assert sum(stamp is not None for stamp in stamps) == LOGIN_FAILURES
-    limiter.settle("a", stamps[0], failed=False)  # a try that passed is not a failure
-    assert limiter.admit("a") is not None and limiter.admit("a") is None
+    assert all(limiter.admit("a") for _ in range(3 * LOGIN_FAILURES))  # a busy API client that has not failed
+    for _ in range(3 * LOGIN_FAILURES):
+        limiter.settle("a", failed=False)
+    fail(limiter)
+    admitted = [limiter.admit("a") for _ in range(LOGIN_FAILURES)]  # sent at once, none settled yet
+    assert admitted == [True] * (LOGIN_FAILURES - 1) + [False]
+    limiter.settle("a", failed=False)  # a try that passed is not a failure, and is no longer in flight
+    assert limiter.admit("a") and not limiter.admit("a")
 
 
 def test_the_limiter_keeps_a_bounded_number_of_addresses(clock, monkeypatch):
     monkeypatch.setattr(security, "TRACKED_ADDRESSES", 3)
     limiter = LoginLimiter()
     for n in range(10):
-        limiter.settle(f"10.0.0.{n}", limiter.admit(f"10.0.0.{n}"), failed=True)
+        fail(limiter, f"10.0.0.{n}")
     assert list(limiter._failed) == ["10.0.0.7", "10.0.0.8", "10.0.0.9"]
 
 
