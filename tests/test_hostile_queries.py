@@ -39,7 +39,7 @@ def hostile_questions() -> dict[str, list[str]]:
         "control characters": controls + [_template(rng, c) for c in controls],
         "unbalanced quotes and brackets": quotes,
         "regex metacharacters": metas + [_template(rng, m) for m in metas],
-        "a character of every unicode plane": planes + specials + [_template(rng, ch) for ch in planes + specials],
+        "a character of every Unicode plane": planes + specials + [_template(rng, ch) for ch in planes + specials],
         "long questions": ["x" * 1999, "Oman " * 400, "\U0001F600" * MAX_QUESTION_CHARS, "\u0301" * MAX_QUESTION_CHARS,
                            "a" * MAX_QUESTION_CHARS, "Kuwait" + "\x00" * 1994],
         "empty and blank": ["", " ", "\t\n\r", "\u3000", "\u200b", "\xa0", "\u2028\u2029", "\x00" * 10, "\ufeff"],

@@ -259,7 +259,8 @@ def test_building_opening_and_searching_an_index_never_unpickles(indexed, settin
         assert assistant.document_of(passage.chunk_id)["source"] == "doc.txt"
     assert assistant.status()["documents"] == 2
     assert allow_pickle and all(value is False for value in allow_pickle)  # bm25s's arrays, each said so explicitly
-    reliability("security", "index built, opened and searched with pickle disabled", tried=3 + 2)
+    reliability("security", "index built, opened and searched with pickle disabled", tried=1 + len(MODES) + 1,
+                detail="an update build, a search in each mode, the status")
 
 
 def test_a_pickle_planted_beside_the_index_files_is_ignored(indexed, settings, tmp_path):
