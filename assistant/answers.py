@@ -38,7 +38,7 @@ def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
     depth = max(k, LIST_DEPTH) if asks_entities and is_list_question(question) else k
     found, relevance = retriever.ranked(question, depth, vector=vector)
     shown = found[:k]
-    if relevance < retriever.floor:
+    if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
         return Answer(question, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
     # the answer may be spread over a relevant document: its other candidate passages count, however they score
     relevant_sources = {p.source for p in found if p.score >= retriever.floor}

@@ -1,20 +1,21 @@
 """REST API: the same answers, status and documents as the CLI and the chat, as JSON."""
 from __future__ import annotations
 
-import logging
-
 import base64
 import binascii
+import logging
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import check_token, check_user
 from .config import Mode
 from .errors import AssistantError, Busy, IndexNotFound, QueryError
 from .search import MAX_QUESTION_CHARS
+from .security import LoginLimiter, client_address
 from .service import Assistant
 
 log = logging.getLogger(__name__)
@@ -23,22 +24,38 @@ MAX_K = 50
 
 
 class AskRequest(BaseModel):
+    # strict: k is a JSON integer, not "5", 5.0 or true; forbid: a misspelt field is an error, not a default
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, in any words")
     k: int = Field(5, ge=1, le=MAX_K, description="passages to return (capped at the chunk count)")
     mode: Mode | None = Field(None, description="dense, bm25 or hybrid; default: ASSISTANT_MODE")
 
 
-def api_guard(users: dict[str, str], token: str):
-    """/api/* needs the bearer token when one is set, else HTTP Basic with the users when there are some."""
+def api_guard(users: dict[str, str], token: str, limiter: LoginLimiter):
+    """/api/* needs the bearer token when one is set, else HTTP Basic with the users when there are some.
+    Wrong credentials are failed logins of the client's address, limited as the chat's are (security.py)."""
 
-    def guard(authorization: str | None = Header(None, include_in_schema=False)) -> None:
+    def guard(request: Request, authorization: str | None = Header(None, include_in_schema=False)) -> None:
+        if not token and not users:
+            return
+        if authorization:  # a request without credentials is anonymous, not a failed login
+            address = client_address(request.scope)
+            if not limiter.admit(address):
+                wait = limiter.wait(address) or 1
+                raise HTTPException(429, limiter.refusal(wait), headers={"Retry-After": str(wait)})
+            ok = False
+            try:
+                ok = check_token(token, authorization) if token else _basic_ok(users, authorization)
+            finally:
+                limiter.settle(address, failed=not ok)
+            if ok:
+                return
         if token:
-            if not check_token(token, authorization):
-                raise HTTPException(401, "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
-                                    headers={"WWW-Authenticate": "Bearer"})
-        elif users and not _basic_ok(users, authorization):
-            raise HTTPException(401, "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
-                                headers={"WWW-Authenticate": 'Basic realm="assistant"'})
+            raise HTTPException(401, "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
+                                headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
+                            headers={"WWW-Authenticate": 'Basic realm="assistant"'})
 
     return guard
 
@@ -54,19 +71,15 @@ def _basic_ok(users: dict[str, str], authorization: str | None) -> bool:
     return check_user(users, user, password)
 
 
-def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "") -> FastAPI:
+def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "",
+               limiter: LoginLimiter | None = None) -> FastAPI:
     """The FastAPI app with the API routes; server.py mounts the chat on it."""
     # FastAPI's own /api/docs page would load Swagger UI from a CDN; FastAPIOffline serves the copy in its package
     app = FastAPIOffline(title="Document Q&A", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                          swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect", static_url="/api/docs-assets")
     app.state.ready = False
-    api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token))])
-
-    @app.exception_handler(AssistantError)
-    def assistant_error(request, err: AssistantError) -> JSONResponse:
-        status = 422 if isinstance(err, QueryError) else 503
-        headers = {"Retry-After": "1"} if isinstance(err, Busy) else None
-        return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
+    api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token, limiter or LoginLimiter()))])
+    _add_error_handlers(app)
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
     def ask(request: AskRequest) -> dict:
@@ -100,3 +113,44 @@ def create_app(assistant: Assistant, users: dict[str, str] | None = None, token:
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON with a one-line "detail" that says what is wrong; none carries a traceback."""
+
+    @app.exception_handler(AssistantError)
+    def assistant_error(request, err: AssistantError) -> JSONResponse:
+        status = 422 if isinstance(err, QueryError) else 503
+        headers = {"Retry-After": "1"} if isinstance(err, Busy) else None
+        return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 echoes the input: a NaN or a lone surrogate there made the reply itself fail (500)
+        errors = [_error(e) for e in err.errors()]
+        return JSONResponse({"detail": validation_message(errors), "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    def server_error(request, err: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
+        return JSONResponse({"detail": "the server failed on this request; its log has the details"}, status_code=500)
+
+
+def _error(error: dict) -> dict:
+    """One of pydantic's errors without its input, and in plain words where it concerns the body as a whole."""
+    if error["type"] == "json_invalid":  # its loc ends with a character position
+        return {"loc": ["body"], "msg": f"not valid JSON ({error.get('ctx', {}).get('error', 'cannot parse it')})",
+                "type": error["type"]}
+    if error["type"] == "model_attributes_type":
+        return {"loc": ["body"], "msg": "expected a JSON object, sent with Content-Type: application/json", "type": error["type"]}
+    return {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+
+
+def validation_message(errors: list[dict]) -> str:
+    """FastAPI's validation errors as one line: `question: String should have at most 2000 characters`."""
+    return "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors) + " — see /api/docs for the shape of each request"
+
+
+def _field(loc: list[str]) -> str:
+    """("body", "question") -> "question"; ("body",) -> "body" (the body as a whole)."""
+    return ".".join(loc[1:] if len(loc) > 1 and loc[0] == "body" else loc)

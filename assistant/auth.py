@@ -42,7 +42,9 @@ def load_users(spec: str) -> dict[str, str]:
         user, password = spec.split(":", 1)
         if user and password:
             return {user: hash_password(password)}
-    raise ConfigError(f"ASSISTANT_USERS={spec!r} is neither a file of user:hash lines nor user:password")
+    shown = spec.split(":", 1)[0] + ":…" if ":" in spec else spec  # what follows a colon may be a password
+    raise ConfigError(f"ASSISTANT_USERS={shown!r} is neither a file of user:hash lines nor user:password "
+                      "(a password with a / goes in a file: assistant hash-password USER)")
 
 
 def check_user(users: dict[str, str], user: str, password: str) -> bool:

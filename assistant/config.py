@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -63,8 +63,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
-    users: str = ""  # a file of user:scrypt-hash lines, or one user:password; empty: no login
-    api_token: str = ""  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
+    # secrets: left out of repr(settings), so that no log line or traceback that shows the settings shows them
+    users: str = field(default="", repr=False)  # a file of user:scrypt-hash lines, or one user:password; empty: no login
+    api_token: str = field(default="", repr=False)  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
     frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
     log_questions: bool = False  # write each question to the log; off, the log never holds what people asked
     # questions worked on at once (each on one thread, so about one per core); up to `queue` more wait their

@@ -18,8 +18,8 @@ class IndexMismatch(AssistantError):
     """The index was built with another model or other chunking."""
 
 
-class IndexDamaged(AssistantError):
-    """The published index cannot be read (a damaged or missing file)."""
+class IndexDamaged(IndexMismatch):
+    """A file of the published build cannot be read as what the assistant wrote; a rebuild replaces it."""
 
 
 class IndexWriteError(AssistantError):

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from .documents import Chunk, Document
-from .errors import IndexLocked, IndexMismatch, IndexNotFound, IndexWriteError
-from .lexical import LexicalIndex, write_bm25
+from .errors import IndexDamaged, IndexLocked, IndexMismatch, IndexNotFound, IndexWriteError
+from .lexical import FOLDER as BM25_FOLDER, LexicalIndex, write_bm25
 from . import threads
 from .vectors import dense_spec, read_dense
 
@@ -180,14 +180,14 @@ class Index:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.manifest: dict = json.loads((folder / "manifest.json").read_text())
+        self.manifest: dict = _read_part(folder, "manifest.json", lambda path: json.loads(path.read_text()))
         if self.manifest.get("format") != FORMAT:
             raise IndexMismatch(f"the index at {folder.parent.parent}/ was written by another version of the assistant "
                                 f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild")
-        self.vectors = read_dense(folder / "vectors.faiss", dense_spec(self.manifest))
-        self.lexical = LexicalIndex(folder, int(self.vectors.ntotal))
-        self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
+        # no file of a build is ever unpickled: FAISS's own format, bm25s's .npy arrays with allow_pickle=False, SQLite, JSON
+        self.vectors = _read_part(folder, "vectors.faiss", lambda path: read_dense(path, dense_spec(self.manifest)))
+        self.lexical = _read_part(folder, BM25_FOLDER, lambda path: LexicalIndex(path.parent, int(self.vectors.ntotal)))
+        self._db = _read_part(folder, "store.sqlite", _open_store)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -230,6 +230,27 @@ class Index:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _read_part(folder: Path, name: str, read):
+    """read(folder / name); a part that cannot be read as the assistant wrote it makes the build damaged."""
+    try:
+        return read(folder / name)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError, sqlite3.Error) as err:
+        log.warning("cannot read %s: %s: %s", folder / name, type(err).__name__, err)
+        raise IndexDamaged(f"the index at {folder.parent.parent}/ is damaged: {BUILDS}/{folder.name}/{name} cannot be read "
+                           "— run: assistant build --rebuild") from None
+
+
+def _open_store(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("SELECT row FROM chunks LIMIT 1").fetchall()  # a file that is not our store fails here, not mid-answer
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def open_index(index_dir: Path, model: str | None = None, chunking: dict | None = None) -> Index:

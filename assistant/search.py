@@ -134,9 +134,14 @@ def _top(scores: np.ndarray, depth: int) -> np.ndarray:
 
 def clean_query(query: str) -> str:
     """Strip control characters and surrounding space; refuse what cannot be searched."""
+    if half := next((ch for ch in query or "" if "\ud800" <= ch <= "\udfff"), None):
+        # half of a UTF-16 pair: no text holds one, and it cannot be written as UTF-8 (the reply would fail)
+        raise QueryError(f"the question holds U+{ord(half):04X}, half of a character (a lone surrogate) — "
+                         "type or paste the question again as plain text")
     cleaned = "".join(ch if ch.isprintable() else " " for ch in query or "").strip()
     if not cleaned:
-        raise QueryError("the question is empty — type a question, for example: Who spoke at the conference?")
+        what = "" if not (query or "").strip() else " (it holds only control or invisible characters)"
+        raise QueryError(f"the question is empty{what} — type a question, for example: Who spoke at the conference?")
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise QueryError(f"the question has {len(cleaned)} characters; the limit is {MAX_QUESTION_CHARS} — shorten it")
     return cleaned

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 from .api import create_app
 from .auth import check_user, load_users
 from .errors import ConfigError, IndexMismatch, IndexNotFound
+from .security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter, LoginRateLimit, SecurityHeaders
 from .service import Assistant
 from .ui import CSS, build_demo
 
@@ -24,30 +25,29 @@ _ROOT_LINK = re.compile(r'\b(href|src)="/(?!/)')  # e.g. Gradio's <link rel="man
 # the share-preview tags that name a URL or an account: Gradio's point at gradio.app, GitHub and @Gradio
 _SOCIAL_LINKS = re.compile(r'<meta\s+(?:property|name)="(?:og:image|og:url|twitter:image|twitter:creator)"\s+content="[^"]*"\s*/?>\s*')
 _ICON = '<link rel="icon" href="./favicon.ico" />'
+LOGIN_MESSAGE = (f"Sign in to ask the documents. After {LOGIN_FAILURES} failed attempts, wait {LOGIN_WINDOW:.0f} seconds "
+                 "before the next one.")
 
 
 def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
     """The ASGI app: /api/*, /healthz, /readyz, and the chat at / (under the root path behind a proxy)."""
     settings = assistant.settings
     users = load_users(settings.users) if settings.users else {}
-    app = create_app(assistant, users, settings.api_token)
+    limiter = LoginLimiter()  # one budget of failed logins per address, for the chat's login and the API's
+    app = create_app(assistant, users, settings.api_token, limiter)
     login = (lambda user, password: check_user(users, user, password)) if users else None
 
-    @app.middleware("http")
-    async def frame_policy(request, call_next):  # embedding only where the operator allows it
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.frame_ancestors}"
-        return response
-
+    # outermost last: the headers go on every response, the 429 of the login limit and CORS preflights included
+    app.add_middleware(LoginRateLimit, limiter=limiter)
     # Gradio's own CORS lets any site read the chat off a host that is not loopback; only the embedding pages may
     app.add_middleware(CORSMiddleware, allow_origins=embedding_origins(settings.frame_ancestors), allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)  # embedding only where allowed
     app.add_api_route("/gradio.js", _gradio_js, include_in_schema=False)
     _render_pages_through_fix_page()
     # run history off: its page offers to save runs to a Hugging Face bucket, a call out of the intranet
     return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
-                               css=CSS, auth=login, auth_message="Sign in to ask the documents." if users else None,
-                               run_history=False)
+                               css=CSS, auth=login, auth_message=LOGIN_MESSAGE if users else None, run_history=False)
 
 
 def embedding_origins(frame_ancestors: str) -> list[str]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import sqlite3
 import sys
 import threading
 
 from .answers import Answer, answer_question
 from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
-from .errors import Busy, IndexDamaged
+from .errors import Busy, IndexDamaged, IndexNotFound
 from .embedding import Embedder, Progress
 from .index import Index, current_build, open_index
 from .lru import LRU
@@ -87,11 +86,10 @@ class Assistant:
                 try:
                     self._index = open_index(self.settings.index, self.settings.model, self.settings.chunking())
                     return self._index
-                except (OSError, RuntimeError, sqlite3.Error, ValueError) as err:
+                except (IndexDamaged, IndexNotFound):
                     if current_build(self.settings.index) != published:
                         continue  # a newer build was published (and this one removed) while it was being opened
-                    raise IndexDamaged(f"the index at {self.settings.index}/ cannot be read ({type(err).__name__}: "
-                                       f"{str(err)[:120]}) — run: assistant build --rebuild") from None
+                    raise
             raise IndexDamaged(f"the index at {self.settings.index}/ changed {_OPEN_ATTEMPTS} times while it was being "
                                "opened — ask again when the builds are done")
 

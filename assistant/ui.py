@@ -36,6 +36,7 @@ NO_LONGER_INDEXED = ("<p>This passage is no longer in the index: the documents w
 # newlines become <br>, so the whole reply is one HTML block with nothing for Markdown or KaTeX to act on.
 _ESCAPES = {ord(ch): f"&#{ord(ch)};" for ch in "&<>\"'`*_[](){}!#|~$\\+-:=^@%"}
 _ESCAPES[ord("\n")] = "<br>"
+_ESCAPES.update({code: "\ufffd" for code in range(0xD800, 0xE000)})  # lone surrogates: Gradio's JSON cannot carry them
 
 
 def escape_text(text: str) -> str:
@@ -46,10 +47,18 @@ def escape_text(text: str) -> str:
 def render_answer(answer: Answer) -> str:
     passages = "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
     if answer.no_answer:
-        return ("<p><b>Not in the documents.</b> Nothing relevant was found for this question "
-                f"(the closest passage scores {answer.relevance:.2f}, under the relevance floor {answer.floor:.2f}). Try other words, or add documents and rebuild the index.</p>"
+        return (f"<p><b>Not in the documents.</b> Nothing relevant was found for this question ({_why_none(answer)}). "
+                "Try other words, or add documents and rebuild the index.</p>"
                 + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else ""))
     return _render_entities(answer) + passages
+
+
+def _why_none(answer: Answer) -> str:
+    if answer.relevance < answer.floor:
+        return f"the closest passage scores {answer.relevance:.2f}, under the relevance floor {answer.floor:.2f}"
+    if answer.mode == "bm25":
+        return "no passage holds a word of the question, and bm25 search matches words exactly"
+    return "the index holds no passage"
 
 
 def _render_entities(answer: Answer) -> str:
@@ -93,10 +102,7 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
     assistant = assistant or Assistant(settings or Settings.from_env())
 
     def respond(question: str, history: list, k: float, mode: str, progress=gr.Progress()):
-        history = list(history or [])
-        history.append({"role": "user", "content": escape_text(question or "")})
-        history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})
-        return history, ""
+        return chat_turn(assistant, question, history, k, mode, progress)
 
     def open_document(request: gr.Request):
         chunk_id = dict(request.query_params).get(DOCUMENT_PARAM) if request else None
@@ -154,6 +160,15 @@ def render_document(found: dict) -> str:
     return (f'<div class="document">{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
             f'<div class="text">{escape_text(text[:start])}<mark id="cited-passage">{escape_text(text[start:end])}</mark>'
             f'{escape_text(text[end:])}</div></div>')
+
+
+def chat_turn(assistant: Assistant, question: str, history: list | None, k: float, mode: str | None,
+              progress=None) -> tuple[list[dict], str]:
+    """One exchange of the chat: the history with the question and its reply added, and an empty question box."""
+    history = list(history or [])
+    history.append({"role": "user", "content": escape_text(question or "")})
+    history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})
+    return history, ""
 
 
 def reply(assistant: Assistant, question: str, k: int, progress=None, mode: str | None = None) -> str:
