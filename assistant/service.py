@@ -160,6 +160,7 @@ class Assistant:
             "model": manifest["model"],
             "precision": manifest.get("precision", "fp32"),  # indexes built before the field were all fp32
             "built_at": manifest["built_at"],
+            "build": index.folder.name,  # the build being served: it changes when a new build is published
             "stale": stale_documents(self.settings.corpus, manifest, self.settings.max_file_mb),
             "corpus": str(self.settings.corpus),
             "chunking": manifest["chunking"],
