@@ -120,6 +120,11 @@ def extract_answer(question: str, passages: list[Passage]) -> ExtractedAnswer | 
 
 # --- spaCy: one model per process, and repairs of the entity boundaries the small model gets wrong ---
 
+def warm_up() -> None:
+    """Load the spaCy model now (about a second), not on the first question that asks for names or places."""
+    _run(["Warm up."])
+
+
 def _run(texts: list[str]) -> list[Doc]:
     global _NLP
     if _NLP is None:

@@ -7,6 +7,7 @@ import logging
 import sys
 import threading
 
+from . import extraction
 from .answers import Answer, answer_question
 from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
@@ -128,10 +129,11 @@ class Assistant:
                 "start": chunk["start"], "end": chunk["end"], "text": document["text"]}
 
     def warm_up(self) -> None:
-        """Load the index and the model and run one query, so that the first real question is fast."""
+        """Load the index, the embedding model and spaCy, and run one query, so that the first real question is fast."""
         index = self.index()
         if len(index):
             self.ask("warm up", 1)
+        extraction.warm_up()
 
     def build_in_terminal(self, rebuild: bool = False) -> BuildSummary:
         """A build with a progress bar on stderr while embedding (shown only once there is work)."""

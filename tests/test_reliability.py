@@ -51,6 +51,8 @@ class Served:
         from assistant.server import create_server
 
         self.assistant = assistant
+        if assistant.has_index():
+            assistant.warm_up()  # as serve() does before it listens
         self.port = _free_port()
         app = create_server(assistant)
         app.state.ready = True
