@@ -1,17 +1,23 @@
 """Faults: a build killed with -9, a full or read-only disk, a second build, SIGTERM to the server — the index survives."""
+import errno
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
+from assistant import cli
 from assistant.build import build_index
+from assistant.errors import IndexWriteError
 from assistant.index import current_build, open_index
+from assistant.search import Retriever
+from assistant.service import Assistant
 
 TESTS = Path(__file__).resolve().parent
 OLD_A = "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks."
@@ -98,3 +104,97 @@ def test_build_killed_at_any_point_leaves_the_old_or_the_new_index_complete(sett
     assert published_version(settings, fake_embedder) == "new"
     reliability("faults", f"kill -9 at the fault point {point!r}", tried=1, survived=1, lost=0,
                 detail=f"the {expected} index served, complete; leftovers: {leftovers}; the next build finished the job")
+
+
+# ---- full and read-only disks ----------------------------------------------------------------------
+
+@contextmanager
+def tmpfs(folder: Path, size: str):
+    """A tmpfs of `size` at `folder`, if this machine lets the tests mount one; yields whether it did."""
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                 capture_output=True).returncode == 0
+    except OSError:  # no mount command
+        mounted = False
+    try:
+        yield mounted
+    finally:
+        if mounted and subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], check=True)  # something still open: detach it anyway
+
+
+def big_document(megabytes: float) -> str:
+    """Paragraphs of one chunk each (about 160 words: few chunks, no sentence splitting), numbered so that none repeat."""
+    sentence = "Patrol boats, budgets and maritime routes were reviewed in part {} of the annual report."
+    count = int(megabytes * 1e6 / (10 * len(sentence)))
+    return "\n\n".join(" ".join([sentence.format(n)] * 10) for n in range(count))
+
+
+def test_disk_full_fails_with_a_clear_message_and_the_old_index_still_answers(settings, corpus, fake_embedder, tmp_path,
+                                                                              monkeypatch, capsys, reliability):
+    with tmpfs(tmp_path / "disk", "1m") as mounted:
+        settings = settings.with_(index=tmp_path / "disk" / "index")
+        if not mounted:  # no tmpfs here: a store of more than 1 MB of text fails as a full disk would
+            from assistant import index as index_module
+
+            write_store = index_module._write_store
+
+            def small_disk(path, documents, chunks):
+                write_store(path, documents, chunks)
+                if sum(len(c.text) + len(c.embed_text) for c in chunks) > 1e6:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            monkeypatch.setattr(index_module, "_write_store", small_disk)
+        write_corpus(corpus)
+        build_index(settings, fake_embedder)
+        before, used = snapshot(settings.index), shutil.disk_usage(settings.index).used
+        (corpus / "report.txt").write_text(big_document(0.6))
+        with pytest.raises(IndexWriteError, match=r"disk is full — free some space, then run: assistant build; "
+                                                  r"the previous index is unchanged"):
+            build_index(settings, fake_embedder)
+        assert snapshot(settings.index) == before  # no .partial left, the old build untouched
+        assert shutil.disk_usage(settings.index).used == used or not mounted  # and its space given back: no file left open
+
+        monkeypatch.setattr("assistant.service.Embedder", lambda *args, **kwargs: fake_embedder)
+        argv = ["build", "--corpus", str(corpus), "--index", str(settings.index), "--model", "fake"]
+        assert cli.main(argv) == 1  # the same, as one line from the command
+        err = capsys.readouterr().err
+        assert "assistant: cannot write the index at" in err and "disk is full" in err and "Traceback" not in err
+        assert snapshot(settings.index) == before
+
+        with closing(open_index(settings.index)) as index:
+            passages = Retriever(index, fake_embedder, -1.0).search("Islamabad conference")
+        assert passages and passages[0].source == "a.txt"
+        (corpus / "report.txt").write_text("A short report on maritime routes.")
+        assert build_index(settings, fake_embedder).added == 1  # once there is room, the next build works
+    reliability("faults", "disk full (ENOSPC) while writing a build", tried=2, survived=2, lost=0,
+                detail=("a 1 MB tmpfs" if mounted else "ENOSPC injected at the SQLite write: tmpfs not allowed here")
+                + "; library and CLI; old index intact and searched")
+
+
+def test_read_only_index_folder_refuses_to_build_with_a_clear_message_and_is_still_served(settings, corpus, fake_embedder,
+                                                                                         tmp_path, monkeypatch, reliability):
+    with tmpfs(tmp_path / "disk", "8m") as mounted:
+        settings = settings.with_(index=tmp_path / "disk" / "index")
+        write_corpus(corpus)
+        build_index(settings, fake_embedder)
+        before = snapshot(settings.index)
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(tmp_path / "disk")], check=True)
+        else:  # no tmpfs here: the first write of a build, taking the lock, fails as on a read-only file system
+            @contextmanager
+            def read_only_lock(index_dir):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(index_dir / ".lock"))
+                yield
+            monkeypatch.setattr("assistant.build.build_lock", read_only_lock)
+        (corpus / "a.txt").write_text(NEW_A)
+        with pytest.raises(IndexWriteError, match=r"read-only — remount it read-write or set ASSISTANT_INDEX"):
+            build_index(settings, fake_embedder)
+        assert snapshot(settings.index) == before
+        assistant = Assistant(settings, fake_embedder)
+        answer = assistant.ask("Where did the conference open?")
+        assert "Islamabad" in " ".join(p.text for p in answer.passages)
+        assistant.index().close()  # before the unmount
+    reliability("faults", "read-only index folder (EROFS)", tried=1, survived=1, lost=0,
+                detail=("a tmpfs remounted read-only" if mounted else "EROFS injected at the lock: tmpfs not allowed here")
+                + "; build refused, old index served")
