@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from assistant import cli
 from assistant.build import build_index
-from assistant.errors import IndexWriteError
+from assistant.errors import IndexLocked, IndexWriteError
 from assistant.index import current_build, open_index
 from assistant.search import Retriever
 from assistant.service import Assistant
@@ -198,3 +199,37 @@ def test_read_only_index_folder_refuses_to_build_with_a_clear_message_and_is_sti
     reliability("faults", "read-only index folder (EROFS)", tried=1, survived=1, lost=0,
                 detail=("a tmpfs remounted read-only" if mounted else "EROFS injected at the lock: tmpfs not allowed here")
                 + "; build refused, old index served")
+
+
+# ---- a second build ---------------------------------------------------------------------------------
+
+_HOLD_LOCK = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from assistant.index import build_lock
+    with build_lock(Path(sys.argv[1])):
+        print("locked", flush=True)
+        time.sleep(600)
+""")
+
+
+def test_build_refuses_while_another_process_builds_and_changes_nothing(settings, corpus, fake_embedder, reliability):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    before = snapshot(settings.index)
+    (corpus / "a.txt").write_text(NEW_A)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(settings.index)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexLocked, match=rf"another build is running on .* \(pid {holder.pid}\) — wait for it to finish"):
+            build_index(settings, fake_embedder)
+        assert snapshot(settings.index) == before
+        assert published_version(settings, fake_embedder) == "old"
+    finally:
+        holder.kill()  # kill -9: the kernel releases the flock with the process
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    assert build_index(settings, fake_embedder).changed == 1
+    assert published_version(settings, fake_embedder) == "new"
+    reliability("faults", "a second build while one runs (the lock)", tried=1, survived=1, lost=0,
+                detail="refused naming the holder's pid; index unchanged; the next build after kill -9 of the holder works")
