@@ -1,5 +1,6 @@
 """Faults: a build killed with -9, a full or read-only disk, a second build, SIGTERM to the server — the index survives."""
 import errno
+import json
 import os
 import shutil
 import signal
@@ -7,7 +8,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import urllib.error
+import urllib.request
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from assistant.errors import IndexLocked, IndexWriteError
 from assistant.index import current_build, open_index
 from assistant.search import Retriever
 from assistant.service import Assistant
+from test_browser import free_port
 
 TESTS = Path(__file__).resolve().parent
 OLD_A = "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks."
@@ -233,3 +238,101 @@ def test_build_refuses_while_another_process_builds_and_changes_nothing(settings
     assert published_version(settings, fake_embedder) == "new"
     reliability("faults", "a second build while one runs (the lock)", tried=1, survived=1, lost=0,
                 detail="refused naming the holder's pid; index unchanged; the next build after kill -9 of the holder works")
+
+
+# ---- SIGTERM to the server --------------------------------------------------------------------------
+
+_SERVE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeEmbedder
+    from assistant.config import Settings
+    from assistant.server import serve
+    from assistant.service import Assistant
+
+    assistant = Assistant(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake", min_score=-1.0,
+                                   port={port}), FakeEmbedder())
+    ask = assistant.ask
+
+    def slow_ask(question, *args, **kwargs):  # a question that is surely in flight when SIGTERM comes
+        if "slow" in question:
+            Path({marker!r}).write_text("in flight")
+            time.sleep(4)
+        return ask(question, *args, **kwargs)
+
+    assistant.ask = slow_ask
+    serve(assistant)
+""")
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status
+
+
+def _refused(url: str) -> bool:
+    try:
+        _get(url)
+    except urllib.error.URLError as err:
+        return isinstance(err.reason, ConnectionRefusedError)
+    except ConnectionError:  # accepted, then dropped while the server shuts down: not refused yet
+        pass
+    return False
+
+
+def test_sigterm_lets_the_question_in_flight_finish_then_the_server_exits(settings, corpus, fake_embedder, tmp_path,
+                                                                         reliability):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    port, marker, log = free_port(), tmp_path / "in-flight", tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    script = _SERVE.format(tests=str(TESTS), corpus=str(corpus), index=str(settings.index), port=port, marker=str(marker))
+    with open(log, "w") as output:
+        server = subprocess.Popen([sys.executable, "-c", script], stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not _ready(base + "/readyz"):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        replies: list = []
+        request = urllib.request.Request(base + "/api/ask", json.dumps({"question": "slow question about Islamabad"}).encode(),
+                                         {"Content-Type": "application/json"})
+        asking = threading.Thread(target=lambda: replies.append(_post(request)))
+        asking.start()
+        while not marker.exists():
+            assert asking.is_alive(), replies
+            time.sleep(0.05)
+        server.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while not _refused(base + "/healthz") and time.monotonic() < deadline:  # it stops taking connections at once...
+            time.sleep(0.05)
+        assert asking.is_alive()  # ...while the question is still being answered
+        assert _refused(base + "/healthz")
+        asking.join(timeout=30)
+        code = server.wait(timeout=15)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert replies, "the question in flight got no answer"
+    status, body = replies[0]
+    assert status == 200 and body["question"] == "slow question about Islamabad" and body["passages"]
+    output = log.read_text()
+    assert code == 0, output
+    assert _refused(base + "/healthz")
+    assert "Traceback" not in output
+    reliability("faults", "SIGTERM to the server with a question in flight", tried=1, survived=1, lost=0,
+                detail="new connections refused at once, the question answered (200), then exit 0")
+
+
+def _ready(url: str) -> bool:
+    try:
+        return _get(url) == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+def _post(request: urllib.request.Request) -> tuple[int, dict]:
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
