@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import threading
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,8 @@ def remove_old_builds(index_dir: Path, keep: str | None) -> None:
 
 
 def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk]) -> None:
-    with sqlite3.connect(path) as db:
+    # closed on failure too: a removed .partial gives its space back only once none of its files is open
+    with closing(sqlite3.connect(path)) as db, db:
         db.executescript(_SCHEMA)
         db.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
@@ -164,7 +165,6 @@ def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk])
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             ((row, c.id, c.source, c.page, c.start, c.end, c.text, c.embed_text) for row, c in enumerate(chunks)),
         )
-    db.close()
 
 
 def _fsync(path: Path) -> None:

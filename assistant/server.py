@@ -4,8 +4,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import signal
 import socket
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -109,7 +112,26 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
     app.state.ready = True
     where = f"http://{settings.host}:{settings.port}{settings.root_path}/"
     print(f"serving the chat at {where} and the API at {where}api/docs", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, root_path=settings.root_path, log_level="warning")
+    with _sigterm_exits_normally():
+        uvicorn.run(app, host=settings.host, port=settings.port, root_path=settings.root_path, log_level="warning")
+
+
+@contextmanager
+def _sigterm_exits_normally():
+    """On SIGTERM uvicorn stops taking connections and lets the requests in flight finish, then raises SIGTERM
+    again, which would end the process as killed (exit -15). A stop that was asked for is a normal end: exit 0."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread can set a handler
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_normally)  # uvicorn's own handler replaces it while it serves
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_normally(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def exposure_warning(settings) -> str | None:

@@ -1,9 +1,5 @@
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,7 +8,6 @@ from assistant.build import build_index, stale_documents
 from assistant.errors import IndexLocked, IndexMismatch, IndexNotFound
 from assistant.index import build_lock, current_build, open_index
 
-TESTS = Path(__file__).resolve().parent
 PARAGRAPHS = {
     "a.txt": "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks.",
     "b.md": "# Bravo\n\nThe budget for border control grew this year.",
@@ -153,34 +148,6 @@ def test_stale_lists_added_changed_and_removed_documents(settings, corpus, fake_
     (corpus / "b.md").unlink()
     (corpus / "d.txt").write_text("new")
     assert stale_documents(corpus, manifest) == ["a.txt", "b.md", "d.txt"]
-
-
-_KILLED_BUILD = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from conftest import FakeEmbedder
-    from assistant.build import build_index
-    from assistant.config import Settings
-    build_index(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake"), FakeEmbedder())
-""")
-
-
-@pytest.mark.parametrize("point", ["embedding", "writing", "switch"])
-def test_build_killed_halfway_leaves_the_old_index_loadable(settings, corpus, fake_embedder, point):
-    write_corpus(corpus)
-    build_index(settings, fake_embedder)
-    old = current_build(settings.index)
-    (corpus / "a.txt").write_text("Entirely new text about Bahrain and Kuwait.")
-    script = _KILLED_BUILD.format(tests=str(TESTS), corpus=str(corpus), index=str(settings.index))
-    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": point}, timeout=120)
-    assert done.returncode == -9
-    index = open_index(settings.index, "fake", settings.chunking())
-    assert index.folder == old and len(index) > 0
-    assert "Bahrain" not in " ".join(r["text"] for r in index.chunks(list(range(len(index)))).values())
-    summary = build_index(settings, fake_embedder)  # the next build cleans up and finishes the job
-    assert summary.changed == 1
-    assert [p.name for p in (settings.index / "builds").iterdir()] == [current_build(settings.index).name]
 
 
 def test_empty_corpus_builds_an_empty_index_that_answers_nothing(settings, fake_embedder):
