@@ -1,0 +1,207 @@
+"""Hostile files (issue 6, item 4): broken, odd or malicious files are skipped with a one-line reason, valid files
+with odd names are indexed, and the build always finishes.
+
+Every generated file comes from a fixed seed, so that a failure reproduces.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.build import build_index
+from assistant.documents import printable
+from assistant.index import open_index
+
+SEED = 20240604
+GOOD_TEXT = "The harbour of Valparaiso handles most of the copper exports."
+ODD_NAMES = [
+    "with spaces in the name.txt",
+    "ünïcödé 文档 📄.md",
+    "new\nline.txt",
+    "carriage\rreturn and\ttab.txt",
+    "-starts with a dash.txt",
+    "quotes ' and \".txt",
+    "back\\slash.txt",
+    "x" * 240 + ".txt",
+]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _symlink(link: Path, target: Path | str) -> None:
+    try:
+        os.symlink(target, link)
+    except (OSError, NotImplementedError):
+        pytest.skip("symlinks are not available here")
+
+
+def build(settings, embedder) -> tuple[dict, dict[str, str]]:
+    """Build the index; return its documents (path -> manifest entry) and the skipped files (path -> reason)."""
+    summary = build_index(settings, embedder)
+    index = open_index(settings.index)
+    try:
+        documents = dict(index.manifest["documents"])
+    finally:
+        index.close()
+    skipped = {s.path: s.reason for s in summary.skipped}
+    for path, reason in skipped.items():
+        assert reason.strip() and reason.isprintable(), (path, reason)  # one line, no control characters
+    return documents, skipped
+
+
+# ---------------------------------------------------------------- names and links
+
+
+def test_valid_files_with_odd_names_are_indexed(settings, corpus, fake_embedder):
+    for number, name in enumerate(ODD_NAMES):
+        (corpus / name).write_text(f"Document number {number} talks about {GOOD_TEXT}", encoding="utf-8")
+    documents, skipped = build(settings, fake_embedder)
+    assert skipped == {}
+    assert sorted(documents) == sorted(ODD_NAMES)
+    assert documents["new\nline.txt"]["title"] == "new line"  # a title is one line too
+
+
+def test_the_cli_shows_a_name_with_a_newline_escaped_on_one_line(settings, corpus, fake_embedder, monkeypatch, capsys):
+    from assistant import cli
+
+    monkeypatch.setattr("assistant.service.Embedder", lambda *args, **kwargs: fake_embedder)
+    monkeypatch.setenv("ASSISTANT_CORPUS", str(corpus))
+    monkeypatch.setenv("ASSISTANT_INDEX", str(settings.index))
+    (corpus / "empty\nname.txt").write_bytes(b"")
+    (corpus / "good\tname.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    assert cli.main(["build"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "skipped 'empty\\nname.txt': empty file"
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "  'good\\tname.txt'  (1 chunk)" in out and "  skipped 'empty\\nname.txt': empty file" in out
+    assert printable("with spaces, ünïcödé.txt") == "with spaces, ünïcödé.txt"  # escaped only when needed
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_shown_escaped(settings, corpus, fake_embedder):
+    try:
+        (corpus / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 name.", encoding="utf-8")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    documents, skipped = build(settings, fake_embedder)
+    assert list(documents) == ["good.txt"]
+    assert skipped == {"caf\\xe9.txt": "file name is not valid UTF-8 — rename the file"}
+
+
+def test_symlink_loops_are_skipped_and_the_build_goes_on(settings, corpus, fake_embedder):
+    _symlink(corpus / "self.txt", "self.txt")
+    _symlink(corpus / "ping.txt", "pong.txt")
+    _symlink(corpus / "pong.txt", "ping.txt")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    documents, skipped = build(settings, fake_embedder)
+    assert list(documents) == ["good.txt"]
+    assert skipped == dict.fromkeys(["ping.txt", "pong.txt", "self.txt"], "symlink loop — not followed")
+
+
+def test_links_out_of_the_corpus_are_not_followed_and_dangling_ones_are_skipped(tmp_path, settings, corpus, fake_embedder):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The password is ZEBRAFISH-SECRET.", encoding="utf-8")
+    _symlink(corpus / "to-file.txt", outside / "secret.txt")
+    _symlink(corpus / "to-folder", outside)
+    _symlink(corpus / "relative.txt", "../outside/secret.txt")
+    _symlink(corpus / "chain.txt", "relative.txt")  # inside, then out
+    _symlink(corpus / "dangling.txt", "nowhere.txt")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    documents, skipped = build(settings, fake_embedder)
+    assert list(documents) == ["good.txt"]  # to-folder/ is not walked into
+    assert skipped == {**dict.fromkeys(["chain.txt", "relative.txt", "to-file.txt"], "symlink points outside the corpus — not followed"),
+                       "dangling.txt": "broken symlink: its target does not exist"}
+    assert "ZEBRAFISH" not in " ".join(fake_embedder.texts)
+
+
+def test_a_named_pipe_is_skipped_without_blocking(settings, corpus, fake_embedder):
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    documents, skipped = build(settings, fake_embedder)
+    assert list(documents) == ["good.txt"]
+    assert skipped == {"pipe.txt": "not a regular file (a pipe, socket or device)"}
+
+
+# ---------------------------------------------------------------- files that change under the build
+
+
+@pytest.mark.parametrize("moment", ["before the checks", "before hashing", "before reading"])
+def test_a_file_that_vanishes_during_the_build_is_skipped_as_vanished(settings, corpus, fake_embedder, monkeypatch, moment):
+    import assistant.build
+    import assistant.ingest
+
+    victim = corpus / "vanishing.txt"
+    victim.write_text("Here now, gone soon.", encoding="utf-8")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    module, name = {"before the checks": (assistant.build, "check_readable"), "before hashing": (assistant.build, "file_sha256"),
+                    "before reading": (assistant.ingest, "_read_capped")}[moment]
+    original = getattr(module, name)
+
+    def vanish_then(path, *args):
+        if path == victim:
+            victim.unlink(missing_ok=True)
+        return original(path, *args)
+
+    monkeypatch.setattr(module, name, vanish_then)
+    documents, skipped = build(settings, fake_embedder)
+    assert list(documents) == ["good.txt"]
+    assert skipped == {"vanishing.txt": "vanished during the build"}
+
+
+def test_a_file_that_grows_past_the_limit_after_the_check_is_skipped(settings, corpus, fake_embedder, monkeypatch):
+    import assistant.ingest
+
+    grower = corpus / "grower.txt"
+    grower.write_text("small", encoding="utf-8")
+    original = assistant.ingest._read_capped
+
+    def grow_then(path, limit_mb):
+        if path == grower:
+            grower.write_bytes(b"word " * 300)
+        return original(path, limit_mb)
+
+    monkeypatch.setattr(assistant.ingest, "_read_capped", grow_then)
+    settings = settings.__class__(**{**settings.__dict__, "max_file_mb": 0.001})
+    documents, skipped = build(settings, fake_embedder)
+    assert documents == {}
+    assert skipped == {"grower.txt": "file grew past the 0.001 MB limit while it was read (ASSISTANT_MAX_FILE_MB)"}
+
+
+# ---------------------------------------------------------------- the last resort
+
+
+def test_an_unexpected_error_in_a_reader_skips_that_file_only(settings, corpus, fake_embedder, monkeypatch, caplog):
+    import assistant.formats
+
+    original = assistant.formats._read_text
+
+    def fragile(data, path, *args):
+        if path.name == "trap.txt":
+            raise TypeError("a reader bug\nover two lines")
+        return original(data, path, *args)
+
+    monkeypatch.setattr(assistant.formats, "_read_text", fragile)
+    (corpus / "trap.txt").write_text("Triggers the bug.", encoding="utf-8")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    documents, skipped = build(settings, fake_embedder)
+    assert list(documents) == ["good.txt"]
+    assert skipped == {"trap.txt": "unexpected error (TypeError: a reader bug over two lines)"}
+    assert "Traceback" in caplog.text  # logged in full for the bug report
+
+
+def test_text_with_lone_surrogates_is_stored_with_replacement_characters(settings, corpus, fake_embedder, monkeypatch):
+    import assistant.formats
+
+    monkeypatch.setattr(assistant.formats, "_read_text", lambda data, path, *args: ("Ti\ud800tle", "Broken \udfff font map.", []))
+    (corpus / "font.txt").write_text("whatever", encoding="utf-8")
+    build(settings, fake_embedder)
+    index = open_index(settings.index)
+    try:
+        row = index.documents(["font.txt"])["font.txt"]
+        assert (row["title"], row["text"]) == ("Ti\ufffdtle", "Broken \ufffd font map.")
+    finally:
+        index.close()
