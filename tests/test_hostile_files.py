@@ -6,6 +6,7 @@ Every generated file comes from a fixed seed, so that a failure reproduces.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from assistant.build import build_index
 from assistant.documents import printable
 from assistant.index import open_index
+from assistant.ingest import load_documents
 
 SEED = 20240604
 GOOD_TEXT = "The harbour of Valparaiso handles most of the copper exports."
@@ -205,3 +207,37 @@ def test_text_with_lone_surrogates_is_stored_with_replacement_characters(setting
         assert (row["title"], row["text"]) == ("Ti\ufffdtle", "Broken \ufffd font map.")
     finally:
         index.close()
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _read_alone(corpus: Path, name: str, data: bytes) -> tuple[dict[str, str], dict[str, str], float]:
+    """Read a corpus of `name` and a good file; the texts, the skip reasons and the seconds it took."""
+    (corpus / name).write_bytes(data)
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    started = time.monotonic()
+    documents, skipped = load_documents(corpus)
+    seconds = time.monotonic() - started
+    texts = {d.path: d.text for d in documents}
+    assert texts.pop("good.txt") == GOOD_TEXT
+    return texts, {s.path: s.reason for s in skipped}, seconds
+
+
+def test_deeply_nested_html_is_read_in_linear_time(corpus):
+    texts, skipped, seconds = _read_alone(corpus, "deep.html", b"<div><span>" * 15_000 + b"the deepest words")
+    assert texts == {"deep.html": "the deepest words"} and skipped == {}
+    assert seconds < 10  # the blank lines around blocks were inserted in quadratic time: 40 s at this depth
+
+
+def test_unclosed_markup_that_python_html_parser_chews_on_is_read_quickly(corpus):
+    texts, skipped, seconds = _read_alone(corpus, "comment.html", b"<p>Before.</p><!--" + b"<a" * 40_000)
+    assert texts == {"comment.html": "Before."} and skipped == {}
+    assert seconds < 10  # html.parser in Python 3.11 took about 10 s here and grew with the square of the length
+
+
+def test_html_with_too_many_tags_is_skipped_naming_the_limit(corpus):
+    texts, skipped, _ = _read_alone(corpus, "huge.html", b"<p>x</p>" * 200_001)
+    assert texts == {}
+    assert skipped == {"huge.html": "HTML has about 200,001 tags and attributes, over the limit of 200,000 "
+                                    "— split the page or save it as text"}
