@@ -8,6 +8,12 @@ from .documents import Section
 
 # ~0.8 KB and ~30 µs each in BeautifulSoup's tree: 200,000 stay near 160 MB and 6 s (README, Hostile files)
 HTML_MAX_TAGS = 200_000
+# a DOCX is refused before python-docx unpacks it when it would unpack to over 100 MB (most zip bombs: 42 KB
+# to 4 GB), holds over 10,000 files, or over 1,000,000 XML tags (< signs): python-docx's objects cost about
+# 340 bytes and 22 µs a tag at worst here, so 340 MB and 22 s (README, Hostile files)
+DOCX_MAX_UNPACKED_MB = 100
+DOCX_MAX_PARTS = 10_000
+DOCX_MAX_TAGS = 1_000_000
 _HTML_DROP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
 _HTML_BLOCKS = {
     "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th",
@@ -142,21 +148,85 @@ def _read_docx(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
 
     import docx
 
+    _check_docx_archive(data)
     try:
         document = docx.Document(io.BytesIO(data))
+        paragraphs = document.paragraphs
+        blocks = [p.text.strip() for p in paragraphs]
+        for table in document.tables:
+            blocks.extend(_docx_rows(table))
+        title = document.core_properties.title or _docx_heading(document, paragraphs)
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__})") from None
     except Exception as err:  # python-docx and lxml raise many types for damaged files
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__}: {str(err)[:80]})") from None
-    blocks = [p.text.strip() for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            blocks.append(" | ".join(cell.text.strip() for cell in row.cells))
-    title = document.core_properties.title or next(
-        (p.text.strip() for p in document.paragraphs if p.style is not None and p.style.name in ("Title", "Heading 1") and p.text.strip()),
-        "",
-    )
     return title, "\n\n".join(b for b in blocks if b), []
+
+
+def _check_docx_archive(data: bytes) -> None:
+    """Refuse, before python-docx unpacks it, a DOCX that would unpack to too much (a zip bomb) or parse too long."""
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        parts = archive.infolist()
+        if len(parts) > DOCX_MAX_PARTS:
+            raise SkipFile(f"DOCX holds {len(parts):,} files, over the limit of {DOCX_MAX_PARTS:,} — not a Word document?")
+        unpacked = sum(part.file_size for part in parts)  # zipfile stops at these sizes: a lie fails the CRC check
+        if unpacked > DOCX_MAX_UNPACKED_MB * 1024 * 1024:
+            raise SkipFile(f"DOCX would unpack to {unpacked / 1048576:,.0f} MB, over the limit of {DOCX_MAX_UNPACKED_MB} MB "
+                           "— a zip bomb?")
+        tags = 0
+        for part in parts:  # every part, whatever its name: python-docx parses a part by its declared type
+            with archive.open(part) as handle:
+                tags += sum(block.count(b"<") for block in iter(lambda: handle.read(1 << 20), b""))
+            if tags > DOCX_MAX_TAGS:
+                raise SkipFile(f"DOCX holds over {DOCX_MAX_TAGS:,} XML tags — split the document, or save it as PDF")
+    except SkipFile:
+        raise
+    except Exception as err:  # zipfile raises several types for damaged archives
+        raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__}: {str(err)[:80]})") from None
+
+
+def _docx_rows(table) -> list[str]:
+    """Each row as "cell | cell", as python-docx's row.cells gives them (a merged cell repeats in every row and
+    column it spans), in one pass: python-docx walks up a vertical merge again for each row, recursively, which
+    is quadratic and passes the recursion limit at about 1,000 merged rows (a 36 KB file took 33 s to fail)."""
+    from docx.table import _Cell
+
+    rows: list[str] = []
+    above: dict[int, tuple[str, int]] = {}  # grid column -> (text, span) of the merged cell starting there, row above
+    for tr in table._tbl.tr_lst:
+        offset, here, cells = tr.grid_before, {}, []
+        for tc in tr.tc_lst:
+            if tc.vMerge == "continue":
+                text, span = above.get(offset, ("", tc.grid_span))
+            else:
+                text, span = _Cell(tc, table).text.strip(), tc.grid_span
+            here[offset] = (text, span)
+            cells += [text] * span
+            offset += tc.grid_span
+        above = here
+        rows.append(" | ".join(cells))
+    return rows
+
+
+def _docx_heading(document, paragraphs: list) -> str:
+    """The first Title or Heading 1 paragraph; style names are looked up once, as python-docx's
+    paragraph.style costs over a millisecond a paragraph (a document without headings took minutes)."""
+    from docx.enum.style import WD_STYLE_TYPE
+
+    names: dict[str, str] = {}
+    for style in document.styles:
+        if style.type == WD_STYLE_TYPE.PARAGRAPH:
+            names.setdefault(style.style_id, style.name)
+    default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)  # what paragraph.style gives for a missing id
+    fallback = default.name if default is not None else None
+    for paragraph in paragraphs:
+        if names.get(paragraph._p.style, fallback) in ("Title", "Heading 1") and paragraph.text.strip():
+            return paragraph.text.strip()
+    return ""
 
 
 def reader_for(path: Path):

@@ -5,8 +5,11 @@ Every generated file comes from a fixed seed, so that a failure reproduces.
 """
 from __future__ import annotations
 
+import io
 import os
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -241,3 +244,87 @@ def test_html_with_too_many_tags_is_skipped_naming_the_limit(corpus):
     assert texts == {}
     assert skipped == {"huge.html": "HTML has about 200,001 tags and attributes, over the limit of 200,000 "
                                     "— split the page or save it as text"}
+
+
+# ---------------------------------------------------------------- DOCX
+
+
+def docx_with_body(body: str, extra: dict[str, bytes] | None = None) -> bytes:
+    """A DOCX made by python-docx, with `body` as the XML inside <w:body> and `extra` parts added."""
+    import docx
+
+    blank = io.BytesIO()
+    docx.Document().save(blank)
+    source = zipfile.ZipFile(blank)
+    head, tail = source.read("word/document.xml").decode().split("<w:body>")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in source.infolist():
+            data = (head + "<w:body>" + body + tail).encode() if item.filename == "word/document.xml" else source.read(item)
+            archive.writestr(item.filename, data)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def zip_bomb_docx(megabytes: int) -> bytes:
+    """A DOCX whose document.xml holds `megabytes` of spaces after its one paragraph: deflated a thousand times."""
+    blank = zipfile.ZipFile(io.BytesIO(docx_with_body("")))
+    head, tail = blank.read("word/document.xml").split(b"<w:body>")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in blank.infolist():
+            if item.filename != "word/document.xml":
+                archive.writestr(item.filename, blank.read(item))
+        with archive.open("word/document.xml", "w") as part:
+            part.write(head + b"<w:body><w:p><w:r><w:t>Bomb.</w:t></w:r></w:p>")
+            for _ in range(megabytes):
+                part.write(b" " * (1 << 20))
+            part.write(tail)
+    return out.getvalue()
+
+
+def test_a_docx_zip_bomb_is_skipped_before_it_is_unpacked(corpus):
+    data = zip_bomb_docx(150)
+    assert len(data) < 400_000
+    texts, skipped, seconds = _read_alone(corpus, "bomb.docx", data)
+    assert texts == {}
+    assert re.fullmatch(r"DOCX would unpack to 15\d MB, over the limit of 100 MB — a zip bomb\?", skipped["bomb.docx"])
+    assert seconds < 5
+
+
+def test_a_docx_whose_zip_sizes_lie_is_refused_at_the_declared_size(corpus):
+    real = docx_with_body("<w:p><w:r><w:t>Liar.</w:t></w:r></w:p>", {"word/media/zeros.bin": bytes(20 << 20)})
+    name = b"word/media/zeros.bin"
+    central = real.index(name, real.index(b"PK\x01\x02")) - 46  # its record in the central directory
+    local = real.index(name) - 30  # its local header, before its data
+    lying = bytearray(real)
+    lying[central + 24:central + 28] = (1000).to_bytes(4, "little")  # declares 1,000 bytes, inflates to 20 MB
+    lying[local + 22:local + 26] = (1000).to_bytes(4, "little")
+    texts, skipped, _ = _read_alone(corpus, "liar.docx", bytes(lying))
+    assert texts == {}
+    assert skipped["liar.docx"].startswith("corrupt or unreadable DOCX (BadZipFile: Bad CRC-32")
+
+
+def test_a_docx_with_too_many_xml_tags_is_skipped_naming_the_limit(corpus):
+    texts, skipped, seconds = _read_alone(corpus, "tags.docx", docx_with_body("<w:p/>" * 1_000_001))
+    assert texts == {}
+    assert skipped == {"tags.docx": "DOCX holds over 1,000,000 XML tags — split the document, or save it as PDF"}
+    assert seconds < 5
+
+
+def test_a_docx_with_a_long_vertical_merge_is_read_in_one_pass(corpus):
+    top = "<w:tr><w:tc><w:tcPr><w:vMerge w:val='restart'/></w:tcPr><w:p><w:r><w:t>merged</w:t></w:r></w:p></w:tc></w:tr>"
+    below = "<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc></w:tr>"
+    body = "<w:tbl><w:tblGrid><w:gridCol w:w='100'/></w:tblGrid>" + top + below * 3000 + "</w:tbl>"
+    texts, skipped, seconds = _read_alone(corpus, "merged.docx", docx_with_body(body))
+    assert skipped == {}
+    assert texts["merged.docx"].split("\n\n") == ["merged"] * 3001  # as python-docx's row.cells has it
+    assert seconds < 10  # python-docx recursed up the merge for each row: 33 s, then RecursionError
+
+
+def test_a_docx_without_headings_is_read_without_a_style_lookup_per_paragraph(corpus):
+    body = "<w:p><w:r><w:t>A paragraph of plain words.</w:t></w:r></w:p>" * 20_000
+    texts, skipped, seconds = _read_alone(corpus, "plain.docx", docx_with_body(body))
+    assert skipped == {} and texts["plain.docx"].count("plain words") == 20_000
+    assert seconds < 10  # paragraph.style took 1.4 ms each: 28 s
