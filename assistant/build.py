@@ -98,7 +98,7 @@ def _scan(settings: Settings, previous: dict) -> _Scan:
             if rel in previous and previous[rel]["sha256"] == scan.sha[rel]:
                 scan.kept.append(rel)
             else:
-                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus))
+                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds))
         except Exception as err:  # one bad file never stops the build: it is skipped with the reason
             scan.skipped.append(skipped_file(rel, err))
     return scan

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .documents import Section
 
 # ~0.8 KB and ~30 µs each in BeautifulSoup's tree: 200,000 stay near 160 MB and 6 s (README, Hostile files)
 HTML_MAX_TAGS = 200_000
+# pypdf parses a page's content stream in one go, which the deadline can't interrupt: a budget of 1,000,000
+# tokens (pypdf's is 2,000,000) keeps that under about 8 s here (README, Hostile files)
+PDF_MAX_PAGE_TOKENS = 1_000_000
 # a DOCX is refused before python-docx unpacks it when it would unpack to over 100 MB (most zip bombs: 42 KB
 # to 4 GB), holds over 10,000 files, or over 1,000,000 XML tags (< signs): python-docx's objects cost about
 # 340 bytes and 22 µs a tag at worst here, so 340 MB and 22 s (README, Hostile files)
@@ -24,6 +29,21 @@ _BLOCK_END = object()  # marks where a block element ends, in _html_text's stack
 
 class SkipFile(Exception):
     """Raised by a reader: the file is skipped and the message is the one-line reason."""
+
+
+class Deadline:
+    """Called by a reader between steps: raises SkipFile once reading the file has taken over `seconds`.
+
+    Text and HTML are bounded by their size and tag limits; PDF and DOCX call it, as small files of theirs
+    can hold minutes of work (README, Hostile files)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def __call__(self, *_: object) -> None:  # *_: also a pypdf visitor, called with each content-stream operator
+        if time.monotonic() > self.end:
+            raise SkipFile(f"reading took over {self.seconds:g} s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit")
 
 
 def decode_text(data: bytes) -> str:
@@ -52,7 +72,7 @@ def decode_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _read_text(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
+def _read_text(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
     text = decode_text(data)
     title = ""
     if path.suffix.lower() in {".md", ".markdown"}:
@@ -65,7 +85,7 @@ def _read_text(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
     return title, text, []
 
 
-def _read_html(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
+def _read_html(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
     from bs4 import BeautifulSoup
 
     markup = decode_text(data)
@@ -105,17 +125,21 @@ def _html_text(soup) -> str:
     return "".join(parts)
 
 
-def _read_pdf(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
+def _read_pdf(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
     import io
 
-    from pypdf import PdfReader
+    from pypdf import PdfReader, apply_configuration
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise SkipFile("encrypted PDF — remove the password and build again")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else "") or ""
+        with apply_configuration(stream_parsing_work_maximum_count=PDF_MAX_PAGE_TOKENS):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise SkipFile("encrypted PDF — remove the password and build again")
+            pages = []
+            for page in reader.pages:  # pypdf's text extraction can take minutes on a small crafted page
+                deadline()
+                pages.append(page.extract_text(visitor_operand_before=deadline) or "")
+            title = (reader.metadata.title if reader.metadata else "") or ""
     except SkipFile:
         raise
     except Exception as err:  # pypdf raises many types for damaged files
@@ -142,7 +166,7 @@ def _join_pages(pages: list[str]) -> tuple[str, list[Section]]:
     return "".join(parts), sections
 
 
-def _read_docx(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
+def _read_docx(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
     import io
     import zipfile
 
@@ -152,10 +176,15 @@ def _read_docx(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
     try:
         document = docx.Document(io.BytesIO(data))
         paragraphs = document.paragraphs
-        blocks = [p.text.strip() for p in paragraphs]
+        blocks = []
+        for paragraph in paragraphs:
+            deadline()
+            blocks.append(paragraph.text.strip())
         for table in document.tables:
-            blocks.extend(_docx_rows(table))
+            blocks.extend(_docx_rows(table, deadline))
         title = document.core_properties.title or _docx_heading(document, paragraphs)
+    except SkipFile:
+        raise
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__})") from None
     except Exception as err:  # python-docx and lxml raise many types for damaged files
@@ -189,7 +218,7 @@ def _check_docx_archive(data: bytes) -> None:
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__}: {str(err)[:80]})") from None
 
 
-def _docx_rows(table) -> list[str]:
+def _docx_rows(table, deadline: Deadline) -> list[str]:
     """Each row as "cell | cell", as python-docx's row.cells gives them (a merged cell repeats in every row and
     column it spans), in one pass: python-docx walks up a vertical merge again for each row, recursively, which
     is quadratic and passes the recursion limit at about 1,000 merged rows (a 36 KB file took 33 s to fail)."""
@@ -198,6 +227,7 @@ def _docx_rows(table) -> list[str]:
     rows: list[str] = []
     above: dict[int, tuple[str, int]] = {}  # grid column -> (text, span) of the merged cell starting there, row above
     for tr in table._tbl.tr_lst:
+        deadline()
         offset, here, cells = tr.grid_before, {}, []
         for tc in tr.tc_lst:
             if tc.vMerge == "continue":
@@ -229,6 +259,6 @@ def _docx_heading(document, paragraphs: list) -> str:
     return ""
 
 
-def reader_for(path: Path):
+def reader_for(path: Path) -> Callable[[bytes, Path, Deadline], tuple[str, str, list[Section]]]:
     """The reader of the file's format: PDF, DOCX, HTML, else plain text."""
     return {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}.get(path.suffix.lower(), _read_text)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .documents import Document, SkippedFile, printable
-from .formats import SkipFile, decode_text, reader_for  # noqa: F401 (decode_text: part of this stage's API)
+from .formats import Deadline, SkipFile, decode_text, reader_for  # noqa: F401 (decode_text: part of this stage's API)
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,14 @@ _NOT_REGULAR = "not a regular file (a pipe, socket or device)"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def load_documents(corpus: Path, max_file_mb: float = 50.0) -> tuple[list[Document], list[SkippedFile]]:
+def load_documents(corpus: Path, max_file_mb: float = 50.0,
+                   max_file_seconds: float = 20.0) -> tuple[list[Document], list[SkippedFile]]:
     """Read every supported file under `corpus`, recursively, in a stable order."""
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
     for path, rel in iter_corpus(corpus):
         try:
-            documents.append(read_document(path, rel, max_file_mb, corpus))
+            documents.append(read_document(path, rel, max_file_mb, corpus, max_file_seconds))
         except Exception as err:  # one bad file never stops the build: it is skipped with the reason
             skipped.append(skipped_file(rel, err))
     return documents, skipped
@@ -113,14 +114,16 @@ def _check_link(path: Path, corpus: Path) -> None:
         raise SkipFile("symlink points outside the corpus — not followed")
 
 
-def read_document(path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None) -> Document:
+def read_document(path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None,
+                  max_file_seconds: float = 20.0) -> Document:
     """Parse one file into a Document, or raise SkipFile with the reason."""
+    deadline = Deadline(max_file_seconds)
     check_readable(path, corpus or path.parent, max_file_mb)
     try:
         data = _read_capped(path, max_file_mb)
     except OSError as err:
         raise SkipFile(_os_reason(err)) from None
-    title, text, sections = reader_for(path)(data, path)
+    title, text, sections = reader_for(path)(data, path, deadline)
     if not text.strip():
         raise SkipFile("no text found in the file")
     title = " ".join(_SURROGATE.sub("\ufffd", title).split()) or _title_from_name(path)
