@@ -124,11 +124,12 @@ def read_document(path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path 
     except OSError as err:
         raise SkipFile(_os_reason(err)) from None
     title, text, sections = reader_for(path)(data, path, deadline)
-    if not text.strip():
+    if not text or text.isspace():  # not text.strip(): that copies the text, 100 MB for a 100 MB file
         raise SkipFile("no text found in the file")
     title = " ".join(_SURROGATE.sub("\ufffd", title).split()) or _title_from_name(path)
-    # a damaged PDF font map can yield lone surrogates, which SQLite and JSON refuse: one U+FFFD each keeps offsets
-    return Document(rel, title, _SURROGATE.sub("\ufffd", text), hashlib.sha256(data).hexdigest(), tuple(sections))
+    if _SURROGATE.search(text):  # a damaged PDF font map can yield lone surrogates, which SQLite and JSON refuse
+        text = _SURROGATE.sub("\ufffd", text)  # one U+FFFD each: offsets stay
+    return Document(rel, title, text, hashlib.sha256(data).hexdigest(), tuple(sections))
 
 
 def _read_capped(path: Path, max_file_mb: float) -> bytes:

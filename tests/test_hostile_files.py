@@ -5,9 +5,14 @@ Every generated file comes from a fixed seed, so that a failure reproduces.
 """
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
+import random
 import re
+import subprocess
+import sys
 import time
 import zipfile
 import zlib
@@ -18,9 +23,12 @@ import pytest
 from assistant.build import build_index
 from assistant.documents import printable
 from assistant.index import open_index
-from assistant.ingest import load_documents
+from assistant.ingest import SUPPORTED, file_sha256, load_documents
 
+ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240604
+SECRET = "ZEBRAFISH-SECRET-7731"  # in a file outside the corpus: must never reach the index
+MUTANTS = 25  # per fixture, and for the XML inside the DOCX
 GOOD_TEXT = "The harbour of Valparaiso handles most of the copper exports."
 ODD_NAMES = [
     "with spaces in the name.txt",
@@ -381,3 +389,242 @@ def test_a_good_pdf_is_read_within_the_default_time_limit(corpus):
     data = pdf_with_pages([b"".join(page % f"Line {i} of page {n} about copper.".encode() for i in range(40)) for n in range(30)])
     texts, skipped, _ = _read_alone(corpus, "report.pdf", data)
     assert skipped == {} and texts["report.pdf"].count("about copper") == 1200
+
+
+# ---------------------------------------------------------------- the hostile corpus: every case at once
+
+
+def fixtures() -> dict[str, bytes]:
+    """Good files of every format, the seeds of the mutants."""
+    import docx
+    from fpdf import FPDF
+
+    fixtures = {}
+    for compress in (True, False):
+        pdf = FPDF()
+        pdf.set_compression(compress)
+        pdf.set_title("Copper report")
+        pdf.set_font("Helvetica", size=12)
+        for number in range(3):
+            pdf.add_page()
+            pdf.multi_cell(0, 8, f"Page {number + 1}. {GOOD_TEXT} " * 4)
+        fixtures[f"report-{'packed' if compress else 'plain'}.pdf"] = bytes(pdf.output())
+    document = docx.Document()
+    document.add_heading("Copper exports", level=1)
+    for number in range(5):
+        document.add_paragraph(f"Paragraph {number}. {GOOD_TEXT}")
+    table = document.add_table(rows=3, cols=2)
+    table.cell(0, 0).merge(table.cell(1, 0)).text = "merged"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    fixtures["exports.docx"] = buffer.getvalue()
+    fixtures["page.html"] = (f"<html><head><title>Port</title><style>p {{}}</style></head><body><nav>Home</nav>"
+                             f"<h1>Port</h1><p>{GOOD_TEXT}</p><ul><li>one</li><li>two</li></ul></body></html>").encode()
+    fixtures["notes.txt"] = f"Notes\n\n{GOOD_TEXT}\n\nCafé, naïve, 東京.\n".encode()
+    fixtures["readme.md"] = f"# Readme\n\n{GOOD_TEXT}\n".encode()
+    return fixtures
+
+
+def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """One seeded damage: truncation, bit flips, a chunk deleted, duplicated, inserted at random or zeroed."""
+    kind = rng.choice(["truncated", "flipped", "deleted", "duplicated", "inserted", "zeroed"])
+    size = len(data)
+    start = rng.randrange(size)
+    end = min(size, start + rng.randint(1, max(1, size // 8)))
+    if kind == "truncated":
+        return kind, data[:start]
+    if kind == "flipped":
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 20)):
+            damaged[rng.randrange(size)] ^= 1 << rng.randrange(8)
+        return kind, bytes(damaged)
+    if kind == "deleted":
+        return kind, data[:start] + data[end:]
+    if kind == "duplicated":
+        return kind, data[:end] + data[start:end] + data[end:]
+    if kind == "inserted":
+        return kind, data[:start] + rng.randbytes(end - start) + data[start:]
+    return kind, data[:start] + bytes(end - start) + data[end:]
+
+
+def mutate_docx_xml(data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """A sound zip around a damaged word/document.xml: the damage reaches lxml and python-docx."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    kind, xml = mutate(source.read("word/document.xml"), rng)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in source.infolist():
+            archive.writestr(item.filename, xml if item.filename == "word/document.xml" else source.read(item))
+    return f"xml-{kind}", out.getvalue()
+
+
+@functools.cache
+def hostile_files() -> dict[str, tuple[str, bytes]]:
+    """Every hostile case but the links and the 100 MB file, made from SEED: {relative path: (category, bytes)}.
+    Valid files with odd names are among them."""
+    rng = random.Random(SEED)
+    files: dict[str, tuple[str, bytes]] = {}
+    for name, data in fixtures().items():
+        stem, ext = name.rsplit(".", 1)
+        for number in range(MUTANTS):
+            kind, damaged = mutate(data, rng)
+            files[f"mutated/{stem}-{number:02d}-{kind}.{ext}"] = ("mutated fixtures", damaged)
+        if ext == "docx":
+            for number in range(MUTANTS):
+                kind, damaged = mutate_docx_xml(data, rng)
+                files[f"mutated/{stem}-{number:02d}-{kind}.{ext}"] = ("mutated fixtures", damaged)
+    for ext in sorted(SUPPORTED) + [".xyz", ""]:
+        files[f"random/random{ext or '-without-extension'}"] = ("random bytes", rng.randbytes(rng.randint(1, 64_000)))
+    files["bombs/zip-bomb.docx"] = ("zip bomb and oversized", zip_bomb_docx(120))
+    files["bombs/many-tags.docx"] = ("zip bomb and oversized", docx_with_body("<w:p/>" * 1_000_001))
+    files["nested/divs.html"] = ("deep nesting", b"<div>" * 50_000 + b"deepest words")
+    files["nested/mixed.html"] = ("deep nesting", b"<div><span><p><b><table><tr><td>" * 6_000 + b"deepest words")
+    files["nested/over-the-limit.html"] = ("deep nesting", b"<div>" * 250_000 + b"deepest words")
+    files["nested/unclosed-comment.html"] = ("deep nesting", b"<p>Before.</p><!--" + b"<a" * 50_000)
+    files["nested/merged-rows.docx"] = ("deep nesting", docx_with_body(
+        "<w:tbl><w:tblGrid><w:gridCol w:w='100'/></w:tblGrid><w:tr><w:tc><w:tcPr><w:vMerge w:val='restart'/></w:tcPr>"
+        "<w:p><w:r><w:t>merged</w:t></w:r></w:p></w:tc></w:tr>"
+        + "<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc></w:tr>" * 2_000 + "</w:tbl>"))
+    for number, name in enumerate(ODD_NAMES):
+        files[f"names/{name}"] = ("odd names", f"Odd name {number}. {GOOD_TEXT}".encode())
+    return files
+
+
+def write_hostile_corpus(corpus: Path, outside: Path) -> dict[str, str]:
+    """Write every hostile case into `corpus`; return {relative path: category}."""
+    files = hostile_files()
+    for rel, (_, data) in files.items():
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / rel).write_bytes(data)
+    with open(corpus / "bombs" / "100-mb.txt", "wb") as big:  # sparse: instant, and takes no disk
+        big.truncate(100 * 1024 * 1024)
+    return {**{rel: category for rel, (category, _) in files.items()}, "bombs/100-mb.txt": "zip bomb and oversized",
+            **_hostile_links(corpus, outside)}
+
+
+def _hostile_links(corpus: Path, outside: Path) -> dict[str, str]:
+    outside.mkdir(exist_ok=True)
+    (outside / "secret.txt").write_text(f"The password is {SECRET}.", encoding="utf-8")
+    links = {"links/self-loop.txt": "self-loop.txt", "links/ping.txt": "pong.txt", "links/pong.txt": "ping.txt",
+             "links/outside.txt": str(outside / "secret.txt"), "links/relative-out.txt": "../../outside/secret.txt",
+             "links/chain-out.txt": "relative-out.txt", "links/dangling.txt": "nowhere.txt",
+             "links/inside.txt": "../names/with spaces in the name.txt", "links/outside-folder": str(outside)}
+    (corpus / "links").mkdir()
+    for link, target in links.items():
+        _symlink(corpus / link, target)
+    return {link: "symlinks" for link in links if link != "links/outside-folder"}  # a linked folder is not walked
+
+
+def _files_in(corpus: Path) -> dict[str, str]:
+    """sha256 of every regular file under `corpus`, links not followed: what the build must leave as it was."""
+    found = {}
+    for root, _, names in os.walk(corpus):
+        for name in names:
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                found[path.relative_to(corpus).as_posix()] = file_sha256(path)
+    return found
+
+
+def test_a_corpus_of_hostile_files_builds_and_each_is_indexed_or_skipped_with_a_reason(
+        tmp_path, settings, corpus, fake_embedder, monkeypatch, reliability):
+    import assistant.build
+
+    made = write_hostile_corpus(corpus, tmp_path / "outside")
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    (corpus / "vanishing.txt").write_text("Gone before it is read.", encoding="utf-8")
+    made["vanishing.txt"] = "vanishing"
+    hashing = assistant.build.file_sha256
+    monkeypatch.setattr(assistant.build, "file_sha256", lambda path: (
+        (corpus / "vanishing.txt").unlink(missing_ok=True) if path.name == "vanishing.txt" else None) or hashing(path))
+    before = _files_in(corpus)
+
+    documents, skipped = build(settings, fake_embedder)  # asserts that every reason is one printable line
+
+    assert "good.txt" in documents and skipped["vanishing.txt"] == "vanished during the build"
+    assert set(documents) | set(skipped) == set(made) | {"good.txt"}  # every file has an outcome
+    assert not set(documents) & set(skipped)
+    assert {f"names/{name}" for name in ODD_NAMES} | {"links/inside.txt"} <= set(documents)
+    assert skipped["bombs/100-mb.txt"] == "file is 100.0 MB, over the 50 MB limit (ASSISTANT_MAX_FILE_MB)"
+    index = open_index(settings.index)
+    try:
+        texts = " ".join(row["text"] for row in index.documents().values())
+    finally:
+        index.close()
+    assert SECRET not in texts and SECRET not in " ".join(fake_embedder.texts)  # nothing read out of the corpus
+    assert _files_in(corpus) == {rel: sha for rel, sha in before.items() if rel != "vanishing.txt"}  # nothing lost
+    for category in sorted(set(made.values())):
+        names = [rel for rel, kind in made.items() if kind == category]
+        indexed = sum(rel in documents for rel in names)
+        reliability("files", category, tried=len(names), survived=len(names),
+                    detail=f"{indexed} indexed, {len(names) - indexed} skipped with a reason")
+
+
+# ---------------------------------------------------------------- time and memory, measured in a fresh process
+
+_MEASURE = """
+import json, sys, time
+from pathlib import Path
+import bs4, charset_normalizer, docx, lxml.html, pypdf  # imported before the baseline: their cost is not a file's
+from assistant.ingest import iter_corpus, read_document, skipped_file
+
+def peak_mb():
+    # VmHWM: the peak RSS of this program since its exec. ru_maxrss would start at the peak of pytest, the
+    # parent: Linux carries the parent's peak over when the child is spawned (vfork, then exec)
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
+
+corpus, max_file_mb = Path(sys.argv[1]), float(sys.argv[2])
+baseline, rows = peak_mb(), []
+for path, rel in iter_corpus(corpus):
+    started = time.monotonic()
+    try:
+        outcome = "indexed" if read_document(path, rel, max_file_mb, corpus) else ""
+    except Exception as err:
+        outcome = skipped_file(rel, err).reason
+    rows.append({"path": rel, "seconds": time.monotonic() - started, "growth_mb": peak_mb() - baseline, "outcome": outcome})
+print(json.dumps(rows))
+"""
+
+
+def measure(corpus: Path, max_file_mb: float = 50.0) -> list[dict]:
+    """Read each file of `corpus` in a fresh Python: seconds per file, and the growth of the peak RSS since
+    the imports (the peak only rises, so each file's figure also covers every file before it)."""
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("the peak RSS is read from /proc (Linux)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _MEASURE, str(corpus), str(max_file_mb)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_every_hostile_file_is_read_within_30_s_and_500_mb(tmp_path, reliability):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    made = write_hostile_corpus(corpus, tmp_path / "outside")
+    rows = measure(corpus)
+    assert {row["path"] for row in rows} == set(made)
+    slow = [(row["path"], round(row["seconds"], 1)) for row in rows if row["seconds"] > 30]
+    heavy = [(row["path"], round(row["growth_mb"])) for row in rows if row["growth_mb"] > 500]
+    assert not slow and not heavy, (slow, heavy[:1])
+    assert all(row["outcome"] for row in rows)
+    worst = max(rows, key=lambda row: row["seconds"])
+    reliability("files", "each hostile file read within 30 s and 500 MB", tried=len(rows), survived=len(rows),
+                detail=f"slowest {worst['seconds']:.1f} s ({printable(worst['path'])}), "
+                       f"peak +{max(row['growth_mb'] for row in rows):.0f} MB")
+
+
+def test_a_100_mb_text_file_under_a_raised_limit_is_read_within_500_mb(tmp_path, reliability):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with open(corpus / "big.txt", "wb") as big:
+        lines = b"The harbour handles copper, wine and fruit for the whole of the central valley.\n" * 13_000
+        for _ in range(100):  # 100 writes of about 1 MB
+            big.write(lines)
+    assert (corpus / "big.txt").stat().st_size > 99 * 1024 * 1024
+    [row] = measure(corpus, max_file_mb=200)
+    assert row["outcome"] == "indexed"
+    assert row["seconds"] <= 30 and row["growth_mb"] <= 500, row
+    reliability("files", "100 MB text file read under a 200 MB limit", tried=1, survived=1,
+                detail=f"{row['seconds']:.1f} s, peak +{row['growth_mb']:.0f} MB")
