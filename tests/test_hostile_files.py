@@ -298,7 +298,7 @@ def test_a_docx_zip_bomb_is_skipped_before_it_is_unpacked(corpus):
     assert len(data) < 400_000
     texts, skipped, seconds = _read_alone(corpus, "bomb.docx", data)
     assert texts == {}
-    assert re.fullmatch(r"DOCX would unpack to 15\d MB, over the limit of 100 MB — a zip bomb\?", skipped["bomb.docx"])
+    assert re.fullmatch(r"DOCX would unpack to 15\d MB, over the limit of 64 MB — a zip bomb\?", skipped["bomb.docx"])
     assert seconds < 5
 
 
