@@ -526,17 +526,30 @@ def _files_in(corpus: Path) -> dict[str, str]:
     return found
 
 
-def test_a_corpus_of_hostile_files_builds_and_each_is_indexed_or_skipped_with_a_reason(
-        tmp_path, settings, corpus, fake_embedder, monkeypatch, reliability):
+def _vanish_when_hashed(monkeypatch, victim: Path) -> None:
+    """`victim` is deleted by the build itself, between listing the corpus and hashing the file."""
     import assistant.build
 
+    hashing = assistant.build.file_sha256
+    monkeypatch.setattr(assistant.build, "file_sha256",
+                        lambda path: (victim.unlink(missing_ok=True) if path == victim else None) or hashing(path))
+
+
+def _indexed_texts(settings) -> str:
+    index = open_index(settings.index)
+    try:
+        return " ".join(row["text"] for row in index.documents().values())
+    finally:
+        index.close()
+
+
+def test_a_corpus_of_hostile_files_builds_and_each_is_indexed_or_skipped_with_a_reason(
+        tmp_path, settings, corpus, fake_embedder, monkeypatch, reliability):
     made = write_hostile_corpus(corpus, tmp_path / "outside")
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     (corpus / "vanishing.txt").write_text("Gone before it is read.", encoding="utf-8")
     made["vanishing.txt"] = "vanishing"
-    hashing = assistant.build.file_sha256
-    monkeypatch.setattr(assistant.build, "file_sha256", lambda path: (
-        (corpus / "vanishing.txt").unlink(missing_ok=True) if path.name == "vanishing.txt" else None) or hashing(path))
+    _vanish_when_hashed(monkeypatch, corpus / "vanishing.txt")
     before = _files_in(corpus)
 
     documents, skipped = build(settings, fake_embedder)  # asserts that every reason is one printable line
@@ -546,12 +559,7 @@ def test_a_corpus_of_hostile_files_builds_and_each_is_indexed_or_skipped_with_a_
     assert not set(documents) & set(skipped)
     assert {f"names/{name}" for name in ODD_NAMES} | {"links/inside.txt"} <= set(documents)
     assert skipped["bombs/100-mb.txt"] == "file is 100.0 MB, over the 50 MB limit (ASSISTANT_MAX_FILE_MB)"
-    index = open_index(settings.index)
-    try:
-        texts = " ".join(row["text"] for row in index.documents().values())
-    finally:
-        index.close()
-    assert SECRET not in texts and SECRET not in " ".join(fake_embedder.texts)  # nothing read out of the corpus
+    assert SECRET not in _indexed_texts(settings) + " ".join(fake_embedder.texts)  # nothing read out of the corpus
     assert _files_in(corpus) == {rel: sha for rel, sha in before.items() if rel != "vanishing.txt"}  # nothing lost
     for category in sorted(set(made.values())):
         names = [rel for rel, kind in made.items() if kind == category]
