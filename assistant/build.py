@@ -19,7 +19,7 @@ from .documents import Chunk, Document, Section, SkippedFile
 from .embedding import Embedder, Progress
 from .errors import ConfigError, IndexMismatch
 from .index import FORMAT, Index, build_lock, current_build, disk_errors, fault_point, publish, remove_old_builds, write_build
-from .ingest import SkipFile, check_readable, file_sha256, iter_corpus, read_document
+from .ingest import check_readable, file_sha256, iter_corpus, read_document, skipped_file
 from .vectors import build_dense, dense_settled, dense_spec
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,9 @@ def _scan(settings: Settings, previous: dict) -> _Scan:
             if rel in previous and previous[rel]["sha256"] == scan.sha[rel]:
                 scan.kept.append(rel)
             else:
-                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus))
-        except (SkipFile, OSError) as why:
-            reason = str(why) if isinstance(why, SkipFile) else f"cannot read file: {why}"
-            scan.skipped.append(SkippedFile(rel, reason))
-            log.warning("skipped %s: %s", rel, reason)
+                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds))
+        except Exception as err:  # one bad file never stops the build: it is skipped with the reason
+            scan.skipped.append(skipped_file(rel, err))
     return scan
 
 
@@ -237,7 +235,7 @@ def stale_documents(corpus: Path, manifest: dict, max_file_mb: float = 50.0) -> 
             try:
                 check_readable(path, corpus, max_file_mb)
                 sha = file_sha256(path)
-            except (SkipFile, OSError):
+            except Exception:  # unreadable now (skipped at build time): stale only when new
                 sha = None
             if rel not in known or (sha is not None and known[rel] != sha):
                 stale.append(rel)

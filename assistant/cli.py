@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .config import MODES, PRECISIONS, Settings
+from .documents import printable
 from .errors import AssistantError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:
         for skipped in summary.skipped:
-            print(f"skipped {skipped.path}: {skipped.reason}")
+            print(f"skipped {printable(skipped.path)}: {skipped.reason}")
         print(summary.line())
     return 0
 
@@ -137,7 +138,7 @@ def _format_answer(answer) -> str:
             cites = "".join(f"[{number[c]}]" for c in item.passages if c in number)
             lines.append(f"  - {item.text}" + (f" — {item.role}" if item.role else "") + f" {cites}")
     for rank, p in enumerate(answer.passages, start=1):
-        where = p.source + (f", page {p.page}" if p.page is not None else "")
+        where = printable(p.source) + (f", page {p.page}" if p.page is not None else "")
         lines.append(f"[{rank}] {where}  (score {p.score:.3f})")
         lines.extend("    " + line for line in p.text.splitlines() if line.strip())
     return "\n".join(lines) + "\n"
@@ -157,13 +158,13 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     documents = assistant.index().manifest["documents"]
     for path in list(documents)[:_LISTED]:
         count = documents[path]['chunks']
-        print(f"  {path}  ({count} chunk{'' if count == 1 else 's'})  {documents[path]['title']}")
+        print(f"  {printable(path)}  ({count} chunk{'' if count == 1 else 's'})  {documents[path]['title']}")
     if len(documents) > _LISTED:
         print(f"  … and {len(documents) - _LISTED} more")
     for skipped in status["skipped"]:
-        print(f"  skipped {skipped['path']}: {skipped['reason']}")
+        print(f"  skipped {printable(skipped['path'])}: {skipped['reason']}")
     if status["stale"]:
-        print(f"changed since the build ({len(status['stale'])}): {', '.join(status['stale'])} — run: assistant build")
+        print(f"changed since the build ({len(status['stale'])}): {', '.join(map(printable, status['stale']))} — run: assistant build")
     else:
         print("up to date with the corpus")
     return 0

@@ -23,6 +23,7 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "chunk_tokens": ("ASSISTANT_CHUNK_TOKENS", int),
     "chunk_overlap": ("ASSISTANT_CHUNK_OVERLAP", int),
     "max_file_mb": ("ASSISTANT_MAX_FILE_MB", float),
+    "max_file_seconds": ("ASSISTANT_MAX_FILE_SECONDS", float),
     "min_score": ("ASSISTANT_MIN_SCORE", "number_or_auto"),
     "mode": ("ASSISTANT_MODE", str),
     "batch_size": ("ASSISTANT_BATCH_SIZE", int),
@@ -50,6 +51,7 @@ class Settings:
     chunk_tokens: int = 192  # word pieces per passage; chosen on SQuAD by benchmarks/chunking.py (README)
     chunk_overlap: int = 38  # word pieces shared by consecutive windows of a long paragraph (a fifth)
     max_file_mb: float = 50.0
+    max_file_seconds: float = 20.0  # reading one PDF or DOCX; with pypdf's own bounds, under 30 s (README, Hostile files)
     # relevance floor: when no passage reaches this cosine, the answer is "not in the documents"; None (auto):
     # the floor measured for the size of the index (search.relevance_floor)
     min_score: float | None = None
@@ -85,6 +87,8 @@ class Settings:
         check_precision(self.precision)
         if self.max_file_mb <= 0:
             raise ConfigError(f"ASSISTANT_MAX_FILE_MB must be positive (got {self.max_file_mb})")
+        if self.max_file_seconds <= 0:
+            raise ConfigError(f"ASSISTANT_MAX_FILE_SECONDS must be positive (got {self.max_file_seconds})")
         if self.batch_size < 1:
             raise ConfigError(f"ASSISTANT_BATCH_SIZE must be at least 1 (got {self.batch_size})")
         if self.ann_threshold < 0:

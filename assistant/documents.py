@@ -40,7 +40,12 @@ class Chunk:
 @dataclass(frozen=True)
 class SkippedFile:
     path: str
-    reason: str
+    reason: str  # one line
+
+
+def printable(path: str) -> str:
+    """A path on one line: as it is when every character prints, else escaped like a Python string ('a\\nb.txt')."""
+    return path if path.isprintable() else repr(path)
 
 
 @dataclass

@@ -1,45 +1,59 @@
 """Read the corpus: every supported file becomes a Document; a file that can't be read is skipped with a reason."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from .documents import Document, Section, SkippedFile
+from .documents import Document, SkippedFile, printable
+from .formats import Deadline, SkipFile, decode_text, reader_for  # noqa: F401 (decode_text: part of this stage's API)
 
 log = logging.getLogger(__name__)
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
-_HTML_DROP = ["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"]
-_HTML_BLOCKS = [
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th",
-    "pre", "blockquote", "figure", "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "title", "hr",
-]
+_VANISHED = "vanished during the build"
+_BROKEN_LINK = "broken symlink: its target does not exist"
+_NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class SkipFile(Exception):
-    """Raised by a reader: the file is skipped and the message is the one-line reason."""
-
-
-def load_documents(corpus: Path, max_file_mb: float = 50.0) -> tuple[list[Document], list[SkippedFile]]:
+def load_documents(corpus: Path, max_file_mb: float = 50.0,
+                   max_file_seconds: float = 20.0) -> tuple[list[Document], list[SkippedFile]]:
     """Read every supported file under `corpus`, recursively, in a stable order."""
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
     for path, rel in iter_corpus(corpus):
         try:
-            documents.append(read_document(path, rel, max_file_mb, corpus))
-        except SkipFile as why:
-            skipped.append(SkippedFile(rel, str(why)))
+            documents.append(read_document(path, rel, max_file_mb, corpus, max_file_seconds))
+        except Exception as err:  # one bad file never stops the build: it is skipped with the reason
+            skipped.append(skipped_file(rel, err))
     return documents, skipped
+
+
+def skipped_file(rel: str, err: Exception) -> SkippedFile:
+    """What reading `rel` raised, as a one-line reason; logged, with the traceback when it was unexpected."""
+    if isinstance(err, SkipFile):
+        reason = str(err)
+    elif isinstance(err, OSError):
+        reason = _os_reason(err)
+    else:
+        reason = f"unexpected error ({type(err).__name__}: {err})"
+    reason = " ".join(reason.split())[:300] or type(err).__name__
+    log.warning("skipped %s: %s", printable(rel), reason, exc_info=None if isinstance(err, (SkipFile, OSError)) else err)
+    return SkippedFile(rel, reason)
 
 
 def iter_corpus(corpus: Path) -> Iterator[tuple[Path, str]]:
     """Yield (path, path relative to the corpus) for every file, hidden files and folders excluded.
 
     Symlinked folders are not followed; a symlinked file is read only if it resolves inside the corpus.
+    The relative path is always valid text: bytes of a name that are not UTF-8 show as \\xNN escapes.
     """
     if not corpus.is_dir():
         from .errors import ConfigError
@@ -51,169 +65,98 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[Path, str]]:
         for name in files:
             if not name.startswith("."):
                 path = Path(root) / name
-                found.append((path.relative_to(corpus).as_posix(), path))
+                rel = path.relative_to(corpus).as_posix().encode("utf-8", "surrogateescape")
+                found.append((rel.decode("utf-8", "backslashreplace"), path))
     for rel, path in sorted(found, key=lambda item: item[0]):  # by relative path, not folder by folder
         yield path, rel
 
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
 def check_readable(path: Path, corpus: Path, max_file_mb: float) -> None:
-    """Raise SkipFile for what is skipped before any parsing: type, size, links, emptiness."""
+    """Raise SkipFile for what is skipped before any parsing: name, type, links, kind of file, size, emptiness."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SkipFile("file name is not valid UTF-8 — rename the file") from None
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise SkipFile(f"unsupported file type {suffix or '(no extension)'} — supported: {', '.join(sorted(SUPPORTED))}")
     if path.is_symlink():
-        target = path.resolve()
-        if not target.is_relative_to(corpus.resolve()):
-            raise SkipFile("symlink points outside the corpus — not followed")
-    if not path.is_file():
-        raise SkipFile("not a regular file (broken link or vanished during the build)")
-    size = path.stat().st_size
-    if size == 0:
+        _check_link(path, corpus)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SkipFile(_BROKEN_LINK if os.path.islink(path) else _VANISHED) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SkipFile(_NOT_REGULAR)
+    if info.st_size == 0:
         raise SkipFile("empty file")
-    if size > max_file_mb * 1024 * 1024:
-        raise SkipFile(f"file is {size / 1048576:.1f} MB, over the {max_file_mb:g} MB limit (ASSISTANT_MAX_FILE_MB)")
+    if info.st_size > max_file_mb * 1024 * 1024:
+        raise SkipFile(f"file is {info.st_size / 1048576:.1f} MB, over the {max_file_mb:g} MB limit (ASSISTANT_MAX_FILE_MB)")
 
 
-def read_document(path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None) -> Document:
+def _check_link(path: Path, corpus: Path) -> None:
+    """A symlinked file is read only when it resolves inside the corpus; a link that loops is not followed."""
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError) as err:  # a loop: RuntimeError up to Python 3.12, OSError (ELOOP) from 3.13
+        if isinstance(err, OSError) and err.errno != errno.ELOOP:
+            raise
+        raise SkipFile("symlink loop — not followed") from None
+    if not target.is_relative_to(corpus.resolve()):
+        raise SkipFile("symlink points outside the corpus — not followed")
+
+
+def read_document(path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None,
+                  max_file_seconds: float = 20.0) -> Document:
     """Parse one file into a Document, or raise SkipFile with the reason."""
+    deadline = Deadline(max_file_seconds)
     check_readable(path, corpus or path.parent, max_file_mb)
     try:
-        data = path.read_bytes()
+        data = _read_capped(path, max_file_mb)
     except OSError as err:
-        raise SkipFile(f"cannot read file: {err.strerror or err}") from None
-    suffix = path.suffix.lower()
-    reader = {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}.get(suffix, _read_text)
-    title, text, sections = reader(data, path)
-    if not text.strip():
+        raise SkipFile(_os_reason(err)) from None
+    title, text, sections = reader_for(path)(data, path, deadline)
+    if not text or text.isspace():  # not text.strip(): that copies the text, 100 MB for a 100 MB file
         raise SkipFile("no text found in the file")
-    return Document(rel, title or _title_from_name(path), text, hashlib.sha256(data).hexdigest(), tuple(sections))
+    title = " ".join(_SURROGATE.sub("\ufffd", title).split()) or _title_from_name(path)
+    if _SURROGATE.search(text):  # a damaged PDF font map can yield lone surrogates, which SQLite and JSON refuse
+        text = _SURROGATE.sub("\ufffd", text)  # one U+FFFD each: offsets stay
+    return Document(rel, title, text, hashlib.sha256(data).hexdigest(), tuple(sections))
 
 
-def decode_text(data: bytes) -> str:
-    """Decode bytes as UTF-8 when they are, else by detected encoding; refuse binary data."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise SkipFile("binary data, not text")
+def _read_capped(path: Path, max_file_mb: float) -> bytes:
+    """The file's bytes, refusing a file that grew past the size limit since it was checked."""
+    limit = int(max_file_mb * 1024 * 1024)
+    with _open_regular(path) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise SkipFile(f"file grew past the {max_file_mb:g} MB limit while it was read (ASSISTANT_MAX_FILE_MB)")
+    return data
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open for reading without blocking on a pipe swapped in after the checks; refuse all but a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data).best()
-        if best is None:
-            raise SkipFile("cannot decode the text: encoding not recognised") from None
-        # on short text the detector can't tell the Latin code pages apart ("très" read as cp1250 "trčs"):
-        # prefer Windows-1252, a superset of Latin-1 and by far the most common of them, when it reads about as cleanly
-        western = from_bytes(data, cp_isolation=["cp1252"]).best()
-        if western is not None and western.chaos <= best.chaos + 0.1:
-            best = western
-        text = str(best)
-    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\t\n\r\f")
-    if controls > 0.05 * min(len(text), 8192):
-        raise SkipFile("binary data, not text")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _read_text(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
-    text = decode_text(data)
-    title = ""
-    if path.suffix.lower() in {".md", ".markdown"}:
-        heading = re.search(r"^#{1,2}\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
-        title = heading.group(1) if heading else ""
-    else:  # a plain-text file whose first line stands alone, short and unpunctuated, is titled by it
-        first = re.match(r"\s*([^\n]{1,150})\n[ \t]*\n", text)
-        if first and not first.group(1).rstrip().endswith(tuple('.!?…,;"”’')):
-            title = first.group(1).strip()
-    return title, text, []
-
-
-def _read_html(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(decode_text(data), "html.parser")
-    title_tag = soup.find("title") or soup.find("h1")
-    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
-    if soup.head:
-        soup.head.decompose()
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for block in soup.find_all(_HTML_BLOCKS):
-        block.insert_before("\n\n")
-        block.insert_after("\n\n")
-    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", soup.get_text())]
-    return title, "\n\n".join(p for p in paragraphs if p), []
-
-
-def _read_pdf(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
-    import io
-
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise SkipFile("encrypted PDF — remove the password and build again")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else "") or ""
-    except SkipFile:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SkipFile(_NOT_REGULAR)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
         raise
-    except Exception as err:  # pypdf raises many types for damaged files
-        raise SkipFile(f"corrupt or unreadable PDF ({type(err).__name__}: {str(err)[:80]})") from None
-    if not any(p.strip() for p in pages):
-        raise SkipFile("no text layer — scanned? (run OCR on it first)")
-    return str(title), *_join_pages(pages)
 
 
-def _join_pages(pages: list[str]) -> tuple[str, list[Section]]:
-    parts: list[str] = []
-    sections: list[Section] = []
-    offset = 0
-    for number, page in enumerate(pages, start=1):
-        page = page.replace("\r\n", "\n").strip()
-        if not page:
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        sections.append(Section(offset, offset + len(page), number))
-        parts.append(page)
-        offset += len(page)
-    return "".join(parts), sections
-
-
-def _read_docx(data: bytes, path: Path) -> tuple[str, str, list[Section]]:
-    import io
-    import zipfile
-
-    import docx
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as err:
-        raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__})") from None
-    except Exception as err:  # python-docx and lxml raise many types for damaged files
-        raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__}: {str(err)[:80]})") from None
-    blocks = [p.text.strip() for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            blocks.append(" | ".join(cell.text.strip() for cell in row.cells))
-    title = document.core_properties.title or next(
-        (p.text.strip() for p in document.paragraphs if p.style is not None and p.style.name in ("Title", "Heading 1") and p.text.strip()),
-        "",
-    )
-    return title, "\n\n".join(b for b in blocks if b), []
+def _os_reason(err: OSError) -> str:
+    return _VANISHED if isinstance(err, FileNotFoundError) else f"cannot read file: {err.strerror or err}"
 
 
 def _title_from_name(path: Path) -> str:
-    return re.sub(r"[-_]+", " ", path.stem).strip()
+    return " ".join(re.sub(r"[-_]+", " ", path.stem).split())

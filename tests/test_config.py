@@ -36,6 +36,12 @@ def test_size_limit_must_be_positive():
         Settings.from_env({"ASSISTANT_MAX_FILE_MB": "0"})
 
 
+def test_time_limit_per_file_is_read_from_the_environment_and_must_be_positive():
+    assert Settings.from_env({"ASSISTANT_MAX_FILE_SECONDS": "45"}).max_file_seconds == 45.0
+    with pytest.raises(ConfigError, match="ASSISTANT_MAX_FILE_SECONDS must be positive"):
+        Settings.from_env({"ASSISTANT_MAX_FILE_SECONDS": "0"})
+
+
 def test_relevance_floor_is_automatic_unless_a_number_is_given():
     assert Settings.from_env({}).min_score is None
     assert Settings.from_env({"ASSISTANT_MIN_SCORE": "auto"}).min_score is None
