@@ -158,8 +158,8 @@ def report(r: dict) -> str:
         f"{r['build_before']} -> {r['build_after']}; the new paragraph answers {PROBE!r} right after the build: "
         f"{rebuild['probe']}; answers quoting it: {r['new_text_seen_after_rebuild']} of {r['asked_after_rebuild']} asked "
         f"after the build, {r['new_text_seen_before_rebuild']} before it started. Server peak RSS {r['peak_rss_mb']} MB; "
-        f"after SIGTERM the server exited with {r['server_exit']} (uvicorn re-raises the signal once it has shut down "
-        f"gracefully), {r['server_tracebacks']} tracebacks in its log."
+        f"after SIGTERM the server exited with {r['server_exit']} (0: stopped gracefully), "
+        f"{r['server_tracebacks']} tracebacks in its log."
         + (f"\nerrors: {r['error_examples']}" if r["errors"] else ""))
 
 
