@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,30 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, corpus: Path) -> Settings:
     return Settings(corpus=corpus, index=tmp_path / "index", model="fake", min_score=-1.0)
+
+
+@pytest.fixture
+def assistant(settings, corpus, fake_embedder):
+    """An Assistant over a one-document index built with the fake embedder (API, security, hostile queries)."""
+    from assistant.build import build_index
+    from assistant.service import Assistant
+
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    build_index(settings, fake_embedder)
+    return Assistant(settings, fake_embedder)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(ready, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"not ready within {timeout:.0f} s"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -2,16 +2,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.build import build_index
 from assistant.server import create_server
 from assistant.service import Assistant
-
-
-@pytest.fixture
-def assistant(settings, corpus, fake_embedder):
-    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
-    build_index(settings, fake_embedder)
-    return Assistant(settings, fake_embedder)
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.build import build_index
 from assistant.config import MODES
 from assistant.search import MAX_QUESTION_CHARS
 from assistant.server import create_server
-from assistant.service import Assistant
 from assistant.ui import chat_turn
 
 from conftest import ROOT
@@ -58,13 +56,6 @@ def _plane_sample(rng: random.Random, plane: int) -> list[int]:
 
 def _template(rng: random.Random, piece: str) -> str:
     return rng.choice(TEMPLATES).replace("{}", piece)
-
-
-@pytest.fixture
-def assistant(settings, corpus, fake_embedder):
-    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
-    build_index(settings, fake_embedder)
-    return Assistant(settings, fake_embedder)
 
 
 @pytest.fixture

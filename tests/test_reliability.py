@@ -5,13 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import socket
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port, wait_until
 
 from assistant.build import build_index
 from assistant.service import Assistant
@@ -53,13 +53,13 @@ class Served:
         self.assistant = assistant
         if assistant.has_index():
             assistant.warm_up()  # as serve() does before it listens
-        self.port = _free_port()
+        self.port = free_port()
         app = create_server(assistant)
         app.state.ready = True
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        _wait(lambda: self.server.started)
+        wait_until(lambda: self.server.started)
 
     def ask(self, question: str, k: int = 5, connection: http.client.HTTPConnection | None = None) -> tuple[int, dict]:
         web = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -218,16 +218,3 @@ def _write(corpus: Path, files: dict[str, str]) -> None:
 
 def _mentions(answer: dict, words: str) -> bool:
     return any(words in p["text"] for p in answer.get("passages", []))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait(condition, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)

@@ -6,13 +6,12 @@ import _pickle
 import base64
 import logging
 import pickle
-import socket
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port, wait_until
 from fastapi.testclient import TestClient
 
 from assistant import security
@@ -365,7 +364,7 @@ def test_a_served_app_logs_no_secret_even_with_uvicorns_access_log_on_at_debug(s
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        _wait_until(lambda: server.started)
+        wait_until(lambda: server.started)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as web:
             made = logins_and_calls(web.post, web.get)
     finally:
@@ -384,14 +383,3 @@ def test_settings_and_a_bad_users_setting_do_not_show_the_secrets(settings):
     assert PASSWORD not in str(refused.value) and "ana:…" in str(refused.value)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until(ready, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
