@@ -46,10 +46,7 @@ ODD_NAMES = [
 
 
 def _symlink(link: Path, target: Path | str) -> None:
-    try:
-        os.symlink(target, link)
-    except (OSError, NotImplementedError):
-        pytest.skip("symlinks are not available here")
+    os.symlink(target, link)  # Linux, where CI runs: a failure here is a failure, not a skip
 
 
 def build(settings, embedder) -> tuple[dict, dict[str, str]]:
@@ -95,10 +92,7 @@ def test_the_cli_shows_a_name_with_a_newline_escaped_on_one_line(settings, corpu
 
 
 def test_a_file_name_that_is_not_utf8_is_skipped_and_shown_escaped(settings, corpus, fake_embedder):
-    try:
-        (corpus / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 name.", encoding="utf-8")
-    except (OSError, UnicodeError):
-        pytest.skip("this file system refuses names that are not UTF-8")
+    (corpus / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 name.", encoding="utf-8")  # Linux file systems take any bytes
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     documents, skipped = build(settings, fake_embedder)
     assert list(documents) == ["good.txt"]
@@ -598,8 +592,6 @@ print(json.dumps(rows))
 def measure(corpus: Path, max_file_mb: float = 50.0) -> list[dict]:
     """Read each file of `corpus` in a fresh Python: seconds per file, and the growth of the peak RSS since
     the imports (the peak only rises, so each file's figure also covers every file before it)."""
-    if not Path("/proc/self/status").is_file():
-        pytest.skip("the peak RSS is read from /proc (Linux)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", _MEASURE, str(corpus), str(max_file_mb)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
