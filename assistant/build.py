@@ -52,13 +52,17 @@ class BuildSummary:
 
 def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
     """Bring the index in line with the corpus, re-embedding only new and changed documents."""
+    if settings.store == "milvus":  # document by document, in place: milvus_build.py
+        from .milvus_build import build_milvus
+
+        return build_milvus(settings, embedder, rebuild, progress)
     started = time.monotonic()
     with disk_errors(settings.index), build_lock(settings.index):
         current = current_build(settings.index)  # leftovers of killed builds are unpublished: safe to delete
         remove_old_builds(settings.index, keep=current.name if current else None)
         old = _reusable(settings, rebuild)
         try:
-            scan = _scan(settings, old.manifest["documents"] if old else {})
+            scan = scan_corpus(settings, old.manifest["documents"] if old else {})
             summary = scan.summary()
             if old and not (scan.fresh or summary.removed) and _same_skips(old, scan.skipped) and _same_dense(old, settings):
                 summary.chunks = len(old)
@@ -89,7 +93,7 @@ class _Scan:
                             removed=len(set(self.previous) - current), skipped=self.skipped)
 
 
-def _scan(settings: Settings, previous: dict) -> _Scan:
+def scan_corpus(settings: Settings, previous: dict) -> _Scan:
     scan = _Scan(previous)
     for path, rel in iter_corpus(settings.corpus):
         try:
@@ -161,12 +165,17 @@ def _embed_fresh(settings: Settings, embedder: Embedder, fresh: list[Document],
                  progress: Progress | None) -> tuple[list[Chunk], np.ndarray, int | None]:
     if not fresh:
         return [], np.zeros((0,), np.float32), None
+    chunks = chunk_fresh(settings, embedder, fresh)
+    vectors = embedder.encode([c.embed_text for c in chunks], progress) if chunks else np.zeros((0,), np.float32)
+    return chunks, vectors, embedder.max_tokens
+
+
+def chunk_fresh(settings: Settings, embedder: Embedder, fresh: list[Document]) -> list[Chunk]:
+    """The chunks of the new and changed documents, in document order."""
     max_tokens = embedder.max_tokens
     if settings.chunk_tokens > max_tokens:
         raise ConfigError(f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces")
-    chunks = [c for doc in fresh for c in chunk_document(doc, embedder, settings.chunk_tokens, settings.chunk_overlap, max_tokens)]
-    vectors = embedder.encode([c.embed_text for c in chunks], progress) if chunks else np.zeros((0,), np.float32)
-    return chunks, vectors, max_tokens
+    return [c for doc in fresh for c in chunk_document(doc, embedder, settings.chunk_tokens, settings.chunk_overlap, max_tokens)]
 
 
 def _kept(old: Index | None, kept: list[str]) -> tuple[list[Document], list[Chunk], np.ndarray, np.ndarray]:
@@ -199,7 +208,7 @@ def _manifest(settings: Settings, name: str, dimension: int, max_tokens: int, do
         "precision": precision,
         "dimension": int(dimension),
         "chunking": {**settings.chunking(), "max_tokens": max_tokens},
-        "versions": _versions(),
+        "versions": library_versions(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "chunks": len(chunks),
         "documents": {d.path: {"sha256": d.sha256, "title": d.title, "chunks": counts[d.path], "precision": made_in[d.path]}
@@ -213,7 +222,7 @@ def _stored_document(row) -> Document:
     return Document(row["path"], row["title"], row["text"], row["sha256"], sections)
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in ("assistant", "faiss-cpu", "sentence-transformers", "transformers", "torch", "numpy", "spacy"):
         try:
@@ -223,10 +232,11 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def stale_documents(corpus: Path, manifest: dict, max_file_mb: float = 50.0) -> list[str]:
-    """Paths added, changed or removed in the corpus since the index was built (skipped files included)."""
-    known = {path: entry["sha256"] for path, entry in manifest["documents"].items()}
-    known.update({s["path"]: s.get("sha256") for s in manifest.get("skipped", [])})
+def stale_documents(corpus: Path, catalog: dict, skipped: list[dict], max_file_mb: float = 50.0) -> list[str]:
+    """Paths added, changed or removed in the corpus since the index was built (skipped files included).
+    `catalog`: the store's documents (path -> sha256, ...); `skipped`: the manifest's skipped files."""
+    known = {path: entry["sha256"] for path, entry in catalog.items()}
+    known.update({s["path"]: s.get("sha256") for s in skipped})
     stale: list[str] = []
     seen: set[str] = set()
     if corpus.is_dir():
@@ -239,5 +249,5 @@ def stale_documents(corpus: Path, manifest: dict, max_file_mb: float = 50.0) -> 
                 sha = None
             if rel not in known or (sha is not None and known[rel] != sha):
                 stale.append(rel)
-    stale.extend(path for path in manifest["documents"] if path not in seen)
+    stale.extend(path for path in catalog if path not in seen)
     return sorted(stale)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .config import MODES, PRECISIONS, Settings
+from .config import MODES, PRECISIONS, STORES, Settings
 from .documents import printable
 from .errors import AssistantError
 
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"host": args.host, "port": args.port, "root_path": args.root_path} if args.command == "serve" else {}
     overrides["mode"] = getattr(args, "mode", None)
     overrides["precision"] = getattr(args, "precision", None)
+    overrides.update(store=args.store, milvus_uri=args.milvus_uri, milvus_collection=args.milvus_collection)
     return report_errors(lambda: args.handler(
         Settings.from_env(corpus=args.corpus, index=args.index, model=args.model, **overrides), args))
 
@@ -48,13 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--corpus", type=Path, help="documents folder (default: corpus/, or ASSISTANT_CORPUS)")
     common.add_argument("--index", type=Path, help="index folder (default: index/, or ASSISTANT_INDEX)")
     common.add_argument("--model", help="sentence-transformers name or folder (default: all-MiniLM-L6-v2, or ASSISTANT_MODEL)")
+    common.add_argument("--store", choices=STORES,
+                        help="where the index lives: faiss (files in the index folder) or milvus (default faiss, or ASSISTANT_STORE)")
+    common.add_argument("--milvus-uri", help="Milvus server (http://host:19530) or Milvus Lite file "
+                        "(default <index>/milvus.db, or ASSISTANT_MILVUS_URI); the token comes from ASSISTANT_MILVUS_TOKEN")
+    common.add_argument("--milvus-collection", help="name the Milvus collections start with (default assistant, "
+                        "or ASSISTANT_MILVUS_COLLECTION)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what is happening")
     embeds = argparse.ArgumentParser(add_help=False)  # the commands that run the model
     embeds.add_argument("--precision", choices=PRECISIONS,
                         help="model arithmetic: auto (bf16 if the CPU has it natively), fp32 or bf16 (default auto, or ASSISTANT_PRECISION)")
     parser = argparse.ArgumentParser(prog="assistant", description="Offline document Q&A over the files in a folder.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.set_defaults(command=None, verbose=False, corpus=None, index=None, model=None)
+    parser.set_defaults(command=None, verbose=False, corpus=None, index=None, model=None, store=None, milvus_uri=None,
+                        milvus_collection=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     build = sub.add_parser("build", parents=[common, embeds], help="index the corpus (only new and changed files)")
@@ -155,7 +163,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"index:     {status['index']}/  built {status['built_at']}")
     print(f"model:     {status['model']}  ({status['precision']})")
     print(f"documents: {status['documents']}  chunks: {status['chunks']}  skipped: {len(status['skipped'])}")
-    documents = assistant.index().manifest["documents"]
+    documents = assistant.index().catalog()
     for path in list(documents)[:_LISTED]:
         count = documents[path]['chunks']
         print(f"  {printable(path)}  ({count} chunk{'' if count == 1 else 's'})  {documents[path]['title']}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
 Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the CPU has it natively (embedding.resolve_precision)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+Store = Literal["faiss", "milvus"]  # where the chunks, vectors and BM25 terms live (stores.py)
+STORES: tuple[str, ...] = get_args(Store)
 
 # name -> (environment variable, type)
 _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "auto" for None
@@ -39,6 +42,10 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "log_questions": ("ASSISTANT_LOG_QUESTIONS", "flag"),
     "workers": ("ASSISTANT_WORKERS", int),
     "queue": ("ASSISTANT_QUEUE", int),
+    "store": ("ASSISTANT_STORE", str),
+    "milvus_uri": ("ASSISTANT_MILVUS_URI", str),
+    "milvus_token": ("ASSISTANT_MILVUS_TOKEN", str),
+    "milvus_collection": ("ASSISTANT_MILVUS_COLLECTION", str),
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -74,6 +81,16 @@ class Settings:
     # turn, and beyond that a question is refused as busy (HTTP 503 with Retry-After) rather than piling up
     workers: int = 2
     queue: int = 200
+    # faiss: files in `index`, on this machine. milvus: a Milvus collection, which several assistants can share
+    store: Store = "faiss"
+    # a file path is Milvus Lite (in process; empty: <index>/milvus.db), http://host:19530 a Milvus server or cluster
+    milvus_uri: str = ""
+    milvus_token: str = field(default="", repr=False)  # "user:password" or an API key; empty: no authentication
+    milvus_collection: str = "assistant"  # the name that the collections of this index start with
+
+    def milvus_target(self) -> str:
+        """Where Milvus is: the URI, or Milvus Lite's file in the index folder when none is set."""
+        return self.milvus_uri or str(self.index / "milvus.db")
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -101,6 +118,10 @@ class Settings:
             raise ConfigError(f"ASSISTANT_WORKERS must be at least 1 (got {self.workers})")
         if self.queue < 0:
             raise ConfigError(f"ASSISTANT_QUEUE must be 0 or more (got {self.queue})")
+        check_store(self.store)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
+            raise ConfigError(f"ASSISTANT_MILVUS_COLLECTION must be letters, digits and _, starting with a letter or _, "
+                              f"at most 151 characters (got {self.milvus_collection!r})")
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 
@@ -134,6 +155,12 @@ def check_precision(precision: str) -> Precision:
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r} (ASSISTANT_PRECISION, --precision) — valid precisions: {', '.join(PRECISIONS)}")
     return precision  # type: ignore[return-value]
+
+
+def check_store(store: str) -> Store:
+    if store not in STORES:
+        raise ConfigError(f"unknown store {store!r} (ASSISTANT_STORE, --store) — valid stores: {', '.join(STORES)}")
+    return store  # type: ignore[return-value]
 
 
 def _convert(var: str, raw: str, kind: type | str) -> Any:

@@ -40,3 +40,7 @@ class QueryError(AssistantError):
 
 class Busy(AssistantError):
     """Every worker is answering and the line of waiting questions is full; ask again in a moment."""
+
+
+class StoreUnavailable(AssistantError):
+    """The vector store (a Milvus server, or Milvus Lite's file) cannot be reached or opened."""

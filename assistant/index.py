@@ -10,7 +10,7 @@ import shutil
 import signal
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -176,24 +176,27 @@ def _fsync(path: Path) -> None:
 
 
 class Index:
-    """One published build, read-only: vectors in FAISS, chunk and document text in SQLite."""
+    """One published build, read-only: vectors in FAISS, BM25 in bm25s, chunk and document text in SQLite.
+    A chunk's key is its row, the same in all three. The search stage uses it through stores.Store."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.version = folder.name  # a build is never changed once published: its name is its version
+        self.where = f"the index at {folder.parent.parent}/"
         self.manifest: dict = _read_part(folder, "manifest.json", lambda path: json.loads(path.read_text()))
         if self.manifest.get("format") != FORMAT:
             raise IndexMismatch(f"the index at {folder.parent.parent}/ was written by another version of the assistant "
                                 f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild")
         # no file of a build is ever unpickled: FAISS's own format, bm25s's .npy arrays with allow_pickle=False, SQLite, JSON
         self.vectors = _read_part(folder, "vectors.faiss", lambda path: read_dense(path, dense_spec(self.manifest)))
-        self.lexical = _read_part(folder, BM25_FOLDER, lambda path: LexicalIndex(path.parent, int(self.vectors.ntotal)))
+        self.bm25 = _read_part(folder, BM25_FOLDER, lambda path: LexicalIndex(path.parent, int(self.vectors.ntotal)))
         self._db = _read_part(folder, "store.sqlite", _open_store)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(row, cosine) pairs of the k nearest chunks, best first; over an IVF index, the nearest of the
         chunks in the lists it visits (cosines exact, the ranking approximate: README, Large corpora)."""
         k = min(k, len(self))
@@ -203,24 +206,40 @@ class Index:
             scores, rows = self.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
-    def chunks(self, rows: list[int]) -> dict[int, sqlite3.Row]:
-        return self._query(f"SELECT * FROM chunks WHERE row IN ({','.join('?' * len(rows))})", rows, "row")
+    def lexical(self, query: str, k: int, also: Sequence[int] = ()) -> dict[int, float]:
+        """BM25 scores of the k best-scoring rows (score above 0), and of the rows in `also` whatever they score."""
+        scores = self.bm25.scores(query)
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > k:
+            positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+        found = {int(row): float(scores[row]) for row in positive}
+        found.update({int(row): float(scores[row]) for row in also})
+        return found
 
-    def chunks_of(self, sources: list[str]) -> list[sqlite3.Row]:
-        found = self._query(f"SELECT * FROM chunks WHERE source IN ({','.join('?' * len(sources))})", sources, "row")
+    def chunks(self, rows: Sequence[int]) -> dict[int, sqlite3.Row]:
+        """The chunks at these rows, with their document's title."""
+        return self._query("SELECT chunks.*, documents.title FROM chunks JOIN documents ON documents.path = chunks.source "
+                           f"WHERE row IN ({','.join('?' * len(rows))})", list(rows), "row")
+
+    def chunks_of(self, sources: Sequence[str]) -> list[sqlite3.Row]:
+        found = self._query(f"SELECT * FROM chunks WHERE source IN ({','.join('?' * len(sources))})", list(sources), "row")
         return [found[row] for row in sorted(found)]
 
-    def documents(self, paths: list[str] | None = None) -> dict[str, sqlite3.Row]:
+    def documents(self, paths: Sequence[str] | None = None) -> dict[str, sqlite3.Row]:
         if paths is None:
             return self._query("SELECT * FROM documents", [], "path")
-        return self._query(f"SELECT * FROM documents WHERE path IN ({','.join('?' * len(paths))})", paths, "path")
+        return self._query(f"SELECT * FROM documents WHERE path IN ({','.join('?' * len(paths))})", list(paths), "path")
+
+    def catalog(self) -> dict[str, dict]:
+        """Every document: path -> sha256, title, chunks, precision."""
+        return self.manifest["documents"]
 
     def chunk_by_id(self, chunk_id: str) -> sqlite3.Row | None:
         with self._lock:
             return self._db.execute("SELECT * FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
 
-    def stored_vectors(self, rows: list[int]) -> np.ndarray:
-        if not rows:
+    def stored_vectors(self, rows: Sequence[int]) -> np.ndarray:
+        if not len(rows):
             return np.zeros((0, self.vectors.d), np.float32)
         return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
 
@@ -259,12 +278,19 @@ def open_index(index_dir: Path, model: str | None = None, chunking: dict | None 
     if folder is None:
         raise IndexNotFound(f"no index at {index_dir}/ — run: assistant build")
     index = Index(folder)
-    manifest = index.manifest
-    built_chunking = {k: manifest["chunking"][k] for k in (chunking or {})}
-    if (model and manifest["model"] != model) or (chunking and built_chunking != chunking):
+    try:
+        check_built_with(index.manifest, index.where, model, chunking)
+    except IndexMismatch:
         index.close()
+        raise
+    return index
+
+
+def check_built_with(manifest: dict, where: str, model: str | None, chunking: dict | None) -> None:
+    """IndexMismatch, with the command that fixes it, when an index was built with another model or chunking."""
+    built_chunking = {k: manifest["chunking"].get(k) for k in (chunking or {})}
+    if (model and manifest["model"] != model) or (chunking and built_chunking != chunking):
         raise IndexMismatch(
-            f"the index at {index_dir}/ was built with model {manifest['model']} and chunking {built_chunking}, "
+            f"{where} was built with model {manifest['model']} and chunking {built_chunking}, "
             f"but the settings ask for model {model} and chunking {chunking} — run: assistant build --rebuild"
         )
-    return index

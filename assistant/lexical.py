@@ -25,6 +25,12 @@ def _tokenize(texts: list[str], return_ids: bool):
     return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=return_ids, show_progress=False)
 
 
+def terms(texts: list[str]) -> list[list[str]]:
+    """The BM25 terms of each text: lowercased words of two or more characters, English stop words dropped,
+    Snowball-stemmed. Both stores score these same terms (Milvus gets them joined by spaces)."""
+    return _tokenize(texts, return_ids=False)
+
+
 def write_bm25(folder: Path, texts: list[str]) -> None:
     """Index `texts` (row i is chunk row i) and save the arrays and params under folder/bm25."""
     import bm25s
@@ -52,7 +58,7 @@ class LexicalIndex:
         """BM25 score of every chunk (0 where no query term occurs), as float32."""
         if self._bm25 is None:
             return np.zeros(self.size, dtype=np.float32)
-        terms = [t for t in _tokenize([query], return_ids=False)[0] if t in self._bm25.vocab_dict]
-        if not terms:
+        known = [t for t in terms([query])[0] if t in self._bm25.vocab_dict]
+        if not known:
             return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Retriever: dense (FAISS), lexical (BM25) or hybrid search over one index, and the fusion of the two."""
+"""Retriever: dense, lexical (BM25) or hybrid search over one store (FAISS or Milvus), and the fusion of the two."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,7 @@ from .documents import Passage
 from .embedding import Embedder
 from .config import check_mode
 from .errors import QueryError
-from .index import Index
+from .stores import Key, Store
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Retriever:
     from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused).
     `floor` is the relevance floor: `min_score` if given, else the one measured for the index's size."""
 
-    def __init__(self, index: Index, embedder: Embedder, min_score: float | None = None, mode: str = "hybrid") -> None:
+    def __init__(self, index: Store, embedder: Embedder, min_score: float | None = None, mode: str = "hybrid") -> None:
         self.index = index
         self.embedder = embedder
         self.floor = relevance_floor(len(index)) if min_score is None else min_score
@@ -82,54 +82,46 @@ class Retriever:
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
         vector = self.embed_query(query) if vector is None else vector
-        rows, ranking, best = self._rank(query, vector, mode, max(k, CANDIDATES))
-        keep = np.argsort(-ranking, kind="stable")[:k]
-        cosines = self._cosines(rows[keep], vector)
-        passages = self._passages([int(r) for r in rows[keep]], [float(c) for c in cosines])
+        keys, ranking, best = self._rank(query, vector, mode, max(k, CANDIDATES))
+        keep = [keys[i] for i in np.argsort(-ranking, kind="stable")[:k]]
+        cosines = self._cosines(keep, vector)
+        passages = self._passages(keep, [float(c) for c in cosines])
         return passages, self.relevance(vector) if best is None else best
 
     def relevance(self, vector: np.ndarray) -> float:
         """How close the documents come to the question: the best cosine of any passage in the index (-1 if empty).
         The documents cover the question when it reaches `floor`, whatever the mode ranks first."""
-        best = self.index.search(vector, 1)
+        best = self.index.dense(vector, 1)
         return best[0][1] if best else -1.0
 
-    def _rank(self, query: str, vector: np.ndarray, mode: str, depth: int) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """Candidate rows, the score they are ranked by, and the best cosine in the index (None for bm25)."""
-        dense = self.index.search(vector, depth) if mode != "bm25" else []
+    def _rank(self, query: str, vector: np.ndarray, mode: str, depth: int) -> tuple[list[Key], np.ndarray, float | None]:
+        """Candidate keys, the score they are ranked by, and the best cosine in the index (None for bm25).
+        Each side returns its own candidates with scores; in hybrid, the lexical side also scores the dense
+        side's candidates, and the dense scores of the lexical side's come from their stored vectors."""
+        dense = self.index.dense(vector, depth) if mode != "bm25" else []
         best = dense[0][1] if dense else (None if mode == "bm25" else -1.0)
-        lexical = self.index.lexical.scores(query) if mode != "dense" else np.zeros(0, np.float32)
         if mode == "dense":
-            return np.array([r for r, _ in dense], dtype=np.int64), np.array([s for _, s in dense], dtype=np.float32), best
-        top_lexical = _top(lexical, depth)
+            return [key for key, _ in dense], np.array([s for _, s in dense], dtype=np.float32), best
+        lexical = self.index.lexical(clean_query(query), depth, also=[key for key, _ in dense])
         if mode == "bm25":
-            return top_lexical, lexical[top_lexical], best
-        rows = np.union1d(np.array([r for r, _ in dense], dtype=np.int64), top_lexical)
-        return rows, fuse(self._cosines(rows, vector), lexical[rows], self.weight, self.fusion), best
+            found = sorted((key for key, score in lexical.items() if score > 0), key=lambda key: -lexical[key])[:depth]
+            return found, np.array([lexical[key] for key in found], dtype=np.float32), best
+        keys = sorted({key for key, _ in dense} | {key for key, score in lexical.items() if score > 0})
+        scores = np.array([lexical.get(key, 0.0) for key in keys], dtype=np.float32)
+        return keys, fuse(self._cosines(keys, vector), scores, self.weight, self.fusion), best
 
-    def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """Cosine of each row's stored vector with the question's (both are normalized)."""
-        if not len(rows):
+    def _cosines(self, keys: list[Key], vector: np.ndarray) -> np.ndarray:
+        """Cosine of each chunk's stored vector with the question's (both are normalized)."""
+        if not keys:
             return np.zeros(0, np.float32)
-        return self.index.stored_vectors(rows.tolist()) @ np.asarray(vector, dtype=np.float32)
+        return self.index.stored_vectors(keys) @ np.asarray(vector, dtype=np.float32)
 
-    def _passages(self, rows: list[int], cosines: list[float]) -> list[Passage]:
-        stored = self.index.chunks(rows)
-        documents = self.index.manifest["documents"]  # only the passages' own documents are looked up
+    def _passages(self, keys: list[Key], cosines: list[float]) -> list[Passage]:
+        stored = self.index.chunks(keys)  # with their document's title
         return [
-            Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"],
-                    documents.get(r["source"], {}).get("title", ""))
-            for row, score in zip(rows, cosines)
-            for r in [stored[row]]
+            Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"], r["title"] or "")
+            for key, score in zip(keys, cosines) if (r := stored.get(key)) is not None
         ]
-
-
-def _top(scores: np.ndarray, depth: int) -> np.ndarray:
-    """Rows of the `depth` highest positive scores (a BM25 score of 0 means no query term occurs)."""
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > depth:
-        positive = positive[np.argpartition(-scores[positive], depth - 1)[:depth]]
-    return positive.astype(np.int64)
 
 
 def clean_query(query: str) -> str:

@@ -13,9 +13,9 @@ from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
 from .errors import Busy, IndexDamaged, IndexNotFound
 from .embedding import Embedder, Progress
-from .index import Index, current_build, open_index
 from .lru import LRU
 from .search import Retriever, clean_query
+from .stores import Store, open_store, published
 from .vectors import dense_spec
 
 log = logging.getLogger(__name__)
@@ -70,38 +70,39 @@ class Assistant:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.model, settings.batch_size, settings.precision)
-        self._index: Index | None = None
+        self._index: Store | None = None
         self._lock = threading.Lock()
         self.answers = AnswerCache()
         self.slots = Slots(settings.workers, settings.queue)
 
-    def index(self) -> Index:
-        """The published index. The CURRENT pointer is read on every call (one small file), so a build that
-        publishes a new index is served from the next question on, with no restart; a question already
-        running keeps the Index it started with, whose open files stay readable after the build removes them."""
+    def index(self) -> Store:
+        """The published index. Its version is read on every call (FAISS: the CURRENT pointer, one small file;
+        Milvus: one row of the side collection), so a build that publishes a new index is served from the next
+        question on, with no restart; a question already running keeps the store it started with, whose open
+        files stay readable after the build removes them."""
         with self._lock:
             for _ in range(_OPEN_ATTEMPTS):
-                published = current_build(self.settings.index)
-                if self._index is not None and published == self._index.folder:
+                version = published(self.settings)
+                if self._index is not None and version == self._index.version:
                     return self._index
                 try:
-                    self._index = open_index(self.settings.index, self.settings.model, self.settings.chunking())
+                    self._index = open_store(self.settings)
                     return self._index
                 except (IndexDamaged, IndexNotFound):
-                    if current_build(self.settings.index) != published:
+                    if published(self.settings) != version:
                         continue  # a newer build was published (and this one removed) while it was being opened
                     raise
             raise IndexDamaged(f"the index at {self.settings.index}/ changed {_OPEN_ATTEMPTS} times while it was being "
                                "opened — ask again when the builds are done")
 
     def has_index(self) -> bool:
-        return current_build(self.settings.index) is not None
+        return published(self.settings) is not None
 
     def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
         """The answer, from the cache when the same question was asked of the same build with the same k and mode."""
         index = self.index()
         retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
-        key = (index.folder.name, clean_query(question), k, retriever.mode)
+        key = (index.version, clean_query(question), k, retriever.mode)
         answer = self.answers.get(key)  # a copy
         if answer is None:
             with self.slots.taken():
@@ -155,15 +156,18 @@ class Assistant:
     def status(self) -> dict:
         index = self.index()
         manifest = index.manifest
+        catalog = index.catalog()
         return {
             "index": str(self.settings.index),
-            "documents": len(manifest["documents"]),
+            "store": self.settings.store,
+            "where": index.where,
+            "documents": len(catalog),
             "chunks": manifest["chunks"],
             "model": manifest["model"],
             "precision": manifest.get("precision", "fp32"),  # indexes built before the field were all fp32
             "built_at": manifest["built_at"],
-            "build": index.folder.name,  # the build being served: it changes when a new build is published
-            "stale": stale_documents(self.settings.corpus, manifest, self.settings.max_file_mb),
+            "build": index.version,  # what is being served: it changes when a build publishes
+            "stale": stale_documents(self.settings.corpus, catalog, manifest.get("skipped", []), self.settings.max_file_mb),
             "corpus": str(self.settings.corpus),
             "chunking": manifest["chunking"],
             "skipped": [{"path": s["path"], "reason": s["reason"]} for s in manifest.get("skipped", [])],

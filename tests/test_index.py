@@ -143,11 +143,11 @@ def test_stale_lists_added_changed_and_removed_documents(settings, corpus, fake_
     write_corpus(corpus)
     build_index(settings, fake_embedder)
     manifest = open_index(settings.index).manifest
-    assert stale_documents(corpus, manifest) == []
+    assert stale_documents(corpus, manifest["documents"], manifest.get("skipped", [])) == []
     (corpus / "a.txt").write_text("changed")
     (corpus / "b.md").unlink()
     (corpus / "d.txt").write_text("new")
-    assert stale_documents(corpus, manifest) == ["a.txt", "b.md", "d.txt"]
+    assert stale_documents(corpus, manifest["documents"], manifest.get("skipped", [])) == ["a.txt", "b.md", "d.txt"]
 
 
 def test_empty_corpus_builds_an_empty_index_that_answers_nothing(settings, fake_embedder):
@@ -222,7 +222,7 @@ def test_a_question_searches_the_vectors_on_one_thread(settings, corpus, fake_em
 
     index.vectors = Recorder(index.vectors)
     before = faiss.omp_get_max_threads()
-    index.search(fake_embedder.encode(["maritime patrols"])[0], 1)
+    index.dense(fake_embedder.encode(["maritime patrols"])[0], 1)
     assert index.vectors.threads == [1] and faiss.omp_get_max_threads() == before
 
 

@@ -90,8 +90,8 @@ def test_relevance_is_the_best_cosine_in_the_whole_index_whatever_the_mode(retri
 @pytest.mark.parametrize("mode", ["dense", "hybrid", "bm25"])
 def test_an_answer_searches_the_vectors_once_and_its_relevance_is_the_best_cosine(retriever, monkeypatch, mode):
     calls = []
-    search = retriever.index.search
-    monkeypatch.setattr(retriever.index, "search", lambda vector, k: calls.append(k) or search(vector, k))
+    search = retriever.index.dense
+    monkeypatch.setattr(retriever.index, "dense", lambda vector, k: calls.append(k) or search(vector, k))
     retriever.mode = mode
     answer = answer_question(retriever, "Oman Qatar maritime patrols", k=2)
     assert len(calls) == 1

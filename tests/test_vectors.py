@@ -64,7 +64,7 @@ def test_manifest_records_the_vector_index_and_an_ivf_index_loads_with_its_param
     fresh = fake_embedder.encode([rows[r]["embed_text"] for r in range(len(index))])
     assert abs(index.stored_vectors(list(range(len(index)))) - fresh).max() < 1e-6  # exact, row for row
     query = fresh[7]
-    assert [(r, round(s, 5)) for r, s in index.search(query, 3)][0] == (7, 1.0)
+    assert [(r, round(s, 5)) for r, s in index.dense(query, 3)][0] == (7, 1.0)
 
 
 def test_flat_below_the_threshold_and_a_manifest_without_the_entry_loads_as_flat(ann, corpus, fake_embedder):
@@ -76,7 +76,7 @@ def test_flat_below_the_threshold_and_a_manifest_without_the_entry_loads_as_flat
     del manifest["vectors"]  # as builds made before the field existed
     path.write_text(json.dumps(manifest))
     index = open_index(ann.index)
-    assert isinstance(index.vectors, faiss.IndexFlatIP) and index.search(index.stored_vectors([3])[0], 1)[0][0] == 3
+    assert isinstance(index.vectors, faiss.IndexFlatIP) and index.dense(index.stored_vectors([3])[0], 1)[0][0] == 3
     write_documents(corpus, 35, start=5)  # from that old build to 320 chunks: IVF lists trained now
     summary = build_index(ann, fake_embedder)
     assert summary.unchanged == 5 and summary.added == 35
@@ -105,7 +105,7 @@ def test_incremental_ivf_build_adds_changes_and_deletes_like_a_full_rebuild(ann,
     assert abs(after.stored_vectors(list(range(len(after)))) - fresh).max() < 1e-6
     assert not set(gone) & {row["id"] for row in rows.values()}
     for vector in fake_embedder.encode(list(gone.values())):  # no vector of theirs is left under another row
-        assert max(score for _, score in after.search(vector, 5)) < 0.99
+        assert max(score for _, score in after.dense(vector, 5)) < 0.99
     rebuilt = ann.with_(index=tmp_path / "rebuilt")
     build_index(rebuilt, fake_embedder)
     queries = [row["embed_text"] for row in rows.values()]

@@ -1,0 +1,346 @@
+"""assistant build on Milvus: document by document, each one switched from its old version to its new in one row.
+
+Milvus cannot swap a whole cluster at once, so a build never tries to. For each new or changed document it
+  1. marks the document's row `pending` (the build's intent, for the next build if this one dies),
+  2. writes the new version's text and chunks (keys carry the version, so nothing old is overwritten),
+  3. switches the document's row to the new version: from here on readers see only the new chunks,
+  4. deletes the old version's chunks and text, and clears `pending`.
+A removed document's row is blanked first (readers stop seeing it), then its chunks and text are deleted.
+Killed anywhere, every document is in its old version or its new one; the next build cleans up after the
+`pending` rows and re-does whatever the corpus still asks for. A model or chunking change (or --rebuild) writes
+a whole new family of collections and switches the manifest to it, also in one row.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .build import BuildSummary, chunk_fresh, library_versions, scan_corpus
+from .config import Settings
+from .documents import Chunk, Document, SkippedFile
+from .embedding import Embedder, Progress
+from .errors import IndexLocked
+from .index import fault_point
+from .lexical import terms
+from .milvus import BM25, FORMAT, MAX_VARCHAR, PART_CHARS, _NO_PAGE, Collections, literal, reached
+
+log = logging.getLogger(__name__)
+
+BATCH_CHUNKS = 512  # chunks embedded before their documents are written: the work a killed build loses
+LEASE_SECONDS = 600  # a build renews its lease after every document; one that stops renewing is presumed dead
+DROP_GRACE = 2.0  # seconds between switching to new collections and dropping the old: questions in flight finish
+
+
+def build_milvus(settings: Settings, embedder: Embedder, rebuild: bool = False,
+                 progress: Progress | None = None) -> BuildSummary:
+    started = time.monotonic()
+    writer = Writer(settings)
+    with writer.lease():
+        summary = writer.run(embedder, rebuild, progress)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+class Writer(Collections):
+    """The writes of a build, on one family of collections."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    @reached
+    def run(self, embedder: Embedder, rebuild: bool, progress: Progress | None) -> BuildSummary:
+        old = self.get_meta("manifest")
+        reuse = old is not None and not rebuild and self._same_settings(old)
+        if old is not None and not reuse and not rebuild:
+            log.warning("the Milvus index was built with other settings; re-embedding every document")
+        self._drop_unpublished(keep=old["live"] if old else None)
+        live = old["live"] if reuse else datetime.now(timezone.utc).strftime("b%Y%m%dT%H%M%S%f")
+        if reuse:
+            for kind in ("chunks", "docs", "texts"):
+                self.client.load_collection(self.data(live, kind))
+        catalog = self._recover_and_list(live) if reuse else {}
+        scan = scan_corpus(self.settings, catalog)
+        before = self.get_meta("skipped") if reuse else None
+        skipped = [{"path": s.path, "reason": s.reason, "sha256": scan.sha.get(s.path)} for s in scan.skipped]
+        skipped += _still_too_long(scan, before or [])
+        summary = scan.summary()
+        removed = sorted(set(catalog) - set(scan.kept) - {d.path for d in scan.fresh})
+        if reuse and not scan.fresh and not removed and skipped == before:
+            summary.chunks = int(old["chunks"])
+            return summary
+        manifest = dict(old) if reuse else self._new_manifest(live, embedder, old)
+        if not reuse:
+            self._create(live, int(manifest["dimension"]))
+        self.manifest, self.catalog, self.in_place = manifest, catalog, reuse
+        summary.embedded = self._write_fresh(embedder, scan.fresh, progress, skipped)
+        for path in removed:
+            self._remove(path)
+        self._put_meta("skipped", skipped)
+        summary.skipped = [SkippedFile(s["path"], s["reason"]) for s in skipped]
+        self._finish(old, reuse)
+        summary.chunks, summary.published = int(self.manifest["chunks"]), True
+        return summary
+
+    # the manifest and the collections
+
+    def _same_settings(self, manifest: dict) -> bool:
+        return (manifest.get("format") == FORMAT and manifest["model"] == self.settings.model
+                and all(manifest["chunking"].get(k) == v for k, v in self.settings.chunking().items()))
+
+    def _new_manifest(self, live: str, embedder: Embedder, old: dict | None) -> dict:
+        return {"format": FORMAT, "live": live, "generation": (old or {}).get("generation", 0) + 1,
+                "model": self.settings.model, "precision": embedder.precision, "dimension": int(embedder.dimension),
+                "chunking": {**self.settings.chunking(), "max_tokens": embedder.max_tokens}, "chunks": 0,
+                "vectors": {"type": "flat"}, "versions": library_versions(), "build": live,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    def _create(self, live: str, dimension: int) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        client = self.client
+        chunks = self._schema([("chunk_id", 64), ("source", None), ("sha", 64)],
+                              [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64)],
+                              ["text", "embed_text"])
+        chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard"})  # the terms are ours (lexical.terms), as bm25s gets them
+        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        chunks.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+        chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
+                                     output_field_names=["sparse"]))
+        index = client.prepare_index_params()
+        index.add_index("dense", index_type="FLAT", metric_type="IP")  # exact, like FAISS's flat index
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25))
+        client.create_collection(self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong")
+        docs = self._schema([("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
+                            [("chunks", DataType.INT64), ("parts", DataType.INT64)], [], key="path")
+        texts = self._schema([("path", None), ("sha", 64)], [("part", DataType.INT64)], ["body"])
+        for kind, schema in (("docs", docs), ("texts", texts)):
+            self._create_side(self.data(live, kind), schema)
+
+    def _schema(self, strings: list, numbers: list, texts: list, key: str = "key"):
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
+        for name, length in strings:
+            schema.add_field(name, DataType.VARCHAR, max_length=length or MAX_VARCHAR)
+        for name, kind in numbers:
+            schema.add_field(name, kind)
+        for name in texts:
+            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
+        return schema
+
+    def _create_side(self, name: str, schema) -> None:
+        """A collection without vectors of its own: Milvus wants one vector field, so it gets a 2-d placeholder."""
+        from pymilvus import DataType
+
+        schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+        index = self.client.prepare_index_params()
+        index.add_index("placeholder", index_type="FLAT", metric_type="IP")
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+    def _put_meta(self, key: str, value) -> None:
+        if not self.client.has_collection(self.meta):
+            self._create_side(self.meta, self._schema([], [], ["value"]))
+        text = json.dumps(value, ensure_ascii=False)
+        if len(text.encode()) > MAX_VARCHAR:  # only a very long list of skipped files gets here
+            text = json.dumps(value[: max(1, len(value) * MAX_VARCHAR // len(text.encode()) // 2)], ensure_ascii=False)
+        self.client.upsert(self.meta, [{"key": key, "value": text, "placeholder": [0.0, 0.0]}])
+
+    def _drop_unpublished(self, keep: str | None) -> None:
+        """Collections of full builds that were killed before they were switched to."""
+        prefix = f"{self.base}_b"
+        for name in self.client.list_collections():
+            if name.startswith(prefix) and (keep is None or not name.startswith(f"{self.base}_{keep}_")):
+                log.info("dropping %s, left by a build that did not finish", name)
+                self.client.drop_collection(name)
+
+    def _finish(self, old: dict | None, reuse: bool) -> None:
+        self.manifest["built_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.manifest["generation"] = int(self.manifest["generation"]) + 1
+        self._put_meta("manifest", self.manifest)  # for a full build: the switch to its collections
+        fault_point("published")
+        if old is not None and not reuse:
+            time.sleep(DROP_GRACE)
+            for kind in ("chunks", "docs", "texts"):
+                self.client.drop_collection(self.data(old["live"], kind))
+
+    # documents
+
+    def _recover_and_list(self, live: str) -> dict[str, dict]:
+        """Finish what a killed build left `pending`, then list the documents: path -> their row."""
+        docs = self.data(live, "docs")
+        for row in list(self.query_all(docs, 'pending != ""', ["path", "sha"])):
+            log.info("cleaning up %s after an interrupted build", row["path"])
+            self._delete_versions(live, row["path"], keep=row["sha"])
+            if row["sha"]:
+                self.client.upsert(docs, [{**self._doc_row(live, row["path"]), "pending": ""}])
+            else:
+                self.client.delete(docs, filter=f"path == {literal(row['path'])}")
+        rows = self.query_all(docs, 'sha != ""', ["path", "sha", "title", "chunks", "precision", "parts"])
+        return {row["path"]: {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]),
+                              "precision": row["precision"], "parts": int(row["parts"])} for row in rows}
+
+    def _doc_row(self, live: str, path: str) -> dict:
+        fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts"]
+        return {**self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0], "placeholder": [0.0, 0.0]}
+
+    def _delete_versions(self, live: str, path: str, keep: str) -> None:
+        """Delete the chunks and text of every version of `path` but `keep` ("": all of them)."""
+        expression = f"source == {literal(path)}" + (f" and sha != {literal(keep)}" if keep else "")
+        self.client.delete(self.data(live, "chunks"), filter=expression)
+        self.client.delete(self.data(live, "texts"), filter=expression.replace("source ==", "path =="))
+
+    def _write_fresh(self, embedder: Embedder, fresh: list[Document], progress: Progress | None,
+                     skipped: list[dict]) -> int:
+        """Embed the new and changed documents a batch at a time, and write each one as soon as it is embedded.
+        A document with a passage too long for a Milvus field is skipped (added to `skipped`)."""
+        chunked = _group(chunk_fresh(self.settings, embedder, fresh) if fresh else [])
+        total, embedded = sum(len(chunks) for chunks in chunked.values()), 0
+        for batch in _batches(fresh, chunked):
+            texts = [c.embed_text for document in batch for c in chunked.get(document.path, [])]
+            vectors = embedder.encode(texts, _offset(progress, embedded, total)) if texts else np.zeros((0, 1), np.float32)
+            fault_point("embedding")
+            start = 0
+            for document in batch:
+                chunks = chunked.get(document.path, [])
+                if reason := _too_long(chunks):
+                    skipped.append({"path": document.path, "reason": reason, "sha256": document.sha256, "too_long": True})
+                    if document.path in self.catalog:  # its old version goes too: a skipped file is not in the index
+                        self._remove(document.path)
+                else:
+                    self._write_document(document, chunks, vectors[start:start + len(chunks)], embedder.precision)
+                start += len(chunks)
+                self._renew()
+            embedded += len(texts)
+        return embedded
+
+    def _write_document(self, document: Document, chunks: list[Chunk], vectors: np.ndarray, precision: str) -> None:
+        live, path, sha = self.manifest["live"], document.path, document.sha256
+        docs, before = self.data(live, "docs"), self.catalog.get(path)
+        parts = _parts(document)
+        row = {"path": path, "title": document.title[:PART_CHARS], "precision": precision, "chunks": len(chunks),
+               "parts": len(parts), "placeholder": [0.0, 0.0]}
+        old = {**row, "title": "", "chunks": 0, "parts": 0, "precision": ""} if before is None else {
+            **row, "title": before["title"], "chunks": before["chunks"], "parts": before["parts"], "precision": before["precision"]}
+        self.client.upsert(docs, [{**old, "sha": before["sha256"] if before else "", "pending": sha}])  # 1. intent
+        self.client.upsert(self.data(live, "texts"), [{"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i,
+                                                        "body": body, "placeholder": [0.0, 0.0]} for i, body in enumerate(parts)])
+        if chunks:
+            self.client.upsert(self.data(live, "chunks"), _chunk_rows(chunks, vectors, sha))  # 2. the new version
+        fault_point("writing")
+        self.client.upsert(docs, [{**row, "sha": sha, "pending": sha}])  # 3. the switch
+        fault_point("switch")
+        self._delete_versions(live, path, keep=sha)  # 4. the old version goes
+        self.client.upsert(docs, [{**row, "sha": sha, "pending": ""}])
+        self.manifest["chunks"] = int(self.manifest["chunks"]) + len(chunks) - (before["chunks"] if before else 0)
+        self._bump()
+
+    def _remove(self, path: str) -> None:
+        live, before = self.manifest["live"], self.catalog[path]
+        docs = self.data(live, "docs")
+        self.client.upsert(docs, [{"path": path, "sha": "", "pending": "removed", "title": before["title"], "precision": "",
+                                   "chunks": 0, "parts": 0, "placeholder": [0.0, 0.0]}])  # readers stop seeing it
+        self._delete_versions(live, path, keep="")
+        self.client.delete(docs, filter=f"path == {literal(path)}")
+        self.manifest["chunks"] = int(self.manifest["chunks"]) - before["chunks"]
+        self._bump()
+
+    def _bump(self) -> None:
+        """In the live collections every document switched is published: a new generation, so that no answer
+        cached before it is served after it. A full build publishes once, at the end."""
+        if self.in_place:
+            self.manifest["generation"] = int(self.manifest["generation"]) + 1
+            self._put_meta("manifest", self.manifest)
+
+    # the lease
+
+    @contextmanager
+    def lease(self) -> Iterator[None]:
+        """One build at a time on a family of collections, across machines: a lease row that the build renews
+        after every document. Not a lock: two builds that start in the same instant can both take it."""
+        holder = self.get_meta("lease")
+        if holder and holder["owner"] != self.owner and holder["until"] > time.time():
+            raise IndexLocked(f"another build is running on the Milvus collection {self.base} at {self.uri} "
+                              f"({holder['owner']}) — wait for it to finish")
+        self._renew()
+        try:
+            yield
+        finally:
+            try:
+                self._put_meta("lease", {"owner": "", "until": 0})
+            except Exception as err:  # the build's own error matters more; the lease runs out anyway
+                log.warning("could not release the build lease: %s", err)
+
+    def _renew(self) -> None:
+        self._put_meta("lease", {"owner": self.owner, "until": time.time() + LEASE_SECONDS})
+
+
+def _still_too_long(scan, before: list[dict]) -> list[dict]:
+    """Documents skipped by the last build for a passage too long for Milvus, unchanged since: still skipped,
+    without being chunked again. They leave scan.fresh."""
+    known = {s["path"]: s for s in before if s.get("too_long")}
+    kept = [s for d in scan.fresh if (s := known.get(d.path)) and s["sha256"] == d.sha256]
+    paths = {s["path"] for s in kept}
+    scan.fresh = [d for d in scan.fresh if d.path not in paths]
+    return kept
+
+
+def _group(chunks: list[Chunk]) -> dict[str, list[Chunk]]:
+    grouped: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        grouped.setdefault(chunk.source, []).append(chunk)
+    return grouped
+
+
+def _batches(fresh: list[Document], chunked: dict[str, list[Chunk]]) -> Iterator[list[Document]]:
+    """Documents in groups of at least BATCH_CHUNKS chunks (the last one smaller); a document is never split."""
+    batch: list[Document] = []
+    size = 0
+    for document in fresh:
+        batch.append(document)
+        size += len(chunked.get(document.path, []))
+        if size >= BATCH_CHUNKS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
+    """The embedder's progress within one batch, as progress over the whole build."""
+    if progress is None:
+        return None
+    return lambda batch_done, _: progress(done + batch_done, total)
+
+
+def _too_long(chunks: list[Chunk]) -> str | None:
+    """Why Milvus cannot store these chunks, if it cannot: a VARCHAR field holds at most 65,535 bytes."""
+    longest = max((len(c.embed_text.encode()) for c in chunks), default=0)
+    if longest > MAX_VARCHAR:
+        return (f"a passage is {longest:,} bytes, over Milvus's limit of {MAX_VARCHAR:,} for one field "
+                "(a very long word or line) — split the text, or use ASSISTANT_STORE=faiss")
+    return None
+
+
+def _parts(document: Document) -> list[str]:
+    body = json.dumps({"text": document.text, "sections": [vars(s) for s in document.sections]}, ensure_ascii=False)
+    return [body[i:i + PART_CHARS] for i in range(0, len(body), PART_CHARS)] or [""]
+
+
+def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict]:
+    words = terms([c.embed_text for c in chunks])
+    return [{"key": f"{c.id}:{sha}", "chunk_id": c.id, "source": c.source, "sha": sha,
+             "page": _NO_PAGE if c.page is None else c.page, "start": c.start, "end": c.end, "text": c.text,
+             "embed_text": c.embed_text, "terms": " ".join(w)[:PART_CHARS], "dense": v.tolist()}
+            for c, w, v in zip(chunks, words, np.asarray(vectors, dtype=np.float32))]
