@@ -119,6 +119,9 @@ class Settings:
         if self.queue < 0:
             raise ConfigError(f"ASSISTANT_QUEUE must be 0 or more (got {self.queue})")
         check_store(self.store)
+        if self.milvus_uri and "://" not in self.milvus_uri and not self.milvus_uri.endswith(".db"):
+            raise ConfigError(f"ASSISTANT_MILVUS_URI={self.milvus_uri!r} is neither a server (http://host:19530) nor a "
+                              "Milvus Lite file, whose name must end in .db (like index/milvus.db)")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
             raise ConfigError(f"ASSISTANT_MILVUS_COLLECTION must be letters, digits and _, starting with a letter or _, "
                               f"at most 151 characters (got {self.milvus_collection!r})")

@@ -15,7 +15,8 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 FORMAT = 1  # of the collections' layout
 PART_CHARS = 16_000  # characters per VARCHAR part: at most 4 bytes each, under Milvus's 65,535-byte limit
 MAX_VARCHAR = 65_535
-PAGE = 1_000  # rows per query when reading many
+LIMIT = 16_384  # rows one Milvus query returns at most
+BUCKETS = 65_536  # docs and chunks carry bucket = crc32(key) % BUCKETS, to read more than LIMIT rows in slices
 BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS store uses
 _NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
 
@@ -40,6 +42,7 @@ _clients_lock = threading.Lock()
 
 
 def is_lite(uri: str) -> bool:
+    """A file path (pymilvus wants it to end in .db) is Milvus Lite; a URI with a scheme is a server."""
     return "://" not in uri
 
 
@@ -59,10 +62,9 @@ def _connect(uri: str, token: str) -> Any:
         raise ConfigError("ASSISTANT_STORE=milvus needs pymilvus and milvus-lite — run: pip install 'assistant[milvus]'") from None
     if is_lite(uri):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        # Milvus Lite's in-process server lacks AllocTimestamp, which pymilvus's query iterator asks for first;
-        # the iterator then does without it, but grpc logs the refusal with a traceback and pymilvus warns
+        # Milvus Lite serves gRPC in this process, without AllocTimestamp, which pymilvus asks for while it
+        # waits for a new collection's index; pymilvus does without, but grpc would log each refusal with a traceback
         logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
     try:
         return MilvusClient(uri=uri, token=token, timeout=30)
     except Exception as err:  # pymilvus raises its own exceptions, and grpc's
@@ -100,10 +102,13 @@ def _is_milvus_error(err: Exception) -> bool:
     return type(err).__module__.split(".")[0] in ("pymilvus", "grpc")
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def literal(text: str) -> str:
-    """A string in a Milvus filter expression. Its parser knows only \\\\ and \\" of the escapes; other
-    characters, control characters included, go in as they are."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string in a Milvus filter expression. Its parser takes these escapes (and refuses \\u and \\x); other
+    characters, the rest of the control characters included, go in as they are."""
+    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
 
 
 def one_of(field: str, values: Sequence[str]) -> str:
@@ -131,18 +136,26 @@ class Collections:
         return json.loads(rows[0]["value"]) if rows else None
 
     @reached
-    def query_all(self, collection: str, expression: str, fields: list[str]) -> Iterator[dict]:
-        """Every row that matches, a page at a time (a single query returns at most 16,384)."""
-        iterator = self.client.query_iterator(collection, batch_size=PAGE, filter=expression, output_fields=fields)
-        try:
-            while page := iterator.next():
-                yield from page
-        finally:
-            iterator.close()
+    def query_all(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
+        """Every row that matches. One query returns at most LIMIT rows; past that, the rows are read in
+        slices of `bucket` (a hash of the key). pymilvus's query iterator is not used: it breaks on keys
+        that hold a double quote."""
+        return self._slice(collection, expression, fields, 0, BUCKETS)
+
+    def _slice(self, collection: str, expression: str, fields: list[str], low: int, high: int) -> list[dict]:
+        where = [expression] if expression else []
+        if (low, high) != (0, BUCKETS):
+            where.append(f"bucket >= {low} and bucket < {high}")
+        rows = self.client.query(collection, filter=" and ".join(f"({w})" for w in where), output_fields=fields, limit=LIMIT)
+        if len(rows) < LIMIT or high - low == 1:
+            return rows
+        middle = (low + high) // 2
+        return self._slice(collection, expression, fields, low, middle) + self._slice(collection, expression, fields, middle, high)
 
     @reached
     def query(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
-        return self.client.query(collection, filter=expression, output_fields=fields)
+        """The rows that match, up to LIMIT: for lookups of a bounded number of keys."""
+        return self.client.query(collection, filter=expression, output_fields=fields, limit=LIMIT)
 
 
 def published_version(settings: Settings) -> str | None:
@@ -240,7 +253,7 @@ class MilvusStore:
 
     def _chunk_rows(self, expression: str) -> list[dict]:
         fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text"]
-        rows = list(self.db.query_all(self.chunk_table, expression, fields))
+        rows = self.db.query_all(self.chunk_table, expression, fields)
         shas = self._shas({row["source"] for row in rows})
         return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
 
@@ -282,8 +295,27 @@ class MilvusStore:
         """The client stays open: it is shared by every store of this process on the same URI."""
 
 
+def bucket(key: str) -> int:
+    return zlib.crc32(key.encode()) % BUCKETS
+
+
 def _chunk_row(row: dict) -> dict:
     page = int(row["page"])
     return {"key": row["key"], "id": row["chunk_id"], "source": row["source"], "sha": row["sha"],
             "page": None if page == _NO_PAGE else page, "start": int(row["start"]), "end": int(row["end"]),
             "text": row["text"], "embed_text": row["embed_text"]}
+
+
+def close_clients() -> None:
+    """Close this process's Milvus clients; Milvus Lite then lets go of its file, which another process may open."""
+    with _clients_lock:
+        for (uri, _), client in _clients.items():
+            try:
+                client.close()
+                if is_lite(uri):  # the in-process server holds the file until it is stopped
+                    from milvus_lite.server_manager import server_manager_instance
+
+                    server_manager_instance.release_server(uri)
+            except Exception as err:  # closing is best effort: the process may be on its way out
+                log.warning("closing a Milvus client: %s", err)
+        _clients.clear()

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from .embedding import Embedder, Progress
 from .errors import IndexLocked
 from .index import fault_point
 from .lexical import terms
-from .milvus import BM25, FORMAT, MAX_VARCHAR, PART_CHARS, _NO_PAGE, Collections, literal, reached
+from .milvus import BM25, FORMAT, MAX_VARCHAR, PART_CHARS, _NO_PAGE, Collections, bucket, literal, reached
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Writer(Collections):
         skipped = [{"path": s.path, "reason": s.reason, "sha256": scan.sha.get(s.path)} for s in scan.skipped]
         skipped += _still_too_long(scan, before or [])
         summary = scan.summary()
+        summary.skipped = [SkippedFile(s["path"], s["reason"]) for s in skipped]
         removed = sorted(set(catalog) - set(scan.kept) - {d.path for d in scan.fresh})
         if reuse and not scan.fresh and not removed and skipped == before:
             summary.chunks = int(old["chunks"])
@@ -109,7 +111,8 @@ class Writer(Collections):
 
         client = self.client
         chunks = self._schema([("chunk_id", 64), ("source", None), ("sha", 64)],
-                              [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64)],
+                              [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64),
+                               ("bucket", DataType.INT64)],
                               ["text", "embed_text"])
         chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
                          analyzer_params={"tokenizer": "standard"})  # the terms are ours (lexical.terms), as bm25s gets them
@@ -122,7 +125,7 @@ class Writer(Collections):
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25))
         client.create_collection(self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong")
         docs = self._schema([("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
-                            [("chunks", DataType.INT64), ("parts", DataType.INT64)], [], key="path")
+                            [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)], [], key="path")
         texts = self._schema([("path", None), ("sha", 64)], [("part", DataType.INT64)], ["body"])
         for kind, schema in (("docs", docs), ("texts", texts)):
             self._create_side(self.data(live, kind), schema)
@@ -192,7 +195,7 @@ class Writer(Collections):
                               "precision": row["precision"], "parts": int(row["parts"])} for row in rows}
 
     def _doc_row(self, live: str, path: str) -> dict:
-        fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts"]
+        fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]
         return {**self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0], "placeholder": [0.0, 0.0]}
 
     def _delete_versions(self, live: str, path: str, keep: str) -> None:
@@ -229,7 +232,7 @@ class Writer(Collections):
         live, path, sha = self.manifest["live"], document.path, document.sha256
         docs, before = self.data(live, "docs"), self.catalog.get(path)
         parts = _parts(document)
-        row = {"path": path, "title": document.title[:PART_CHARS], "precision": precision, "chunks": len(chunks),
+        row = {"path": path, "bucket": bucket(path), "title": document.title[:PART_CHARS], "precision": precision, "chunks": len(chunks),
                "parts": len(parts), "placeholder": [0.0, 0.0]}
         old = {**row, "title": "", "chunks": 0, "parts": 0, "precision": ""} if before is None else {
             **row, "title": before["title"], "chunks": before["chunks"], "parts": before["parts"], "precision": before["precision"]}
@@ -249,7 +252,7 @@ class Writer(Collections):
     def _remove(self, path: str) -> None:
         live, before = self.manifest["live"], self.catalog[path]
         docs = self.data(live, "docs")
-        self.client.upsert(docs, [{"path": path, "sha": "", "pending": "removed", "title": before["title"], "precision": "",
+        self.client.upsert(docs, [{"path": path, "bucket": bucket(path), "sha": "", "pending": "removed", "title": before["title"], "precision": "",
                                    "chunks": 0, "parts": 0, "placeholder": [0.0, 0.0]}])  # readers stop seeing it
         self._delete_versions(live, path, keep="")
         self.client.delete(docs, filter=f"path == {literal(path)}")
@@ -267,23 +270,48 @@ class Writer(Collections):
 
     @contextmanager
     def lease(self) -> Iterator[None]:
-        """One build at a time on a family of collections, across machines: a lease row that the build renews
-        after every document. Not a lock: two builds that start in the same instant can both take it."""
-        holder = self.get_meta("lease")
-        if holder and holder["owner"] != self.owner and holder["until"] > time.time():
+        """One build at a time on a family of collections. In this process, a lock; across processes and
+        machines, a lease row that the build renews after every document. A lease whose build died on this
+        machine is taken over at once, one from another machine when it runs out (LEASE_SECONDS)."""
+        lock = _LOCKS.setdefault((self.uri, self.base), threading.Lock())
+        if not lock.acquire(blocking=False):
             raise IndexLocked(f"another build is running on the Milvus collection {self.base} at {self.uri} "
-                              f"({holder['owner']}) — wait for it to finish")
-        self._renew()
+                              "in this process — wait for it to finish")
         try:
-            yield
-        finally:
+            holder = self.get_meta("lease")
+            if holder and holder["owner"] not in ("", self.owner) and holder["until"] > time.time() and _alive(holder["owner"]):
+                raise IndexLocked(f"another build is running on the Milvus collection {self.base} at {self.uri} "
+                                  f"({holder['owner']}) — wait for it to finish")
+            self._renew()
             try:
-                self._put_meta("lease", {"owner": "", "until": 0})
-            except Exception as err:  # the build's own error matters more; the lease runs out anyway
-                log.warning("could not release the build lease: %s", err)
+                yield
+            finally:
+                try:
+                    self._put_meta("lease", {"owner": "", "until": 0})
+                except Exception as err:  # the build's own error matters more; the lease runs out anyway
+                    log.warning("could not release the build lease: %s", err)
+        finally:
+            lock.release()
 
     def _renew(self) -> None:
         self._put_meta("lease", {"owner": self.owner, "until": time.time() + LEASE_SECONDS})
+
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _alive(owner: str) -> bool:
+    """Whether the build that holds a lease may still be running: false only for a dead process on this machine."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _still_too_long(scan, before: list[dict]) -> list[dict]:
@@ -340,7 +368,7 @@ def _parts(document: Document) -> list[str]:
 
 def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict]:
     words = terms([c.embed_text for c in chunks])
-    return [{"key": f"{c.id}:{sha}", "chunk_id": c.id, "source": c.source, "sha": sha,
+    return [{"key": f"{c.id}:{sha}", "bucket": bucket(f"{c.id}:{sha}"), "chunk_id": c.id, "source": c.source, "sha": sha,
              "page": _NO_PAGE if c.page is None else c.page, "start": c.start, "end": c.end, "text": c.text,
              "embed_text": c.embed_text, "terms": " ".join(w)[:PART_CHARS], "dense": v.tolist()}
             for c, w, v in zip(chunks, words, np.asarray(vectors, dtype=np.float32))]

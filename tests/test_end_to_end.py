@@ -1,4 +1,5 @@
-"""End to end over the shipped corpus/ with the real bundled model (all-MiniLM-L6-v2)."""
+"""End to end over the shipped corpus/ with the real bundled model (all-MiniLM-L6-v2), on both stores:
+FAISS files and Milvus Lite."""
 import json
 import shutil
 
@@ -6,21 +7,23 @@ import pytest
 
 from assistant import cli
 from assistant.config import Settings
+from assistant.milvus import close_clients
 from assistant.search import relevance_floor
 from assistant.service import Assistant
 
 from conftest import ROOT
 
 
-@pytest.fixture(scope="module")
-def seed_assistant(tmp_path_factory, real_embedder):
-    folder = tmp_path_factory.mktemp("seed")
+@pytest.fixture(scope="module", params=["faiss", "milvus"])
+def seed_assistant(request, tmp_path_factory, real_embedder):
+    folder = tmp_path_factory.mktemp(f"seed-{request.param}")
     shutil.copytree(ROOT / "corpus", folder / "corpus")
-    settings = Settings(corpus=folder / "corpus", index=folder / "index")
+    settings = Settings(corpus=folder / "corpus", index=folder / "index", store=request.param)
     assistant = Assistant(settings, real_embedder)
     summary = assistant.build()
     assert summary.added == 1 and summary.chunks >= 10  # 13 paragraphs must not collapse into 2 or 3 chunks
-    return assistant
+    yield assistant
+    close_clients()
 
 
 def test_countries_question_returns_the_country_list_at_rank_1(seed_assistant):
