@@ -335,3 +335,27 @@ def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corp
     (corpus / "d03.txt").unlink()
     assert build_index(milvus, fake_embedder).removed == 1
     assert len(open_store(milvus).catalog()) == 11
+
+
+def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_a_dead_ones(milvus, corpus,
+                                                                                           fake_embedder):
+    import socket
+    import time
+
+    from assistant.errors import IndexLocked
+    from assistant.milvus_build import Writer
+
+    (corpus / "a.txt").write_text("Delegates from Oman arrived.")
+    build_index(milvus, fake_embedder)
+    (corpus / "a.txt").write_text("Delegates from Qatar arrived.")
+    writer = Writer(milvus)
+    writer._put_meta("lease", {"owner": "build-host-2:4242", "until": time.time() + 300})  # another machine, running
+    with pytest.raises(IndexLocked, match=r"another build is running on the Milvus collection assistant .*build-host-2:4242"):
+        build_index(milvus, fake_embedder)
+    assert open_store(milvus).documents()["a.txt"]["text"] == "Delegates from Oman arrived."  # untouched
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    writer._put_meta("lease", {"owner": f"{socket.gethostname()}:{dead.stdout.strip()}", "until": time.time() + 300})
+    assert build_index(milvus, fake_embedder).changed == 1  # its build died on this machine: taken over at once
+    with writer.lease():  # and in this process, a lock: a build started by the chat while another runs
+        with pytest.raises(IndexLocked, match="in this process"):
+            build_index(milvus, fake_embedder)
