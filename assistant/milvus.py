@@ -1,4 +1,5 @@
-"""The Milvus store: chunks, their dense vectors and BM25 in Milvus collections (Milvus Lite's file, or a server).
+"""Milvus for the index stage: the connection, its errors, and the collections of an index (Milvus Lite's file
+or a server). Searching them is milvus_store.py; writing them, milvus_build.py.
 
 Layout, for ASSISTANT_MILVUS_COLLECTION=C:
   C_meta          the manifest (model, chunking, ..., the live data's suffix and a generation counter),
@@ -20,12 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .config import Settings
 from .errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
-from .index import check_built_with
-from .lexical import terms
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +63,10 @@ def _connect(uri: str, token: str) -> Any:
         # waits for a new collection's index; pymilvus does without, but grpc would log each refusal with a traceback
         logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     try:
-        return MilvusClient(uri=uri, token=token, timeout=30)
+        # keepalive pings to Milvus Lite's in-process server are pointless, and it answers them with GOAWAY
+        # "too_many_pings" (logged by grpc): off for Lite; a server keeps pymilvus's defaults
+        options = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}} if is_lite(uri) else {}
+        return MilvusClient(uri=uri, token=token, timeout=30, **options)
     except Exception as err:  # pymilvus raises its own exceptions, and grpc's
         raise StoreUnavailable(_unreachable(uri, err)) from None
 
@@ -135,6 +135,61 @@ class Collections:
         rows = self.client.query(self.meta, filter=f"key == {literal(key)}", output_fields=["value"])
         return json.loads(rows[0]["value"]) if rows else None
 
+    def create_family(self, live: str, dimension: int) -> None:
+        """The chunks, docs and texts collections of a build."""
+        from pymilvus import DataType, Function, FunctionType
+
+        client = self.client
+        chunks = self._schema([("chunk_id", 64), ("source", None), ("sha", 64)],
+                              [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64),
+                               ("bucket", DataType.INT64)],
+                              ["text", "embed_text"])
+        chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard"})  # the terms are ours (lexical.terms), as bm25s gets them
+        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        chunks.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+        chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
+                                     output_field_names=["sparse"]))
+        index = client.prepare_index_params()
+        index.add_index("dense", index_type="FLAT", metric_type="IP")  # exact, like FAISS's flat index
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25))
+        client.create_collection(self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong")
+        docs = self._schema([("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
+                            [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)], [], key="path")
+        texts = self._schema([("path", None), ("sha", 64)], [("part", DataType.INT64)], ["body"])
+        for kind, schema in (("docs", docs), ("texts", texts)):
+            self.create_side(self.data(live, kind), schema)
+
+    def _schema(self, strings: list, numbers: list, texts: list, key: str = "key"):
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
+        for name, length in strings:
+            schema.add_field(name, DataType.VARCHAR, max_length=length or MAX_VARCHAR)
+        for name, kind in numbers:
+            schema.add_field(name, kind)
+        for name in texts:
+            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
+        return schema
+
+    def create_side(self, name: str, schema) -> None:
+        """A collection without vectors of its own: Milvus wants one vector field, so it gets a 2-d placeholder."""
+        from pymilvus import DataType
+
+        schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+        index = self.client.prepare_index_params()
+        index.add_index("placeholder", index_type="FLAT", metric_type="IP")
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+    def put_meta(self, key: str, value: Any) -> None:
+        if not self.client.has_collection(self.meta):
+            self.create_side(self.meta, self._schema([], [], ["value"]))
+        text = json.dumps(value, ensure_ascii=False)
+        if len(text.encode()) > MAX_VARCHAR:  # only a very long list of skipped files gets here
+            text = json.dumps(value[: max(1, len(value) * MAX_VARCHAR // len(text.encode()) // 2)], ensure_ascii=False)
+        self.client.upsert(self.meta, [{"key": key, "value": text, "placeholder": [0.0, 0.0]}])
+
     @reached
     def query_all(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
         """Every row that matches. One query returns at most LIMIT rows; past that, the rows are read in
@@ -158,152 +213,8 @@ class Collections:
         return self.client.query(collection, filter=expression, output_fields=fields, limit=LIMIT)
 
 
-def published_version(settings: Settings) -> str | None:
-    manifest = Collections(settings).get_meta("manifest")
-    return f"{manifest['live']}.{manifest['generation']}" if manifest else None
-
-
-def open_milvus(settings: Settings) -> MilvusStore:
-    collections = Collections(settings)
-    manifest = collections.get_meta("manifest")
-    where = f"the Milvus collection {settings.milvus_collection} at {collections.uri}"
-    if manifest is None:
-        raise IndexNotFound(f"no index in {where} — run: assistant build --store milvus")
-    if manifest.get("format") != FORMAT:
-        raise IndexMismatch(f"{where} was written by another version of the assistant (format {manifest.get('format')}, "
-                            f"this one reads {FORMAT}) — run: assistant build --store milvus --rebuild")
-    check_built_with(manifest, where, settings.model, settings.chunking())
-    manifest["skipped"] = list(collections.get_meta("skipped") or [])
-    return MilvusStore(collections, manifest, where)
-
-
-class MilvusStore:
-    """The live data of one Milvus index, read-only; implements stores.Store. A chunk's key is its primary key,
-    "<chunk id>:<document sha>". Both sides of search run inside Milvus: FLAT inner product over normalized
-    vectors (cosines, exact) and the BM25 function over the chunks' terms."""
-
-    def __init__(self, collections: Collections, manifest: dict, where: str) -> None:
-        self.db, self.manifest, self.where = collections, manifest, where
-        self.uri = collections.uri
-        self.version = f"{manifest['live']}.{manifest['generation']}"
-        self.chunk_table = collections.data(manifest["live"], "chunks")
-        self.doc_table = collections.data(manifest["live"], "docs")
-        self.text_table = collections.data(manifest["live"], "texts")
-        for name in (self.chunk_table, self.doc_table, self.text_table):
-            collections.client.load_collection(name)
-
-    def __len__(self) -> int:
-        return int(self.manifest["chunks"])
-
-    @reached
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        if k <= 0 or not len(self):
-            return []
-        hits = self.db.client.search(self.chunk_table, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense",
-                                     limit=min(k, len(self)), output_fields=["source", "sha"],
-                                     search_params={"metric_type": "IP"})[0]
-        return [(hit["key"], float(hit["distance"])) for hit in self._live(hits)]
-
-    @reached
-    def lexical(self, query: str, k: int, also: Sequence[str] = ()) -> dict[str, float]:
-        words = " ".join(terms([query])[0])
-        if not words or not len(self):
-            return {}
-        found = self._bm25(words, k, None)
-        missing = [key for key in also if key not in found]
-        if missing:
-            found.update(self._bm25(words, len(missing), one_of("key", missing)))
-        return found
-
-    def _bm25(self, words: str, limit: int, expression: str | None) -> dict[str, float]:
-        hits = self.db.client.search(self.chunk_table, data=[words], anns_field="sparse", limit=min(limit, 16_384),
-                                     filter=expression or "", output_fields=["source", "sha"],
-                                     search_params={"metric_type": "BM25"})[0]
-        return {hit["key"]: abs(float(hit["distance"])) for hit in self._live(hits)}  # Milvus Lite reports -score
-
-    def _live(self, hits: list[dict]) -> list[dict]:
-        """The rows whose document's row names their version: a document being rewritten shows whole."""
-        entity = [hit.get("entity", hit) for hit in hits]
-        shas = self._shas({e["source"] for e in entity})
-        return [hit for hit, e in zip(hits, entity) if shas.get(e["source"]) == e["sha"]]
-
-    def _shas(self, paths: set[str]) -> dict[str, str]:
-        if not paths:
-            return {}
-        rows = self.db.query(self.doc_table, one_of("path", sorted(paths)), ["path", "sha"])
-        return {row["path"]: row["sha"] for row in rows if row["sha"]}
-
-    @reached
-    def stored_vectors(self, keys: Sequence[str]) -> np.ndarray:
-        if not len(keys):
-            return np.zeros((0, int(self.manifest["dimension"])), np.float32)
-        rows = {row["key"]: row["dense"] for row in self.db.query(self.chunk_table, one_of("key", list(keys)), ["key", "dense"])}
-        return np.asarray([rows[key] for key in keys], dtype=np.float32)
-
-    @reached
-    def chunks(self, keys: Sequence[str]) -> dict[str, dict]:
-        rows = self._chunk_rows(one_of("key", list(keys))) if len(keys) else []
-        titles = self._titles({row["source"] for row in rows})
-        return {row["key"]: {**row, "title": titles.get(row["source"], "")} for row in rows}
-
-    @reached
-    def chunks_of(self, sources: Sequence[str]) -> list[dict]:
-        rows = self._chunk_rows(one_of("source", list(sources))) if len(sources) else []
-        return sorted(rows, key=lambda row: (row["source"], row["start"]))
-
-    def _chunk_rows(self, expression: str) -> list[dict]:
-        fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text"]
-        rows = self.db.query_all(self.chunk_table, expression, fields)
-        shas = self._shas({row["source"] for row in rows})
-        return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
-
-    def _titles(self, paths: set[str]) -> dict[str, str]:
-        if not paths:
-            return {}
-        return {row["path"]: row["title"] for row in self.db.query(self.doc_table, one_of("path", sorted(paths)), ["path", "title"])}
-
-    @reached
-    def chunk_by_id(self, chunk_id: str) -> dict | None:
-        rows = self._chunk_rows(f"chunk_id == {literal(chunk_id)}")
-        return rows[0] if rows else None
-
-    @reached
-    def documents(self, paths: Sequence[str] | None = None) -> dict[str, dict]:
-        """Documents with their text and sections (JSON), as the FAISS store's rows."""
-        catalog = self.catalog() if paths is None else self._catalog(one_of("path", list(paths)) if paths else None)
-        found = {}
-        for path, entry in catalog.items():
-            parts = self.db.query(self.text_table, f"path == {literal(path)} and sha == {literal(entry['sha256'])}", ["part", "body"])
-            body = json.loads("".join(row["body"] for row in sorted(parts, key=lambda row: row["part"])))
-            found[path] = {"path": path, "title": entry["title"], "sha256": entry["sha256"], "text": body["text"],
-                           "sections": json.dumps(body["sections"])}
-        return found
-
-    @reached
-    def catalog(self) -> dict[str, dict]:
-        return self._catalog('sha != ""')
-
-    def _catalog(self, expression: str | None) -> dict[str, dict]:
-        if expression is None:
-            return {}
-        rows = self.db.query_all(self.doc_table, expression, ["path", "sha", "title", "chunks", "precision"])
-        return {row["path"]: {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]),
-                              "precision": row["precision"]}
-                for row in sorted(rows, key=lambda row: row["path"]) if row["sha"]}
-
-    def close(self) -> None:
-        """The client stays open: it is shared by every store of this process on the same URI."""
-
-
 def bucket(key: str) -> int:
     return zlib.crc32(key.encode()) % BUCKETS
-
-
-def _chunk_row(row: dict) -> dict:
-    page = int(row["page"])
-    return {"key": row["key"], "id": row["chunk_id"], "source": row["source"], "sha": row["sha"],
-            "page": None if page == _NO_PAGE else page, "start": int(row["start"]), "end": int(row["end"]),
-            "text": row["text"], "embed_text": row["embed_text"]}
 
 
 def close_clients() -> None:

@@ -31,7 +31,7 @@ from .embedding import Embedder, Progress
 from .errors import IndexLocked
 from .index import fault_point
 from .lexical import terms
-from .milvus import BM25, FORMAT, MAX_VARCHAR, PART_CHARS, _NO_PAGE, Collections, bucket, literal, reached
+from .milvus import FORMAT, MAX_VARCHAR, PART_CHARS, _NO_PAGE, Collections, bucket, literal, reached
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,12 @@ class Writer(Collections):
             return summary
         manifest = dict(old) if reuse else self._new_manifest(live, embedder, old)
         if not reuse:
-            self._create(live, int(manifest["dimension"]))
+            self.create_family(live, int(manifest["dimension"]))
         self.manifest, self.catalog, self.in_place = manifest, catalog, reuse
         summary.embedded = self._write_fresh(embedder, scan.fresh, progress, skipped)
         for path in removed:
             self._remove(path)
-        self._put_meta("skipped", skipped)
+        self.put_meta("skipped", skipped)
         summary.skipped = [SkippedFile(s["path"], s["reason"]) for s in skipped]
         self._finish(old, reuse)
         summary.chunks, summary.published = int(self.manifest["chunks"]), True
@@ -106,60 +106,6 @@ class Writer(Collections):
                 "vectors": {"type": "flat"}, "versions": library_versions(), "build": live,
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
-    def _create(self, live: str, dimension: int) -> None:
-        from pymilvus import DataType, Function, FunctionType
-
-        client = self.client
-        chunks = self._schema([("chunk_id", 64), ("source", None), ("sha", 64)],
-                              [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64),
-                               ("bucket", DataType.INT64)],
-                              ["text", "embed_text"])
-        chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "standard"})  # the terms are ours (lexical.terms), as bm25s gets them
-        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        chunks.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
-        chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
-                                     output_field_names=["sparse"]))
-        index = client.prepare_index_params()
-        index.add_index("dense", index_type="FLAT", metric_type="IP")  # exact, like FAISS's flat index
-        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25))
-        client.create_collection(self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong")
-        docs = self._schema([("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
-                            [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)], [], key="path")
-        texts = self._schema([("path", None), ("sha", 64)], [("part", DataType.INT64)], ["body"])
-        for kind, schema in (("docs", docs), ("texts", texts)):
-            self._create_side(self.data(live, kind), schema)
-
-    def _schema(self, strings: list, numbers: list, texts: list, key: str = "key"):
-        from pymilvus import DataType
-
-        schema = self.client.create_schema(auto_id=False)
-        schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
-        for name, length in strings:
-            schema.add_field(name, DataType.VARCHAR, max_length=length or MAX_VARCHAR)
-        for name, kind in numbers:
-            schema.add_field(name, kind)
-        for name in texts:
-            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
-        return schema
-
-    def _create_side(self, name: str, schema) -> None:
-        """A collection without vectors of its own: Milvus wants one vector field, so it gets a 2-d placeholder."""
-        from pymilvus import DataType
-
-        schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
-        index = self.client.prepare_index_params()
-        index.add_index("placeholder", index_type="FLAT", metric_type="IP")
-        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
-
-    def _put_meta(self, key: str, value) -> None:
-        if not self.client.has_collection(self.meta):
-            self._create_side(self.meta, self._schema([], [], ["value"]))
-        text = json.dumps(value, ensure_ascii=False)
-        if len(text.encode()) > MAX_VARCHAR:  # only a very long list of skipped files gets here
-            text = json.dumps(value[: max(1, len(value) * MAX_VARCHAR // len(text.encode()) // 2)], ensure_ascii=False)
-        self.client.upsert(self.meta, [{"key": key, "value": text, "placeholder": [0.0, 0.0]}])
-
     def _drop_unpublished(self, keep: str | None) -> None:
         """Collections of full builds that were killed before they were switched to."""
         prefix = f"{self.base}_b"
@@ -171,7 +117,7 @@ class Writer(Collections):
     def _finish(self, old: dict | None, reuse: bool) -> None:
         self.manifest["built_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.manifest["generation"] = int(self.manifest["generation"]) + 1
-        self._put_meta("manifest", self.manifest)  # for a full build: the switch to its collections
+        self.put_meta("manifest", self.manifest)  # for a full build: the switch to its collections
         fault_point("published")
         if old is not None and not reuse:
             time.sleep(DROP_GRACE)
@@ -264,7 +210,7 @@ class Writer(Collections):
         cached before it is served after it. A full build publishes once, at the end."""
         if self.in_place:
             self.manifest["generation"] = int(self.manifest["generation"]) + 1
-            self._put_meta("manifest", self.manifest)
+            self.put_meta("manifest", self.manifest)
 
     # the lease
 
@@ -287,14 +233,14 @@ class Writer(Collections):
                 yield
             finally:
                 try:
-                    self._put_meta("lease", {"owner": "", "until": 0})
+                    self.put_meta("lease", {"owner": "", "until": 0})
                 except Exception as err:  # the build's own error matters more; the lease runs out anyway
                     log.warning("could not release the build lease: %s", err)
         finally:
             lock.release()
 
     def _renew(self) -> None:
-        self._put_meta("lease", {"owner": self.owner, "until": time.time() + LEASE_SECONDS})
+        self.put_meta("lease", {"owner": self.owner, "until": time.time() + LEASE_SECONDS})
 
 
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}

@@ -49,7 +49,7 @@ class Store(Protocol):
 def published(settings: Settings) -> str | None:
     """The version of the index being served now, or None when nothing was ever built."""
     if settings.store == "milvus":
-        from .milvus import published_version
+        from .milvus_store import published_version
 
         return published_version(settings)
     folder = current_build(settings.index)
@@ -59,7 +59,7 @@ def published(settings: Settings) -> str | None:
 def open_store(settings: Settings) -> Store:
     """The published index; IndexMismatch when it was built with another model or other chunking."""
     if settings.store == "milvus":
-        from .milvus import open_milvus
+        from .milvus_store import open_milvus
 
         return open_milvus(settings)
     return open_index(settings.index, settings.model, settings.chunking())

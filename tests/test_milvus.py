@@ -13,7 +13,8 @@ import pytest
 from assistant import cli
 from assistant.build import build_index
 from assistant.errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
-from assistant.milvus import Collections, close_clients, literal, open_milvus
+from assistant.milvus import Collections, close_clients, literal
+from assistant.milvus_store import open_milvus
 from assistant.search import Retriever
 from assistant.service import Assistant
 from assistant.stores import open_store
@@ -349,12 +350,12 @@ def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_
     build_index(milvus, fake_embedder)
     (corpus / "a.txt").write_text("Delegates from Qatar arrived.")
     writer = Writer(milvus)
-    writer._put_meta("lease", {"owner": "build-host-2:4242", "until": time.time() + 300})  # another machine, running
+    writer.put_meta("lease", {"owner": "build-host-2:4242", "until": time.time() + 300})  # another machine, running
     with pytest.raises(IndexLocked, match=r"another build is running on the Milvus collection assistant .*build-host-2:4242"):
         build_index(milvus, fake_embedder)
     assert open_store(milvus).documents()["a.txt"]["text"] == "Delegates from Oman arrived."  # untouched
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    writer._put_meta("lease", {"owner": f"{socket.gethostname()}:{dead.stdout.strip()}", "until": time.time() + 300})
+    writer.put_meta("lease", {"owner": f"{socket.gethostname()}:{dead.stdout.strip()}", "until": time.time() + 300})
     assert build_index(milvus, fake_embedder).changed == 1  # its build died on this machine: taken over at once
     with writer.lease():  # and in this process, a lock: a build started by the chat while another runs
         with pytest.raises(IndexLocked, match="in this process"):

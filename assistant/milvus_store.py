@@ -1,0 +1,164 @@
+"""The Milvus store, read-only: search and reads on the live collections of a Milvus index (layout: milvus.py)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from .config import Settings
+from .errors import IndexMismatch, IndexNotFound
+from .index import check_built_with
+from .lexical import terms
+from .milvus import FORMAT, _NO_PAGE, Collections, _is_milvus_error, literal, one_of, reached
+
+
+def published_version(settings: Settings) -> str | None:
+    manifest = Collections(settings).get_meta("manifest")
+    return f"{manifest['live']}.{manifest['generation']}" if manifest else None
+
+
+def open_milvus(settings: Settings) -> MilvusStore:
+    collections = Collections(settings)
+    manifest = collections.get_meta("manifest")
+    where = f"the Milvus collection {settings.milvus_collection} at {collections.uri}"
+    if manifest is None:
+        raise IndexNotFound(f"no index in {where} — run: assistant build --store milvus")
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatch(f"{where} was written by another version of the assistant (format {manifest.get('format')}, "
+                            f"this one reads {FORMAT}) — run: assistant build --store milvus --rebuild")
+    check_built_with(manifest, where, settings.model, settings.chunking())
+    manifest["skipped"] = list(collections.get_meta("skipped") or [])
+    return MilvusStore(collections, manifest, where)
+
+
+class MilvusStore:
+    """The live data of one Milvus index, read-only; implements stores.Store. A chunk's key is its primary key,
+    "<chunk id>:<document sha>". Both sides of search run inside Milvus: FLAT inner product over normalized
+    vectors (cosines, exact) and the BM25 function over the chunks' terms."""
+
+    def __init__(self, collections: Collections, manifest: dict, where: str) -> None:
+        self.db, self.manifest, self.where = collections, manifest, where
+        self.uri = collections.uri
+        self.version = f"{manifest['live']}.{manifest['generation']}"
+        self.chunk_table = collections.data(manifest["live"], "chunks")
+        self.doc_table = collections.data(manifest["live"], "docs")
+        self.text_table = collections.data(manifest["live"], "texts")
+        try:
+            for name in (self.chunk_table, self.doc_table, self.text_table):
+                collections.client.load_collection(name)
+        except Exception as err:
+            if not _is_milvus_error(err):
+                raise
+            # a full rebuild elsewhere switched to new collections and dropped these; the service opens again
+            raise IndexNotFound(f"{where}: the collections of build {manifest['live']} are gone ({err}) — "
+                                "ask again: a newer build has replaced them") from None
+
+    def __len__(self) -> int:
+        return int(self.manifest["chunks"])
+
+    @reached
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        if k <= 0 or not len(self):
+            return []
+        hits = self.db.client.search(self.chunk_table, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense",
+                                     limit=min(k, len(self)), output_fields=["source", "sha"],
+                                     search_params={"metric_type": "IP"})[0]
+        return [(hit["key"], float(hit["distance"])) for hit in self._live(hits)]
+
+    @reached
+    def lexical(self, query: str, k: int, also: Sequence[str] = ()) -> dict[str, float]:
+        words = " ".join(terms([query])[0])
+        if not words or not len(self):
+            return {}
+        found = self._bm25(words, k, None)
+        missing = [key for key in also if key not in found]
+        if missing:
+            found.update(self._bm25(words, len(missing), one_of("key", missing)))
+        return found
+
+    def _bm25(self, words: str, limit: int, expression: str | None) -> dict[str, float]:
+        hits = self.db.client.search(self.chunk_table, data=[words], anns_field="sparse", limit=min(limit, 16_384),
+                                     filter=expression or "", output_fields=["source", "sha"],
+                                     search_params={"metric_type": "BM25"})[0]
+        return {hit["key"]: abs(float(hit["distance"])) for hit in self._live(hits)}  # Milvus Lite reports -score
+
+    def _live(self, hits: list[dict]) -> list[dict]:
+        """The rows whose document's row names their version: a document being rewritten shows whole."""
+        entity = [hit.get("entity", hit) for hit in hits]
+        shas = self._shas({e["source"] for e in entity})
+        return [hit for hit, e in zip(hits, entity) if shas.get(e["source"]) == e["sha"]]
+
+    def _shas(self, paths: set[str]) -> dict[str, str]:
+        if not paths:
+            return {}
+        rows = self.db.query(self.doc_table, one_of("path", sorted(paths)), ["path", "sha"])
+        return {row["path"]: row["sha"] for row in rows if row["sha"]}
+
+    @reached
+    def stored_vectors(self, keys: Sequence[str]) -> np.ndarray:
+        if not len(keys):
+            return np.zeros((0, int(self.manifest["dimension"])), np.float32)
+        rows = {row["key"]: row["dense"] for row in self.db.query(self.chunk_table, one_of("key", list(keys)), ["key", "dense"])}
+        return np.asarray([rows[key] for key in keys], dtype=np.float32)
+
+    @reached
+    def chunks(self, keys: Sequence[str]) -> dict[str, dict]:
+        rows = self._chunk_rows(one_of("key", list(keys))) if len(keys) else []
+        titles = self._titles({row["source"] for row in rows})
+        return {row["key"]: {**row, "title": titles.get(row["source"], "")} for row in rows}
+
+    @reached
+    def chunks_of(self, sources: Sequence[str]) -> list[dict]:
+        rows = self._chunk_rows(one_of("source", list(sources))) if len(sources) else []
+        return sorted(rows, key=lambda row: (row["source"], row["start"]))
+
+    def _chunk_rows(self, expression: str) -> list[dict]:
+        fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text"]
+        rows = self.db.query_all(self.chunk_table, expression, fields)
+        shas = self._shas({row["source"] for row in rows})
+        return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
+
+    def _titles(self, paths: set[str]) -> dict[str, str]:
+        if not paths:
+            return {}
+        return {row["path"]: row["title"] for row in self.db.query(self.doc_table, one_of("path", sorted(paths)), ["path", "title"])}
+
+    @reached
+    def chunk_by_id(self, chunk_id: str) -> dict | None:
+        rows = self._chunk_rows(f"chunk_id == {literal(chunk_id)}")
+        return rows[0] if rows else None
+
+    @reached
+    def documents(self, paths: Sequence[str] | None = None) -> dict[str, dict]:
+        """Documents with their text and sections (JSON), as the FAISS store's rows."""
+        catalog = self.catalog() if paths is None else self._catalog(one_of("path", list(paths)) if paths else None)
+        found = {}
+        for path, entry in catalog.items():
+            parts = self.db.query(self.text_table, f"path == {literal(path)} and sha == {literal(entry['sha256'])}", ["part", "body"])
+            body = json.loads("".join(row["body"] for row in sorted(parts, key=lambda row: row["part"])))
+            found[path] = {"path": path, "title": entry["title"], "sha256": entry["sha256"], "text": body["text"],
+                           "sections": json.dumps(body["sections"])}
+        return found
+
+    @reached
+    def catalog(self) -> dict[str, dict]:
+        return self._catalog('sha != ""')
+
+    def _catalog(self, expression: str | None) -> dict[str, dict]:
+        if expression is None:
+            return {}
+        rows = self.db.query_all(self.doc_table, expression, ["path", "sha", "title", "chunks", "precision"])
+        return {row["path"]: {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]),
+                              "precision": row["precision"]}
+                for row in sorted(rows, key=lambda row: row["path"]) if row["sha"]}
+
+    def close(self) -> None:
+        """The client stays open: it is shared by every store of this process on the same URI."""
+
+
+def _chunk_row(row: dict) -> dict:
+    page = int(row["page"])
+    return {"key": row["key"], "id": row["chunk_id"], "source": row["source"], "sha": row["sha"],
+            "page": None if page == _NO_PAGE else page, "start": int(row["start"]), "end": int(row["end"]),
+            "text": row["text"], "embed_text": row["embed_text"]}
