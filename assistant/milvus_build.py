@@ -6,6 +6,8 @@ Milvus cannot swap a whole cluster at once, so a build never tries to. For each 
   3. switches the document's row to the new version: from here on readers see only the new chunks,
   4. deletes the old version's chunks and text, and clears `pending`.
 A removed document's row is blanked first (readers stop seeing it), then its chunks and text are deleted.
+A full build (the first, --rebuild, or a new model or chunking) writes a new family of collections that no
+reader uses until the manifest switches to it: there, a batch of documents is written at once.
 Killed anywhere, every document is in its old version or its new one; the next build cleans up after the
 `pending` rows and re-does whatever the corpus still asks for. A model or chunking change (or --rebuild) writes
 a whole new family of collections and switches the manifest to it, also in one row.
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 512  # chunks embedded before their documents are written: the work a killed build loses
 LEASE_SECONDS = 600  # a build renews its lease after every document; one that stops renewing is presumed dead
+WRITE_ROWS = 1_000  # rows per upsert into a full build's collections
 DROP_GRACE = 2.0  # seconds between switching to new collections and dropping the old: questions in flight finish
 
 
@@ -152,7 +155,7 @@ class Writer(Collections):
 
     def _write_fresh(self, embedder: Embedder, fresh: list[Document], progress: Progress | None,
                      skipped: list[dict]) -> int:
-        """Embed the new and changed documents a batch at a time, and write each one as soon as it is embedded.
+        """Embed the new and changed documents a batch at a time, and write them as soon as they are embedded.
         A document with a passage too long for a Milvus field is skipped (added to `skipped`)."""
         chunked = _group(chunk_fresh(self.settings, embedder, fresh) if fresh else [])
         total, embedded = sum(len(chunks) for chunks in chunked.values()), 0
@@ -160,7 +163,7 @@ class Writer(Collections):
             texts = [c.embed_text for document in batch for c in chunked.get(document.path, [])]
             vectors = embedder.encode(texts, _offset(progress, embedded, total)) if texts else np.zeros((0, 1), np.float32)
             fault_point("embedding")
-            start = 0
+            written, start = [], 0
             for document in batch:
                 chunks = chunked.get(document.path, [])
                 if reason := _too_long(chunks):
@@ -168,31 +171,54 @@ class Writer(Collections):
                     if document.path in self.catalog:  # its old version goes too: a skipped file is not in the index
                         self._remove(document.path)
                 else:
-                    self._write_document(document, chunks, vectors[start:start + len(chunks)], embedder.precision)
+                    written.append(self._rows(document, chunks, vectors[start:start + len(chunks)], embedder.precision))
                 start += len(chunks)
-                self._renew()
+            for rows in written if self.in_place else []:
+                self._switch(*rows)
+            if not self.in_place and written:
+                self._write_unpublished(written)
+            self._renew()
             embedded += len(texts)
         return embedded
 
-    def _write_document(self, document: Document, chunks: list[Chunk], vectors: np.ndarray, precision: str) -> None:
-        live, path, sha = self.manifest["live"], document.path, document.sha256
-        docs, before = self.data(live, "docs"), self.catalog.get(path)
+    def _rows(self, document: Document, chunks: list[Chunk], vectors: np.ndarray, precision: str) -> tuple:
+        """A document's new version: its row (without `sha` and `pending`), text rows and chunk rows."""
+        path, sha = document.path, document.sha256
         parts = _parts(document)
-        row = {"path": path, "bucket": bucket(path), "title": document.title[:PART_CHARS], "precision": precision, "chunks": len(chunks),
-               "parts": len(parts), "placeholder": [0.0, 0.0]}
+        row = {"path": path, "bucket": bucket(path), "title": document.title[:PART_CHARS], "precision": precision,
+               "chunks": len(chunks), "parts": len(parts), "placeholder": [0.0, 0.0]}
+        texts = [{"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i, "body": body, "placeholder": [0.0, 0.0]}
+                 for i, body in enumerate(parts)]
+        return row, texts, _chunk_rows(chunks, vectors, sha) if chunks else [], sha
+
+    def _write_unpublished(self, written: list[tuple]) -> None:
+        """Into a family of collections no reader uses yet (a full build): a batch at a time, no switch needed."""
+        live = self.manifest["live"]
+        for kind, rows in (("texts", [t for _, texts, _, _ in written for t in texts]),
+                           ("chunks", [c for _, _, chunks, _ in written for c in chunks])):
+            for start in range(0, len(rows), WRITE_ROWS):
+                self.client.upsert(self.data(live, kind), rows[start:start + WRITE_ROWS])
+        fault_point("writing")
+        self.client.upsert(self.data(live, "docs"), [{**row, "sha": sha, "pending": ""} for row, _, _, sha in written])
+        fault_point("switch")
+        self.manifest["chunks"] = int(self.manifest["chunks"]) + sum(row["chunks"] for row, _, _, _ in written)
+
+    def _switch(self, row: dict, texts: list[dict], chunks: list[dict], sha: str) -> None:
+        """Into the live collections: one document, from its old version to its new in one row."""
+        live, path = self.manifest["live"], row["path"]
+        docs, before = self.data(live, "docs"), self.catalog.get(path)
         old = {**row, "title": "", "chunks": 0, "parts": 0, "precision": ""} if before is None else {
             **row, "title": before["title"], "chunks": before["chunks"], "parts": before["parts"], "precision": before["precision"]}
         self.client.upsert(docs, [{**old, "sha": before["sha256"] if before else "", "pending": sha}])  # 1. intent
-        self.client.upsert(self.data(live, "texts"), [{"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i,
-                                                        "body": body, "placeholder": [0.0, 0.0]} for i, body in enumerate(parts)])
+        self.client.upsert(self.data(live, "texts"), texts)
         if chunks:
-            self.client.upsert(self.data(live, "chunks"), _chunk_rows(chunks, vectors, sha))  # 2. the new version
+            self.client.upsert(self.data(live, "chunks"), chunks)  # 2. the new version
         fault_point("writing")
         self.client.upsert(docs, [{**row, "sha": sha, "pending": sha}])  # 3. the switch
         fault_point("switch")
         self._delete_versions(live, path, keep=sha)  # 4. the old version goes
         self.client.upsert(docs, [{**row, "sha": sha, "pending": ""}])
-        self.manifest["chunks"] = int(self.manifest["chunks"]) + len(chunks) - (before["chunks"] if before else 0)
+        self.manifest["chunks"] = int(self.manifest["chunks"]) + row["chunks"] - (before["chunks"] if before else 0)
         self._bump()
 
     def _remove(self, path: str) -> None:

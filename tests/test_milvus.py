@@ -360,3 +360,22 @@ def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_
     with writer.lease():  # and in this process, a lock: a build started by the chat while another runs
         with pytest.raises(IndexLocked, match="in this process"):
             build_index(milvus, fake_embedder)
+
+
+def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_build_drops_its_leftovers(
+        milvus, corpus, fake_embedder):
+    for name, text in OLD.items():
+        (corpus / name).write_text(text)
+    build_index(milvus, fake_embedder)
+    live = open_milvus(milvus).manifest["live"]
+    (corpus / "a.txt").write_text(NEW["a.txt"])
+    close_clients()
+    script = _BUILD.format(tests=str(TESTS), corpus=str(corpus), index=str(milvus.index)).replace(
+        "FakeEmbedder())", "FakeEmbedder(), rebuild=True)")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": "switch"}, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    assert versions(milvus) == {"a.txt": "old", "b.txt": "old", "c.txt": "old"}  # its new collections are unused
+    assert len(Collections(milvus).client.list_collections()) == 1 + 2 * 3  # the meta, the live family, the leftovers
+    assert build_index(milvus, fake_embedder).changed == 1
+    assert versions(milvus)["a.txt"] == "new" and open_milvus(milvus).manifest["live"] == live
+    assert len(Collections(milvus).client.list_collections()) == 1 + 3
