@@ -43,7 +43,8 @@ class Task:
 
 
 class CachedEmbedder(Embedder):
-    """The real Embedder; query vectors are computed once, in batches, and reused for every chunk size.
+    """The real Embedder; every vector is computed once and reused (queries, in batches, for every chunk size;
+    chunk texts, by benchmarks/stores.py for its second store).
 
     A query's vector does not depend on the chunking, and one-at-a-time encoding costs ~80 ms a query.
     """
@@ -58,9 +59,13 @@ class CachedEmbedder(Embedder):
             self.cache.update(zip(new, super().encode(new)))
 
     def encode(self, texts: list[str], progress=None, remember: bool = False) -> np.ndarray:
-        if texts and all(t in self.cache for t in texts):
-            return np.stack([self.cache[t] for t in texts])
-        return super().encode(texts, progress, remember)
+        """Texts seen before come from the cache, the others from the model (and join the cache)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, super().encode(missing, progress, remember)))
+        if not texts:
+            return super().encode(texts, progress, remember)
+        return np.stack([self.cache[t] for t in texts])
 
 
 # ---- SQuAD ---------------------------------------------------------------------------------------

@@ -379,3 +379,24 @@ def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_bu
     assert build_index(milvus, fake_embedder).changed == 1
     assert versions(milvus)["a.txt"] == "new" and open_milvus(milvus).manifest["live"] == live
     assert len(Collections(milvus).client.list_collections()) == 1 + 3
+
+
+def test_the_rest_api_answers_from_milvus_as_from_faiss(settings, milvus, corpus, fake_embedder):
+    from fastapi.testclient import TestClient
+
+    from assistant.server import create_server
+
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    bodies = {}
+    for chosen in (settings, milvus):
+        build_index(chosen, fake_embedder)
+        app = create_server(Assistant(chosen, fake_embedder))
+        app.state.ready = True
+        with TestClient(app) as client:
+            assert client.get("/readyz").json() == {"status": "ready"}
+            answer = client.post("/api/ask", json={"question": "Who observed the talks?", "k": 2}).json()
+            document = client.get(f"/api/documents/{answer['passages'][0]['chunk_id']}").json()
+            status = client.get("/api/status").json()
+        bodies[chosen.store] = answer
+        assert document["text"].startswith("Delegates from Oman") and status["store"] == chosen.store
+    assert bodies["milvus"] == bodies["faiss"]
