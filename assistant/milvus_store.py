@@ -10,7 +10,11 @@ from .config import Settings
 from .errors import IndexMismatch, IndexNotFound
 from .index import check_built_with
 from .lexical import terms
+from .lru import LRU
 from .milvus import FORMAT, _NO_PAGE, Collections, _is_milvus_error, literal, one_of, reached
+
+CACHED_VECTORS = 20_000  # chunk vectors kept by a store: about 30 MB at 384 dimensions
+CACHED_ROWS = 5_000  # chunk rows (text and offsets) kept by a store
 
 
 def published_version(settings: Settings) -> str | None:
@@ -44,6 +48,11 @@ class MilvusStore:
         self.chunk_table = collections.data(manifest["live"], "chunks")
         self.doc_table = collections.data(manifest["live"], "docs")
         self.text_table = collections.data(manifest["live"], "texts")
+        # a chunk's key names its document's version, so its vector and row never change: kept across questions.
+        # A document's version and title are kept for this store's version (a build's switch opens a new store).
+        self._vectors: LRU[np.ndarray] = LRU(CACHED_VECTORS)
+        self._rows: LRU[dict] = LRU(CACHED_ROWS)
+        self._docs: dict[str, tuple[str, str]] = {}
         try:
             for name in (self.chunk_table, self.doc_table, self.text_table):
                 collections.client.load_collection(name)
@@ -62,9 +71,12 @@ class MilvusStore:
         if k <= 0 or not len(self):
             return []
         hits = self.db.client.search(self.chunk_table, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense",
-                                     limit=min(k, len(self)), output_fields=["source", "sha"],
+                                     limit=min(k, len(self)), output_fields=["source", "sha", "dense"],
                                      search_params={"metric_type": "IP"})[0]
-        return [(hit["key"], float(hit["distance"])) for hit in self._live(hits)]
+        live = self._live(hits)
+        for hit in live:  # the fusion's cosines need them next: no second trip for the dense side's candidates
+            self._vectors.put(hit["key"], np.asarray(hit["entity"]["dense"], dtype=np.float32))
+        return [(hit["key"], float(hit["distance"])) for hit in live]
 
     @reached
     def lexical(self, query: str, k: int, also: Sequence[str] = ()) -> dict[str, float]:
@@ -90,23 +102,37 @@ class MilvusStore:
         return [hit for hit, e in zip(hits, entity) if shas.get(e["source"]) == e["sha"]]
 
     def _shas(self, paths: set[str]) -> dict[str, str]:
-        if not paths:
-            return {}
-        rows = self.db.query(self.doc_table, one_of("path", sorted(paths)), ["path", "sha"])
-        return {row["path"]: row["sha"] for row in rows if row["sha"]}
+        """The live version of each document ("" for none)."""
+        return {path: sha for path, (sha, _) in self._doc_rows(paths).items()}
+
+    def _doc_rows(self, paths: set[str]) -> dict[str, tuple[str, str]]:
+        """(sha, title) of each document, read once per store."""
+        missing = sorted(p for p in paths if p not in self._docs)
+        if missing:
+            rows = {row["path"]: (row["sha"], row["title"])
+                    for row in self.db.query(self.doc_table, one_of("path", missing), ["path", "sha", "title"])}
+            self._docs.update({path: rows.get(path, ("", "")) for path in missing})
+        return {path: self._docs[path] for path in paths}
 
     @reached
     def stored_vectors(self, keys: Sequence[str]) -> np.ndarray:
         if not len(keys):
             return np.zeros((0, int(self.manifest["dimension"])), np.float32)
-        rows = {row["key"]: row["dense"] for row in self.db.query(self.chunk_table, one_of("key", list(keys)), ["key", "dense"])}
-        return np.asarray([rows[key] for key in keys], dtype=np.float32)
+        missing = [key for key in keys if self._vectors.get(key) is None]
+        found = {row["key"]: np.asarray(row["dense"], dtype=np.float32)
+                 for row in self.db.query(self.chunk_table, one_of("key", missing), ["key", "dense"])} if missing else {}
+        for key, vector in found.items():
+            self._vectors.put(key, vector)
+        return np.stack([found[key] if key in found else self._vectors.get(key) for key in keys])
 
     @reached
     def chunks(self, keys: Sequence[str]) -> dict[str, dict]:
-        rows = self._chunk_rows(one_of("key", list(keys))) if len(keys) else []
-        titles = self._titles({row["source"] for row in rows})
-        return {row["key"]: {**row, "title": titles.get(row["source"], "")} for row in rows}
+        missing = [key for key in keys if self._rows.get(key) is None]
+        for row in self._chunk_rows(one_of("key", missing)) if missing else []:
+            self._rows.put(row["key"], row)
+        rows = [row for key in keys if (row := self._rows.get(key)) is not None]
+        docs = self._doc_rows({row["source"] for row in rows})
+        return {row["key"]: {**row, "title": docs[row["source"]][1]} for row in rows if docs[row["source"]][0] == row["sha"]}
 
     @reached
     def chunks_of(self, sources: Sequence[str]) -> list[dict]:
@@ -118,11 +144,6 @@ class MilvusStore:
         rows = self.db.query_all(self.chunk_table, expression, fields)
         shas = self._shas({row["source"] for row in rows})
         return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
-
-    def _titles(self, paths: set[str]) -> dict[str, str]:
-        if not paths:
-            return {}
-        return {row["path"]: row["title"] for row in self.db.query(self.doc_table, one_of("path", sorted(paths)), ["path", "title"])}
 
     @reached
     def chunk_by_id(self, chunk_id: str) -> dict | None:
