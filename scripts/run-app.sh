@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+# ASSISTANT_STORE=milvus needs the milvus extra (pymilvus, Milvus Lite); the default stays FAISS-only
+extra=""
+[ "${ASSISTANT_STORE:-faiss}" = "milvus" ] && extra="[milvus]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".$extra"
 exec .venv/bin/python app.py
