@@ -160,7 +160,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
         return 0
-    print(f"index:     {status['index']}/  built {status['built_at']}")
+    where = f"{status['index']}/" if status["store"] == "faiss" else status["where"]
+    print(f"index:     {where}  built {status['built_at']}")
     print(f"model:     {status['model']}  ({status['precision']})")
     print(f"documents: {status['documents']}  chunks: {status['chunks']}  skipped: {len(status['skipped'])}")
     documents = assistant.index().catalog()

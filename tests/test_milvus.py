@@ -400,3 +400,22 @@ def test_the_rest_api_answers_from_milvus_as_from_faiss(settings, milvus, corpus
         bodies[chosen.store] = answer
         assert document["text"].startswith("Delegates from Oman") and status["store"] == chosen.store
     assert bodies["milvus"] == bodies["faiss"]
+
+
+def test_cli_build_ask_and_status_on_milvus(corpus, tmp_path, capsys, monkeypatch):
+    from conftest import FakeEmbedder
+
+    monkeypatch.setattr("assistant.service.Embedder", lambda *args, **kwargs: FakeEmbedder())
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
+    common = ["--corpus", str(corpus), "--index", str(tmp_path / "index"), "--model", "fake", "--store", "milvus"]
+    try:
+        assert cli.main(["build", "--json", *common]) == 0
+        assert json.loads(capsys.readouterr().out)["added"] == 1
+        assert cli.main(["ask", "--json", "-k", "1", "Kuwait", *common]) == 0
+        assert "Kuwait" in json.loads(capsys.readouterr().out)["passages"][0]["text"]
+        assert cli.main(["status", *common]) == 0
+        out = capsys.readouterr().out
+        assert f"index:     the Milvus collection assistant at {tmp_path / 'index' / 'milvus.db'}" in out
+        assert "up to date with the corpus" in out
+    finally:
+        close_clients()
