@@ -4,7 +4,8 @@
 - Build: the 2,067 SQuAD v1.1 dev paragraphs, one document each, written to --work. `assistant build --rebuild`
   and txtai 9 (Embeddings(path=<the same model folder>, hybrid=True, content=True), index then save) each run
   in a fresh process, timed by this one from launch to the end of the build: interpreter start, imports and
-  model load are included for both. They alternate for --rounds rounds; the table shows each one's fastest.
+  model load are included for both (the assistant's own figure, without them, is kept as build_seconds).
+  They alternate for --rounds rounds; the table shows each one's fastest. `--skip txtai` leaves txtai out.
 - Incremental: one paragraph is changed (a sentence appended), `assistant build` is timed the same way, and
   the chunks it re-embedded are counted; then the paragraph is restored (a second incremental build).
 - Latency, one question at a time, --questions distinct SQuAD dev questions (seeded), after --warm others
@@ -19,8 +20,19 @@
 - Cold start: from launching `assistant serve` on an existing index to the first answered /api/ask (the
   index files are in the page cache: they were just written). Peak RSS: the server's VmHWM after all its
   questions.
+- Stores (--stores, default both): everything above is the FAISS store. Milvus rows: build, incremental,
+  in-process latency at the SQuAD size, measured the same way in the same run, on Milvus Lite
+  (ASSISTANT_STORE=milvus, ASSISTANT_MILVUS_URI=<work>/milvus/squad.db, the file deleted before each full
+  build so each starts from nothing). Its full builds alternate with FAISS's and txtai's, its incremental
+  builds follow FAISS's on the same changed paragraph, and its latency child runs right after FAISS's. The
+  report gives each Milvus figure with its ratio to FAISS's from the same run: on two shared cores absolute
+  timings drift between runs, ratios much less. No Milvus rows for the large index or HTTP: those parts are
+  FAISS's only.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/speed.py --out /tmp/speed-bench/speed.json   # ~45 min
+    PYTHONPATH=. .venv/bin/python benchmarks/speed.py --out /tmp/speed-bench/speed.json   # ~60 min
+    # the Milvus rows beside FAISS's, without the 100k index (~30 min on two busy cores; --skip large txtai: ~25)
+    PYTHONPATH=. .venv/bin/python benchmarks/speed.py --skip large --rounds 1 --questions 200 --answers 50 \
+        --out /tmp/speed-bench/speed-milvus.json
 """
 from __future__ import annotations
 
@@ -43,6 +55,12 @@ from speed_report import report  # noqa: E402
 K = 5
 MODES = ("dense", "bm25", "hybrid")
 CHANGED = "00_012.txt"  # the paragraph changed for the incremental build: 3 chunks
+STORES = ("faiss", "milvus")
+# where each store's figures go in the results; FAISS's keys predate Milvus and stay, so old JSON still reads
+BUILD_KEY = {"faiss": "assistant", "milvus": "milvus"}
+INCREMENTAL_KEY = {"faiss": "incremental", "milvus": "milvus_incremental"}
+CHANGED_KEY = {"faiss": "changed_chunks", "milvus": "milvus_changed_chunks"}
+SMALL_KEY = {"faiss": "small", "milvus": "small_milvus"}
 
 
 # ---- children: each runs in a fresh process and prints one JSON line -----------------------------
@@ -64,7 +82,8 @@ def child_txtai(spec: dict) -> dict:
 
 
 def child_latency(spec: dict) -> dict:
-    """Retrieval and full-answer latency for each mode, on the index the environment names."""
+    """Retrieval and full-answer latency for each mode, on the index the environment names, in either store
+    (Assistant.index() opens it through stores.open_store)."""
     from assistant.answers import answer_question
     from assistant.config import Settings
     from assistant.extraction import question_type
@@ -74,7 +93,8 @@ def child_latency(spec: dict) -> dict:
     assistant = Assistant(Settings.from_env())
     index = assistant.index()
     questions = json.loads(Path(spec["questions"]).read_text())
-    out = {"chunks": len(index), "precision": precision_of(index.manifest, assistant.embedder)}
+    out = {"chunks": len(index), "precision": precision_of(index.manifest, assistant.embedder),
+           "store": assistant.settings.store, "where": index.where}  # proof of which store was timed
     for mode in spec["modes"]:
         forget_passages(assistant.embedder)  # each mode starts with passages it has not seen (see forget_passages)
         retriever = Retriever(index, assistant.embedder, assistant.settings.min_score, mode)
@@ -110,7 +130,20 @@ def child_large(spec: dict) -> dict:
     return {**summary, "seconds": round(time.perf_counter() - started, 1)}
 
 
-CHILDREN = {"txtai": child_txtai, "latency": child_latency, "large": child_large}
+def child_chunks(spec: dict) -> dict:
+    """The chunks of one document in the published index, in either store (a child: Milvus Lite lets one
+    process open its file, and this one must not hold it while builds and questions run)."""
+    from assistant.config import Settings
+    from assistant.stores import open_store
+
+    store = open_store(Settings.from_env())
+    try:
+        return {"chunks": store.catalog()[spec["path"]]["chunks"]}
+    finally:
+        store.close()
+
+
+CHILDREN = {"txtai": child_txtai, "latency": child_latency, "large": child_large, "chunks": child_chunks}
 
 
 def precision_of(manifest: dict, embedder=None) -> str:
@@ -150,12 +183,39 @@ def assistant_env(index: Path, corpus: Path, args: argparse.Namespace) -> dict:
     return env
 
 
+def milvus_db(work: Path) -> Path:
+    """The Milvus Lite file of the SQuAD index (its folder is the Milvus run's ASSISTANT_INDEX)."""
+    return work / "milvus" / "squad.db"
+
+
+def store_envs(work: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """The SQuAD corpus's settings for each store asked for; Milvus gets a folder of its own for its Lite file."""
+    envs = {"faiss": assistant_env(work / "squad-index", work / "squad-corpus", args)}
+    milvus = assistant_env(work / "milvus", work / "squad-corpus", args)
+    milvus.update(ASSISTANT_STORE="milvus", ASSISTANT_MILVUS_URI=str(milvus_db(work)))
+    envs["milvus"] = milvus
+    return {store: envs[store] for store in args.stores}
+
+
 def cli_build(env: dict, rebuild: bool) -> dict:
-    """`assistant build --json` in a fresh process, timed from launch to exit."""
+    """`assistant build --json` in a fresh process, timed from launch to exit: "seconds" is that wall time,
+    "build_seconds" the build's own figure (from its summary: no interpreter start, imports or exit)."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "assistant", "build", "--json", *(["--rebuild"] if rebuild else [])],
                           check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    return {"seconds": round(time.perf_counter() - started, 2), **json.loads(done.stdout)}
+    wall = round(time.perf_counter() - started, 2)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])  # the last line: a library may print before it
+    # the summary has a "seconds" of its own (the build alone): it must not replace the wall time, as txtai's is too
+    return {**summary, "seconds": wall, "build_seconds": summary["seconds"]}
+
+
+def full_build(store: str, env: dict, work: Path) -> dict:
+    """`assistant build --rebuild`. Milvus's starts from no file: a rebuild over an old one would also wait
+    DROP_GRACE (2 s) before dropping the old collections, and the file would grow with every round."""
+    if store == "milvus":
+        shutil.rmtree(milvus_db(work).parent, ignore_errors=True)
+        milvus_db(work).parent.mkdir(parents=True)
+    return cli_build(env, rebuild=True)
 
 
 def txtai_build(work: Path, questions: Path) -> dict:
@@ -165,28 +225,36 @@ def txtai_build(work: Path, questions: Path) -> dict:
     return {"seconds": round(out.pop("built") - started, 2), **out}
 
 
-def builds(work: Path, env: dict, questions: Path, rounds: int) -> dict:
-    """Full builds, the assistant's and txtai's alternately, then the incremental builds."""
-    runs: dict[str, list] = {"assistant": [], "txtai": []}
+def builds(work: Path, envs: dict[str, dict], questions: Path, rounds: int, txtai: bool) -> dict:
+    """Full builds, each store's and txtai's alternately (so a slow spell of the machine hits all of them),
+    then the incremental builds."""
+    runs: dict[str, list] = {BUILD_KEY[store]: [] for store in envs} | {"txtai": []}
     for round_ in range(rounds):
-        runs["assistant"].append(cli_build(env, rebuild=True))
-        log(f"assistant build: {runs['assistant'][-1]['seconds']} s")
-        runs["txtai"].append(txtai_build(work, questions))
-        log(f"txtai build: {runs['txtai'][-1]['seconds']} s")
+        for store, env in envs.items():
+            runs[BUILD_KEY[store]].append(full_build(store, env, work))
+            log(f"assistant build ({store}): {runs[BUILD_KEY[store]][-1]['seconds']} s")
+        if txtai:
+            runs["txtai"].append(txtai_build(work, questions))
+            log(f"txtai build: {runs['txtai'][-1]['seconds']} s")
+    return {**runs, **incremental(work, envs)}
+
+
+def incremental(work: Path, envs: dict[str, dict]) -> dict:
+    """One paragraph changed, each store's `assistant build`; then the paragraph restored, each store's again."""
     paragraph = work / "squad-corpus" / CHANGED
     original = paragraph.read_text(encoding="utf-8")
     paragraph.write_text(original + " This sentence was added to change the paragraph.", encoding="utf-8")
-    changed = cli_build(env, rebuild=False)
-    paragraph.write_text(original, encoding="utf-8")
-    restored = cli_build(env, rebuild=False)
-    log(f"incremental builds: {changed['seconds']} s, {restored['seconds']} s")
-    return {**runs, "incremental": [changed, restored], "changed_chunks": manifest(Path(env["ASSISTANT_INDEX"]))["documents"][CHANGED]["chunks"]}
-
-
-def manifest(index: Path) -> dict:
-    from assistant.index import current_build
-
-    return json.loads((current_build(index) / "manifest.json").read_text())
+    try:
+        changed = {store: cli_build(env, rebuild=False) for store, env in envs.items()}
+    finally:  # the corpus is reused by later runs: never leave it changed
+        paragraph.write_text(original, encoding="utf-8")
+    restored = {store: cli_build(env, rebuild=False) for store, env in envs.items()}
+    out: dict = {}
+    for store, env in envs.items():
+        log(f"incremental builds ({store}): {changed[store]['seconds']} s, {restored[store]['seconds']} s")
+        out[INCREMENTAL_KEY[store]] = [changed[store], restored[store]]
+        out[CHANGED_KEY[store]] = child("chunks", {"path": CHANGED}, env)["chunks"]
+    return out
 
 
 def questions_file(work: Path, count: int, warm: int) -> Path:
@@ -210,7 +278,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="full builds of each system, alternating")
     parser.add_argument("--large", type=int, default=100_000, help="chunks of the large index")
     parser.add_argument("--min-score", default=None, help="ASSISTANT_MIN_SCORE for the questions (default: the product's)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["build", "small", "large"], help="parts not to run")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["build", "small", "large", "txtai"],
+                        help="parts not to run (txtai: its builds and its search latency)")
+    parser.add_argument("--stores", nargs="+", default=list(STORES), choices=STORES,
+                        help="stores to measure (default both); Milvus: build, incremental, in-process latency at the "
+                             "SQuAD size; large and HTTP are FAISS's only; ratios need faiss too")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -228,33 +300,42 @@ def main(argv: list[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"settings": {k: str(v) for k, v in vars(args).items() if k not in ("child", "spec")}}
     questions = questions_file(work, args.questions, args.warm)
-    small = assistant_env(work / "squad-index", work / "squad-corpus", args)
+    envs = store_envs(work, args)
     if "build" not in args.skip:
         documents = squad_task(None, 0).documents
         write_corpus(work / "squad-corpus", documents)
         (work / "paragraphs.json").write_text(json.dumps(documents))
-        results["build"] = builds(work, small, questions, args.rounds)
+        results["build"] = builds(work, envs, questions, args.rounds, txtai="txtai" not in args.skip)
     if "small" not in args.skip:
-        results["small"] = measure(small, questions, args)
-    if "large" not in args.skip:
+        for store, env in envs.items():  # in process, one store right after the other: the fairest comparison
+            results[SMALL_KEY[store]] = {"in_process": in_process(env, questions, args)}
+        if "faiss" in envs:
+            results["small"]["http"] = over_http(envs["faiss"], questions, args)
+    if "large" not in args.skip and "faiss" in envs:  # the large index is assembled from FAISS's SQuAD build
         sources = [work / "squad-index"] + ([args.scifact] if (args.scifact / "CURRENT").exists() else [])
         results["large_index"] = child("large", {"out": str(work / "large-index"), "sources": [str(s) for s in sources],
-                                                 "size": args.large}, small)
+                                                 "size": args.large}, envs["faiss"])
         log(f"large index: {results['large_index']}")
         (work / "large-corpus").mkdir(exist_ok=True)  # empty: the index is served, never rebuilt
-        results["large"] = measure(assistant_env(work / "large-index", work / "large-corpus", args), questions, args)
+        large = assistant_env(work / "large-index", work / "large-corpus", args)
+        results["large"] = {"in_process": in_process(large, questions, args), "http": over_http(large, questions, args)}
     print(report(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 
 
-def measure(env: dict, questions: Path, args: argparse.Namespace) -> dict:
-    """In-process latency in a child, then the server: cold start, latency through HTTP, peak RSS."""
-    found = {"in_process": child("latency", {"questions": str(questions), "modes": list(MODES), "answers": args.answers}, env)}
-    log(f"in process: {found['in_process']}")
+def in_process(env: dict, questions: Path, args: argparse.Namespace) -> dict:
+    """Retrieval and full-answer latency per mode, in a child on the index `env` names."""
+    found = child("latency", {"questions": str(questions), "modes": list(MODES), "answers": args.answers}, env)
+    log(f"in process: {found}")
+    return found
+
+
+def over_http(env: dict, questions: Path, args: argparse.Namespace) -> dict:
+    """The server: cold start, latency through HTTP, peak RSS."""
     asked = json.loads(questions.read_text())
-    found["http"] = serve_and_ask(env, {**asked, "timed": asked["timed"][: args.answers]}, MODES, K)
-    log(f"http: {found['http']}")
+    found = serve_and_ask(env, {**asked, "timed": asked["timed"][: args.answers]}, MODES, K)
+    log(f"http: {found}")
     return found
 
 
