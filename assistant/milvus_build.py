@@ -118,6 +118,9 @@ class Writer(Collections):
                 self.client.drop_collection(name)
 
     def _finish(self, old: dict | None, reuse: bool) -> None:
+        # sealed segments search far faster than growing ones (Milvus Lite: 16,000 chunks in 50 ms, not 1 s)
+        for kind in ("chunks", "docs", "texts"):
+            self.client.flush(self.data(self.manifest["live"], kind))
         self.manifest["built_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.manifest["generation"] = int(self.manifest["generation"]) + 1
         self.put_meta("manifest", self.manifest)  # for a full build: the switch to its collections
