@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -111,9 +112,10 @@ class Writer(Collections):
 
     def _drop_unpublished(self, keep: str | None) -> None:
         """Collections of full builds that were killed before they were switched to."""
-        prefix = f"{self.base}_b"
+        # exactly this index's names: another index on the cluster may be called, say, C_bob
+        family = re.compile(rf"{re.escape(self.base)}_(b\d{{8}}T\d{{12}})_(chunks|docs|texts)")
         for name in self.client.list_collections():
-            if name.startswith(prefix) and (keep is None or not name.startswith(f"{self.base}_{keep}_")):
+            if (found := family.fullmatch(name)) and found.group(1) != keep:
                 log.info("dropping %s, left by a build that did not finish", name)
                 self.client.drop_collection(name)
 

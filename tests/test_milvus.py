@@ -247,12 +247,14 @@ def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_swit
 def test_collections_of_one_name_leave_another_alone(milvus, corpus, fake_embedder):
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
-    other = milvus.with_(milvus_collection="team_b")
-    with pytest.raises(IndexNotFound, match="no index in the Milvus collection team_b .* assistant build --store milvus"):
+    other = milvus.with_(milvus_collection="assistant_bob")  # a name that starts like the first one's collections
+    with pytest.raises(IndexNotFound, match="no index in the Milvus collection assistant_bob .* assistant build --store milvus"):
         open_store(other)
     (corpus / "a.txt").write_text("Delegates from Qatar arrived.")
     build_index(other, fake_embedder)
     assert open_store(milvus).documents()["a.txt"]["text"] == "Delegates from Oman arrived."
+    assert build_index(milvus, fake_embedder, rebuild=True).added == 1  # a full build clears its own leftovers only
+    assert open_store(milvus).documents()["a.txt"]["text"] == "Delegates from Qatar arrived."
     assert open_store(other).documents()["a.txt"]["text"] == "Delegates from Qatar arrived."
 
 
