@@ -36,6 +36,7 @@ _NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
 
 _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
+_loaded: set[tuple[str, str]] = set()  # (uri, side collection) loaded by this process's client
 
 
 def is_lite(uri: str) -> bool:
@@ -129,9 +130,13 @@ class Collections:
 
     @reached
     def get_meta(self, key: str) -> Any:
-        if not self.client.has_collection(self.meta):
-            return None
-        self.client.load_collection(self.meta)
+        """A value of the side collection (None when there is none): one query once the collection is loaded,
+        since the service reads the manifest's version before every question."""
+        if (self.uri, self.meta) not in _loaded:
+            if not self.client.has_collection(self.meta):
+                return None
+            self.client.load_collection(self.meta)
+            _loaded.add((self.uri, self.meta))
         rows = self.client.query(self.meta, filter=f"key == {literal(key)}", output_fields=["value"])
         return json.loads(rows[0]["value"]) if rows else None
 
@@ -230,3 +235,4 @@ def close_clients() -> None:
             except Exception as err:  # closing is best effort: the process may be on its way out
                 log.warning("closing a Milvus client: %s", err)
         _clients.clear()
+        _loaded.clear()
