@@ -1,4 +1,4 @@
-"""The Milvus store, on Milvus Lite (the same engine, in process, from a file): builds, search, failures."""
+"""The Milvus store, on Milvus Lite (Milvus's API in process, from a file): builds, search, failures."""
 import json
 import os
 import signal
