@@ -2,6 +2,8 @@
 and an Embedder that caches query vectors. Read-only use of the data; nothing is copied into the repository."""
 from __future__ import annotations
 
+import logging
+import argparse
 import gzip
 import json
 import math
@@ -178,3 +180,22 @@ def throttled(label: str, every: float = 60.0) -> Callable[[int, int], None]:
 
 def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def bench_parser(doc: str, limit_docs: bool = True) -> argparse.ArgumentParser:
+    """The options of the retrieval benchmarks: --work (indexes, outside the repository), --limit-docs, --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/assistant-bench"))
+    if limit_docs:
+        parser.add_argument("--limit-docs", type=int, default=None, help="only the first N documents (a quick check)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    return parser
+
+
+def bench_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; refuse a --work inside the repository, where the evaluation data must never go."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.work.resolve().is_relative_to(REPO):
+        sys.exit("--work must be outside the repository: the evaluation data never goes into it")
+    return args

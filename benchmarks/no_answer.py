@@ -20,9 +20,7 @@ Indexes come from benchmarks/quality.py's --work folder (built there if missing)
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from assistant.index import open_index
 from assistant.search import Retriever, clean_query, relevance_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaldata import REPO, CachedEmbedder, log, scifact_task, squad_task  # noqa: E402
+from evaldata import REPO, CachedEmbedder, bench_args, bench_parser, log, scifact_task, squad_task  # noqa: E402
 from quality import open_retriever, table  # noqa: E402
 
 SIZES = [3, 10, 30, 100, 300, 1000, 3000, 10000, 15798]
@@ -111,13 +109,7 @@ def seed_rows(work: Path) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/assistant-bench"))
-    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    if args.work.resolve().is_relative_to(REPO):
-        sys.exit("--work must be outside the repository: the evaluation data never goes into it")
+    args = bench_args(bench_parser(__doc__, limit_docs=False), argv)
     embedder = CachedEmbedder()
     squad, scifact = squad_task(None, 10**6), scifact_task(None, 50)
     squad_vectors, squad_sources = all_vectors(open_retriever(squad, args.work, embedder))

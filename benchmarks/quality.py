@@ -13,9 +13,7 @@ embeds about 25,000 chunks (some 15 minutes on 2 cores).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +27,8 @@ from assistant.search import Retriever
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import (  # noqa: E402  (benchmarks/ is not a package)
-    REPO, CachedEmbedder, Task, document_ranking, log, scifact_task, squad_task, throttled, write_corpus,
+    CachedEmbedder, Task, bench_args, bench_parser, document_ranking, log, scifact_task, squad_task, throttled,
+    write_corpus,
 )
 
 WEIGHTS = [round(w * 0.1, 1) for w in range(11)]
@@ -101,15 +100,9 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/assistant-bench"))
+    parser = bench_parser(__doc__)
     parser.add_argument("--questions", type=int, default=None, help="SQuAD questions, a seeded sample (default: all)")
-    parser.add_argument("--limit-docs", type=int, default=None, help="only the first N documents (a quick check)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    if args.work.resolve().is_relative_to(REPO):
-        sys.exit("--work must be outside the repository: the evaluation data never goes into it")
+    args = bench_args(parser, argv)
     embedder = CachedEmbedder()
     scifact = scifact_task(args.limit_docs, 50)
     retriever = open_retriever(scifact, args.work, embedder)

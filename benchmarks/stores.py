@@ -10,9 +10,7 @@ Fusion, the relevance floor and answers are the search stage's, shared by both: 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import shutil
 import sys
 import time
@@ -27,7 +25,7 @@ from assistant.search import FUSION, FUSION_WEIGHT, Retriever
 from assistant.stores import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaldata import REPO, CachedEmbedder, document_ranking, log, scifact_task, throttled  # noqa: E402
+from evaldata import CachedEmbedder, bench_args, bench_parser, document_ranking, log, scifact_task, throttled  # noqa: E402
 from quality import open_retriever, scifact_rows, search_all, table  # noqa: E402
 
 MODES = ("dense", "bm25", "hybrid")
@@ -57,14 +55,7 @@ def agreement(first: Retriever, second: Retriever, task, mode: str, k: int = 10)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/assistant-bench"))
-    parser.add_argument("--limit-docs", type=int, default=None, help="only the first N documents (a quick check)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    if args.work.resolve().is_relative_to(REPO):
-        sys.exit("--work must be outside the repository: the evaluation data never goes into it")
+    args = bench_args(bench_parser(__doc__), argv)
     embedder = CachedEmbedder()
     task = scifact_task(args.limit_docs, 50)
     cached = open_retriever(task, args.work, embedder)  # quality.py's index, for its vectors
