@@ -421,3 +421,25 @@ def test_cli_build_ask_and_status_on_milvus(corpus, tmp_path, capsys, monkeypatc
         assert "up to date with the corpus" in out
     finally:
         close_clients()
+
+
+def test_milvus_failing_while_serving_is_a_503_that_names_the_uri(milvus, corpus, fake_embedder, monkeypatch):
+    from fastapi.testclient import TestClient
+    from pymilvus.exceptions import MilvusException
+
+    from assistant.server import create_server
+
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.")
+    build_index(milvus, fake_embedder)
+    assistant = Assistant(milvus, fake_embedder)
+    app = create_server(assistant)
+    app.state.ready = True
+
+    def down(*args, **kwargs):
+        raise MilvusException(code=2, message="Fail connecting to server on milvus.internal:19530")
+
+    with TestClient(app) as client:
+        monkeypatch.setattr(assistant.index().db.client, "search", down)  # the server goes away mid-serve
+        response = client.post("/api/ask", json={"question": "Who arrived?"})
+    assert response.status_code == 503 and "Traceback" not in response.text
+    assert response.json()["detail"].startswith(f"Milvus at {milvus.index / 'milvus.db'} failed: Fail connecting")
