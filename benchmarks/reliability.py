@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_reliability.py", "tests/test_faults.py", "tests/test_hostile_files.py",
-         "tests/test_hostile_queries.py", "tests/test_security.py"]
+         "tests/test_hostile_queries.py", "tests/test_security.py", "tests/test_milvus.py"]
 AREAS = {"load": "load held", "faults": "faults survived", "files": "bad files tried",
          "queries": "bad queries tried", "security": "security checks"}
 
