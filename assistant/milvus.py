@@ -32,6 +32,7 @@ MAX_VARCHAR = 65_535
 LIMIT = 16_384  # rows one Milvus query returns at most
 BUCKETS = 65_536  # docs and chunks carry bucket = crc32(key) % BUCKETS, to read more than LIMIT rows in slices
 BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS store uses
+PLACEHOLDER = [0.0, 0.0]  # the vector of a side collection's row: Milvus wants a vector field in every collection
 _NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
 
 _clients: dict[tuple[str, str], Any] = {}
@@ -182,7 +183,7 @@ class Collections:
         """A collection without vectors of its own: Milvus wants one vector field, so it gets a 2-d placeholder."""
         from pymilvus import DataType
 
-        schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+        schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=len(PLACEHOLDER))
         index = self.client.prepare_index_params()
         index.add_index("placeholder", index_type="FLAT", metric_type="IP")
         self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
@@ -193,7 +194,7 @@ class Collections:
         text = json.dumps(value, ensure_ascii=False)
         if len(text.encode()) > MAX_VARCHAR:  # only a very long list of skipped files gets here
             text = json.dumps(value[: max(1, len(value) * MAX_VARCHAR // len(text.encode()) // 2)], ensure_ascii=False)
-        self.client.upsert(self.meta, [{"key": key, "value": text, "placeholder": [0.0, 0.0]}])
+        self.client.upsert(self.meta, [{"key": key, "value": text, "placeholder": PLACEHOLDER}])
 
     @reached
     def query_all(self, collection: str, expression: str, fields: list[str]) -> list[dict]:

@@ -34,12 +34,12 @@ from .embedding import Embedder, Progress
 from .errors import IndexLocked
 from .index import fault_point
 from .lexical import terms
-from .milvus import FORMAT, MAX_VARCHAR, PART_CHARS, _NO_PAGE, Collections, bucket, literal, reached
+from .milvus import FORMAT, MAX_VARCHAR, PART_CHARS, PLACEHOLDER, _NO_PAGE, Collections, bucket, literal, reached
 
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 512  # chunks embedded before their documents are written: the work a killed build loses
-LEASE_SECONDS = 600  # a build renews its lease after every document; one that stops renewing is presumed dead
+LEASE_SECONDS = 600  # a build renews its lease after every batch of documents; one that stops renewing is presumed dead
 WRITE_ROWS = 1_000  # rows per upsert into a full build's collections
 DROP_GRACE = 2.0  # seconds between switching to new collections and dropping the old: questions in flight finish
 
@@ -150,7 +150,7 @@ class Writer(Collections):
 
     def _doc_row(self, live: str, path: str) -> dict:
         fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]
-        return {**self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0], "placeholder": [0.0, 0.0]}
+        return {**self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0], "placeholder": PLACEHOLDER}
 
     def _delete_versions(self, live: str, path: str, keep: str) -> None:
         """Delete the chunks and text of every version of `path` but `keep` ("": all of them)."""
@@ -191,8 +191,8 @@ class Writer(Collections):
         path, sha = document.path, document.sha256
         parts = _parts(document)
         row = {"path": path, "bucket": bucket(path), "title": document.title[:PART_CHARS], "precision": precision,
-               "chunks": len(chunks), "parts": len(parts), "placeholder": [0.0, 0.0]}
-        texts = [{"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i, "body": body, "placeholder": [0.0, 0.0]}
+               "chunks": len(chunks), "parts": len(parts), "placeholder": PLACEHOLDER}
+        texts = [{"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i, "body": body, "placeholder": PLACEHOLDER}
                  for i, body in enumerate(parts)]
         return row, texts, _chunk_rows(chunks, vectors, sha) if chunks else [], sha
 
@@ -230,7 +230,7 @@ class Writer(Collections):
         live, before = self.manifest["live"], self.catalog[path]
         docs = self.data(live, "docs")
         self.client.upsert(docs, [{"path": path, "bucket": bucket(path), "sha": "", "pending": "removed", "title": before["title"], "precision": "",
-                                   "chunks": 0, "parts": 0, "placeholder": [0.0, 0.0]}])  # readers stop seeing it
+                                   "chunks": 0, "parts": 0, "placeholder": PLACEHOLDER}])  # readers stop seeing it
         self._delete_versions(live, path, keep="")
         self.client.delete(docs, filter=f"path == {literal(path)}")
         self.manifest["chunks"] = int(self.manifest["chunks"]) - before["chunks"]
@@ -248,7 +248,7 @@ class Writer(Collections):
     @contextmanager
     def lease(self) -> Iterator[None]:
         """One build at a time on a family of collections. In this process, a lock; across processes and
-        machines, a lease row that the build renews after every document. A lease whose build died on this
+        machines, a lease row that the build renews after every batch of documents (BATCH_CHUNKS chunks). A lease whose build died on this
         machine is taken over at once, one from another machine when it runs out (LEASE_SECONDS)."""
         lock = _LOCKS.setdefault((self.uri, self.base), threading.Lock())
         if not lock.acquire(blocking=False):
