@@ -4,9 +4,9 @@ import sys
 from assistant.cli import report_errors
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.server import serve
+from assistant.serve import serve
 from assistant.service import Assistant
-from assistant.ui import build_demo
+from assistant.serve.ui import build_demo
 
 try:
     assistant = Assistant(Settings.from_env())

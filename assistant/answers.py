@@ -7,7 +7,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .documents import Passage
-from .extraction import ExtractedAnswer, extract_answer, is_list_question, question_type
+from .entities import ExtractedAnswer, extract_answer, is_list_question, question_type
 from .search import Retriever
 
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too

@@ -6,7 +6,9 @@ import re
 from functools import lru_cache
 from typing import Protocol
 
+from .config import Settings
 from .documents import Chunk, Document
+from .errors import ConfigError
 
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
 _MERGE_BELOW = 8  # a paragraph this short is joined to the next one
@@ -19,6 +21,22 @@ class Tokenizer(Protocol):
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the word pieces of `text`, without special tokens."""
         ...
+
+
+class ModelTokenizer(Tokenizer, Protocol):
+    @property
+    def max_tokens(self) -> int:
+        """The most word pieces the model reads at once."""
+        ...
+
+
+def chunk_documents(settings: Settings, tokenizer: ModelTokenizer, documents: list[Document]) -> list[Chunk]:
+    """The chunks of `documents`, in document order, with the settings' chunk size and overlap."""
+    max_tokens = tokenizer.max_tokens
+    if settings.chunk_tokens > max_tokens:
+        raise ConfigError(f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces")
+    return [chunk for document in documents
+            for chunk in chunk_document(document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, max_tokens)]
 
 
 def chunk_document(doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int) -> list[Chunk]:

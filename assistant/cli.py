@@ -15,6 +15,9 @@ from .errors import AssistantError
 
 log = logging.getLogger(__name__)
 _LISTED = 20  # documents listed by `assistant status`
+# the options that set a Settings field of the same name (the rest choose what a command does: -k, --json, ...)
+SETTING_OPTIONS = ("corpus", "index", "model", "store", "milvus_uri", "milvus_collection", "precision", "mode", "host", "port",
+                   "root_path", "workers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,12 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    overrides = {"host": args.host, "port": args.port, "root_path": args.root_path} if args.command == "serve" else {}
-    overrides["mode"] = getattr(args, "mode", None)
-    overrides["precision"] = getattr(args, "precision", None)
-    overrides.update(store=args.store, milvus_uri=args.milvus_uri, milvus_collection=args.milvus_collection)
-    return report_errors(lambda: args.handler(
-        Settings.from_env(corpus=args.corpus, index=args.index, model=args.model, **overrides), args))
+    return report_errors(lambda: args.handler(settings_from(args), args))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings a command runs with: ASSISTANT_* variables, overridden by the options given on the command line.
+    Every option of _parser() that is a setting has the setting's name as its `dest`."""
+    overrides = {name: getattr(args, name, None) for name in SETTING_OPTIONS}
+    return Settings.from_env(**overrides)
 
 
 def report_errors(run: Callable[[], int]) -> int:
@@ -180,7 +185,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from .server import serve
+    from .serve import serve
     from .service import Assistant
 
     serve(Assistant(settings))
@@ -191,7 +196,7 @@ def _hash_password(settings: Settings, args: argparse.Namespace) -> int:
     """The password comes from a prompt, or from the first line of stdin when it is not a terminal."""
     import getpass
 
-    from .auth import hash_password
+    from .serve.auth import hash_password
 
     password = getpass.getpass(f"password for {args.user}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if not password or ":" in args.user:

@@ -1,10 +1,11 @@
 """Settings: defaults, then ASSISTANT_* environment variables, then explicit overrides (CLI flags)."""
+
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -15,7 +16,7 @@ Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
 Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the CPU has it natively (embedding.resolve_precision)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-Store = Literal["faiss", "milvus"]  # where the chunks, vectors and BM25 terms live (stores.py)
+Store = Literal["faiss", "milvus"]  # where the chunks, vectors and BM25 terms live (index/__init__.py)
 STORES: tuple[str, ...] = get_args(Store)
 
 # name -> (environment variable, type)
@@ -55,7 +56,7 @@ class Settings:
     corpus: Path = Path("corpus")
     index: Path = Path("index")
     model: str = DEFAULT_MODEL
-    chunk_tokens: int = 192  # word pieces per passage; chosen on SQuAD by benchmarks/chunking.py (README)
+    chunk_tokens: int = 192  # word pieces per passage; chosen on SQuAD by benchmarks/chunking.py (docs/benchmarks.md#chunk-size)
     chunk_overlap: int = 38  # word pieces shared by consecutive windows of a long paragraph (a fifth)
     max_file_mb: float = 50.0
     max_file_seconds: float = 20.0  # reading one PDF or DOCX; with pypdf's own bounds, under 30 s (README, Hostile files)
@@ -140,9 +141,6 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     def chunking(self) -> dict[str, int]:
         """The parameters that decide chunk boundaries; an index is only valid for the same ones."""
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
@@ -181,5 +179,3 @@ def _convert(var: str, raw: str, kind: type | str) -> Any:
         expected = "number or auto" if var == "ASSISTANT_MIN_SCORE" else kind.__name__
         raise ConfigError(f"{var}={raw!r} is not a valid {expected}") from None
 
-
-SETTING_NAMES = [f.name for f in fields(Settings)]

@@ -1,4 +1,6 @@
-"""Read the corpus: every supported file becomes a Document; a file that can't be read is skipped with a reason."""
+"""One walk of the corpus: every supported file is checked, hashed and read into a Document, or skipped with a
+one-line reason; the same walk tells which files changed since a build (stale_documents)."""
+
 from __future__ import annotations
 
 import errno
@@ -7,12 +9,15 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .config import Settings
 from .documents import Document, SkippedFile, printable
-from .formats import Deadline, SkipFile, decode_text, reader_for  # noqa: F401 (decode_text: part of this stage's API)
+from .errors import ConfigError
+from .formats import Deadline, SkipFile, reader_for
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +28,59 @@ _NOT_REGULAR = "not a regular file (a pipe, socket or device)"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def load_documents(corpus: Path, max_file_mb: float = 50.0,
-                   max_file_seconds: float = 20.0) -> tuple[list[Document], list[SkippedFile]]:
-    """Read every supported file under `corpus`, recursively, in a stable order."""
-    documents: list[Document] = []
-    skipped: list[SkippedFile] = []
+@dataclass
+class Scan:
+    """The corpus compared with what an index holds."""
+
+    previous: Mapping[str, str]  # path -> sha256 of every document the index holds
+    kept: list[str] = field(default_factory=list)  # unchanged: their chunks and vectors are reused
+    fresh: list[Document] = field(default_factory=list)  # new or changed: to chunk and embed
+    skipped: list[SkippedFile] = field(default_factory=list)
+    sha: dict[str, str] = field(default_factory=dict)  # content hash of every file that could be read
+
+
+def scan_corpus(settings: Settings, previous: Mapping[str, str]) -> Scan:
+    """Read the files that are new or changed since `previous` (path -> sha256); skip what cannot be read."""
+    scan = Scan(previous)
+    for path, rel, sha in walk(settings.corpus, settings.max_file_mb):
+        try:
+            if isinstance(sha, Exception):
+                raise sha
+            scan.sha[rel] = sha
+            if previous.get(rel) == sha:
+                scan.kept.append(rel)
+            else:
+                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds))
+        except Exception as err:  # one bad file never stops the build: it is skipped with the reason
+            scan.skipped.append(skipped_file(rel, err))
+    return scan
+
+
+def stale_documents(corpus: Path, indexed: Mapping[str, str], skipped: Mapping[str, str | None],
+                    max_file_mb: float = 50.0) -> list[str]:
+    """Paths added, changed or removed in the corpus since the index was built (skipped files included).
+    `indexed`: path -> sha256 of the documents in the index; `skipped`: the same for the files it skipped."""
+    known = {**indexed, **skipped}
+    stale: list[str] = []
+    seen: set[str] = set()
+    if corpus.is_dir():
+        for _, rel, sha in walk(corpus, max_file_mb):
+            seen.add(rel)
+            readable = not isinstance(sha, Exception)  # unreadable now (skipped at build time): stale only when new
+            if rel not in known or (readable and known[rel] != sha):
+                stale.append(rel)
+    stale.extend(path for path in indexed if path not in seen)
+    return sorted(stale)
+
+
+def walk(corpus: Path, max_file_mb: float) -> Iterator[tuple[Path, str, str | Exception]]:
+    """(path, relative path, sha256) of every file of the corpus; in place of the hash, why it cannot be read."""
     for path, rel in iter_corpus(corpus):
         try:
-            documents.append(read_document(path, rel, max_file_mb, corpus, max_file_seconds))
-        except Exception as err:  # one bad file never stops the build: it is skipped with the reason
-            skipped.append(skipped_file(rel, err))
-    return documents, skipped
+            check_readable(path, corpus, max_file_mb)
+            yield path, rel, file_sha256(path)
+        except Exception as err:  # the caller decides: skipped by a build, unchanged for stale_documents
+            yield path, rel, err
 
 
 def skipped_file(rel: str, err: Exception) -> SkippedFile:
@@ -56,8 +103,6 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[Path, str]]:
     The relative path is always valid text: bytes of a name that are not UTF-8 show as \\xNN escapes.
     """
     if not corpus.is_dir():
-        from .errors import ConfigError
-
         raise ConfigError(f"corpus folder {corpus}/ does not exist — create it and put documents in it")
     found: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(corpus, followlinks=False):

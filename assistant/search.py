@@ -10,7 +10,7 @@ from .documents import Passage
 from .embedding import Embedder
 from .config import check_mode
 from .errors import QueryError
-from .stores import Key, Store
+from .index.store import Key, Store
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ FUSION_WEIGHT = 0.6  # weight of the dense side in "minmax" fusion; chosen likew
 RRF_K = 60  # the constant of reciprocal rank fusion, as in Cormack et al. (2009)
 # The relevance floor. The best cosine that a question about something else reaches grows with the number of
 # passages (the best of more unrelated passages scores higher), so the floor grows with the log of the index
-# size: it refuses 95% of off-topic questions at every size. Fitted by benchmarks/no_answer.py (README).
+# size: it refuses 95% of off-topic questions at every size. Fitted by benchmarks/no_answer.py (docs/benchmarks.md#not-in-the-documents).
 FLOOR_BASE, FLOOR_SLOPE = 0.104, 0.0374
 
 

@@ -7,16 +7,17 @@ import logging
 import sys
 import threading
 
-from . import extraction
+from . import entities
 from .answers import Answer, answer_question
-from .build import BuildSummary, build_index, stale_documents
 from .config import Settings
-from .errors import Busy, IndexDamaged, IndexNotFound
 from .embedding import Embedder, Progress
+from .errors import Busy, IndexDamaged, IndexNotFound
+from .index import build_index, open_store, published
+from .index.manifest import BuildSummary, CatalogEntry, SkippedEntry, dense_spec
+from .index.store import Store
+from .ingest import stale_documents
 from .lru import LRU
 from .search import Retriever, clean_query
-from .stores import Store, open_store, published
-from .vectors import dense_spec
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Assistant:
         index = self.index()
         if len(index):
             self.ask("warm up", 1)
-        extraction.warm_up()
+        entities.warm_up()
 
     def build_in_terminal(self, rebuild: bool = False) -> BuildSummary:
         """A build with a progress bar on stderr while embedding (shown only once there is work)."""
@@ -167,10 +168,16 @@ class Assistant:
             "precision": manifest.get("precision", "fp32"),  # indexes built before the field were all fp32
             "built_at": manifest["built_at"],
             "build": index.version,  # what is being served: it changes when a build publishes
-            "stale": stale_documents(self.settings.corpus, catalog, manifest.get("skipped", []), self.settings.max_file_mb),
+            "stale": self._stale(catalog, manifest.get("skipped", [])),
             "corpus": str(self.settings.corpus),
             "chunking": manifest["chunking"],
             "skipped": [{"path": s["path"], "reason": s["reason"]} for s in manifest.get("skipped", [])],
             "relevance_floor": Retriever(index, self.embedder, self.settings.min_score).floor,
             "vectors": dense_spec(manifest),  # flat (exact) or ivf, with its parameters
         }
+
+    def _stale(self, catalog: dict[str, CatalogEntry], skipped: list[SkippedEntry]) -> list[str]:
+        """What changed in the corpus since the build: files added, changed or removed, skipped ones included."""
+        indexed = {path: entry["sha256"] for path, entry in catalog.items()}
+        return stale_documents(self.settings.corpus, indexed, {s["path"]: s.get("sha256") for s in skipped},
+                               self.settings.max_file_mb)

@@ -47,7 +47,7 @@ DEPTH = 100  # the dense side's candidates per question (search.CANDIDATES)
 
 def real_vectors(work: Path) -> np.ndarray:
     """Every stored chunk vector of the benchmark indexes, opened read-only."""
-    from assistant.index import open_index
+    from assistant.index.faiss.store import open_index
 
     parts = []
     for name in INDEXES:
@@ -133,7 +133,7 @@ def memory_mb(field: str) -> float:
 
 def measure(size: int, args: argparse.Namespace) -> dict:
     """Everything for one size; runs in a child process (see main)."""
-    from assistant import vectors as dense
+    from assistant.index.faiss import vectors as dense
 
     dense.NLIST_PER_SQRT = args.nlist_per_sqrt or dense.NLIST_PER_SQRT
     chunks = chunk_vectors(np.load(args.cache / "real.npy"), size)

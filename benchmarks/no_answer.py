@@ -28,7 +28,7 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.embedding import Embedder
-from assistant.index import open_index
+from assistant.index.faiss.store import open_index
 from assistant.search import Retriever, clean_query, relevance_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -92,7 +92,7 @@ def squad_rows(squad_vectors, sources, questions, articles, report) -> list[dict
 
 def seed_rows(work: Path) -> list[dict]:
     """The seed corpus at its product defaults, with our own questions about it and about other things."""
-    from assistant.build import build_index
+    from assistant.index import build_index
 
     settings = Settings(corpus=REPO / "corpus", index=work / "seed-index")
     embedder = Embedder()

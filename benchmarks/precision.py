@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.config import Settings
 from assistant.embedding import Embedder, native_bf16
-from assistant.index import Index, open_index
+from assistant.index.faiss.store import Index, open_index
 from assistant.search import Retriever
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

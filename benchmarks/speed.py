@@ -12,7 +12,7 @@
   (full answers: the first --answers of them): retrieval is Retriever.search(question, 5) (embed, search, fuse,
   read the passages); the answer is
   answers.answer_question(retriever, question, 5): retrieval, the relevance floor, highlighting and the entity
-  extraction. Both in a process of their own, so the answer cache of Assistant.ask is not involved. Through
+  entities. Both in a process of their own, so the answer cache of Assistant.ask is not involved. Through
   HTTP: `assistant serve` on a free port, POST /api/ask on one kept-alive connection; every question is asked
   once per mode and the cache is keyed by mode, so the cache never answers. txtai: Embeddings.search(q, 5).
 - Large: an index of --large chunks (100,000) assembled by benchmarks/speed_large.py from the real chunks and
@@ -86,7 +86,7 @@ def child_latency(spec: dict) -> dict:
     (Assistant.index() opens it through stores.open_store)."""
     from assistant.answers import answer_question
     from assistant.config import Settings
-    from assistant.extraction import question_type
+    from assistant.entities import question_type
     from assistant.search import Retriever
     from assistant.service import Assistant
 
@@ -114,11 +114,11 @@ def forget_passages(embedder) -> None:
     """Empty what answers remember of passages shown before (their sentence vectors, their spaCy parses).
     Each mode asks the same questions, which mostly find the same passages: without this, every mode after
     the first would answer from passages the first one already parsed."""
-    from assistant import embedding, extraction
+    from assistant import embedding, entities
     from assistant.lru import LRU
 
     embedder._remembered = LRU(embedding.REMEMBERED)
-    extraction._PARSED = LRU(extraction._PARSED.size)
+    entities._PARSED = LRU(entities._PARSED.size)
 
 
 def child_large(spec: dict) -> dict:
@@ -134,7 +134,7 @@ def child_chunks(spec: dict) -> dict:
     """The chunks of one document in the published index, in either store (a child: Milvus Lite lets one
     process open its file, and this one must not hold it while builds and questions run)."""
     from assistant.config import Settings
-    from assistant.stores import open_store
+    from assistant.index import open_store
 
     store = open_store(Settings.from_env())
     try:

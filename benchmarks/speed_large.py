@@ -28,8 +28,9 @@ from evaldata import SEED
 
 from assistant.config import Settings
 from assistant.documents import Chunk, Document, Section
-from assistant.index import open_index, publish, write_build
-from assistant.vectors import build_dense
+from assistant.index.faiss.folder import publish, write_build
+from assistant.index.faiss.store import open_index
+from assistant.index.faiss.vectors import build_dense
 
 RECASE = 16  # copy round r swaps the case of the letters at positions i with (i + r) % RECASE == 0
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.config import Settings
 from assistant.search import FUSION, FUSION_WEIGHT, Retriever
-from assistant.stores import open_store
+from assistant.index import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import CachedEmbedder, bench_args, bench_parser, document_ranking, log, scifact_task, throttled  # noqa: E402

@@ -8,4 +8,8 @@ cd "$(dirname "$0")/.."
 extra=""
 [ "${ASSISTANT_STORE:-faiss}" = "milvus" ] && extra="[milvus]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".$extra"
+cat >&2 <<HINT
+the assistant's command line is in the virtualenv: .venv/bin/assistant --help
+  (or: source .venv/bin/activate, then: assistant build / assistant ask "..." / assistant status)
+HINT
 exec .venv/bin/python app.py

@@ -84,12 +84,20 @@ def settings(tmp_path: Path, corpus: Path) -> Settings:
 @pytest.fixture
 def assistant(settings, corpus, fake_embedder):
     """An Assistant over a one-document index built with the fake embedder (API, security, hostile queries)."""
-    from assistant.build import build_index
+    from assistant.index import build_index
     from assistant.service import Assistant
 
     (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
     build_index(settings, fake_embedder)
     return Assistant(settings, fake_embedder)
+
+
+def read_corpus(corpus: Path, max_file_mb: float = 50.0, max_file_seconds: float = 20.0):
+    """(documents, skipped files) of a corpus, read by the build's own walk with nothing indexed yet."""
+    from assistant.ingest import scan_corpus
+
+    scan = scan_corpus(Settings(corpus=corpus, max_file_mb=max_file_mb, max_file_seconds=max_file_seconds), {})
+    return scan.fresh, scan.skipped
 
 
 def free_port() -> int:

@@ -1,8 +1,9 @@
 """The REST API and the chat mounted on one FastAPI app, in-process."""
+from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.server import create_server
+from assistant.serve import create_server
 from assistant.service import Assistant
 
 
@@ -106,7 +107,7 @@ def test_the_api_docs_page_loads_swagger_ui_from_the_app_not_a_cdn(client):
 def test_questions_reach_the_log_only_when_switched_on(assistant, caplog, log_questions):
     import logging
 
-    served = Assistant(assistant.settings.with_(log_questions=log_questions), assistant.embedder)
+    served = Assistant(replace(assistant.settings, log_questions=log_questions), assistant.embedder)
     client = TestClient(create_server(served))
     with caplog.at_level(logging.DEBUG):
         assert client.post("/api/ask", json={"question": "Which delegation sailed from Muscat?"}).status_code == 200

@@ -1,4 +1,5 @@
 """Logins (scrypt hashes) for the chat and the API, and the bearer token for the API."""
+from dataclasses import replace
 import base64
 import io
 
@@ -6,10 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant import cli
-from assistant.auth import check_token, hash_password, load_users, verify_password
-from assistant.build import build_index
+from assistant.serve.auth import check_token, hash_password, load_users, verify_password
+from assistant.index import build_index
 from assistant.errors import ConfigError
-from assistant.server import create_server, exposure_warning, serve
+from assistant.serve import create_server, exposure_warning, serve
 from assistant.service import Assistant
 
 
@@ -52,7 +53,7 @@ def served(settings, corpus, fake_embedder):
     build_index(settings, fake_embedder)
 
     def serve(**auth):
-        app = create_server(Assistant(settings.with_(**auth), fake_embedder))
+        app = create_server(Assistant(replace(settings, **auth), fake_embedder))
         app.state.ready = True
         return TestClient(app)
 
@@ -131,7 +132,7 @@ def test_files_outside_the_ui_are_not_served_through_gradio_file_routes(served, 
     ("0.0.0.0", "ana:secret", "", False), ("0.0.0.0", "", "t0ken", False),
 ])
 def test_serving_beyond_this_machine_without_a_login_warns(settings, host, users, token, warned):
-    warning = exposure_warning(settings.with_(host=host, users=users, api_token=token))
+    warning = exposure_warning(replace(settings, host=host, users=users, api_token=token))
     assert (warning is not None) == warned
     if warned:
         assert host in warning and "ASSISTANT_USERS" in warning
@@ -142,7 +143,7 @@ def test_serve_prints_the_warning_before_it_starts(settings, fake_embedder, monk
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: print("started", options["host"]))
     (settings.corpus / "a.txt").write_text("Oman sent a delegation.")
-    serve(Assistant(settings.with_(host="0.0.0.0", port=free_port()), fake_embedder))
+    serve(Assistant(replace(settings, host="0.0.0.0", port=free_port()), fake_embedder))
     printed = capsys.readouterr()
     assert "warning: serving on 0.0.0.0 without a login" in printed.err and "started 0.0.0.0" in printed.out
 

@@ -12,7 +12,7 @@ import pytest
 
 from assistant.chunking import chunk_document
 from assistant.documents import Chunk, Document, Section
-from assistant.ingest import load_documents
+from conftest import read_corpus
 
 TITLE = "Border Conference Report"
 
@@ -300,7 +300,7 @@ def test_plain_document_chunks_have_no_page(tok) -> None:
 
 
 def seed_chunks(tok, corpus: Path) -> tuple[Document, list[Chunk]]:
-    documents, skipped = load_documents(corpus)
+    documents, skipped = read_corpus(corpus)
     assert skipped == []
     assert len(documents) == 1
     doc = documents[0]

@@ -147,7 +147,7 @@ def test_ask_mode_flag_is_reported_in_json_and_unknown_modes_are_refused(built, 
 def test_precision_flag_reaches_the_embedder_of_build_ask_and_serve(run, corpus, monkeypatch, fake_embedder):
     made = []
     monkeypatch.setattr("assistant.service.Embedder", lambda *args: made.append(args) or fake_embedder)
-    monkeypatch.setattr("assistant.server.serve", lambda assistant: None)
+    monkeypatch.setattr("assistant.serve.serve", lambda assistant: None)
     (corpus / "doc.txt").write_text("Spain and Italy.")
     assert run("build", "--precision", "bf16") == 0
     monkeypatch.setenv("ASSISTANT_PRECISION", "bf16")

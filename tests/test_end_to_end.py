@@ -1,5 +1,6 @@
 """End to end over the shipped corpus/ with the real bundled model (all-MiniLM-L6-v2), on both stores:
 FAISS files and Milvus Lite."""
+from dataclasses import replace
 import json
 import shutil
 
@@ -7,7 +8,7 @@ import pytest
 
 from assistant import cli
 from assistant.config import Settings
-from assistant.milvus import close_clients
+from assistant.index.milvus.collections import close_clients
 from assistant.search import relevance_floor
 from assistant.service import Assistant
 
@@ -123,7 +124,7 @@ def test_index_built_in_bf16_is_asked_in_fp32_with_the_same_passages(tmp_path, r
     built = Assistant(settings)
     built.build()
     assert built.status()["precision"] == "bf16"
-    asked = Assistant(settings.with_(precision="fp32"), Embedder(precision="fp32"))  # no rebuild, no refusal
+    asked = Assistant(replace(settings, precision="fp32"), Embedder(precision="fp32"))  # no rebuild, no refusal
     for question in ("Which countries attended?", "Who delivered the ambassador's message?"):
         bf16, fp32 = built.ask(question, 4, "dense").passages, asked.ask(question, 4, "dense").passages
         assert [p.chunk_id for p in fp32] == [p.chunk_id for p in bf16]

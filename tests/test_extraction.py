@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assistant.documents import Passage
-from assistant.extraction import AnswerItem, extract_answer, is_list_question, question_type
+from assistant.entities import AnswerItem, extract_answer, is_list_question, question_type
 
 SEED = Path(__file__).resolve().parent.parent / "corpus" / "unodc-regional-conference-islamabad.txt"
 PARTICIPANTS = [
@@ -147,12 +147,12 @@ def test_answers_are_the_same_from_several_threads(seed):
 
 
 def test_a_passage_asked_about_again_is_not_parsed_again_and_answers_the_same(seed, monkeypatch):
-    from assistant import extraction
+    from assistant import entities
 
-    monkeypatch.setattr(extraction, "_PARSED", extraction.LRU(1024))
+    monkeypatch.setattr(entities, "_PARSED", entities.LRU(1024))
     parsed: list[str] = []
-    real_run = extraction._run
-    monkeypatch.setattr(extraction, "_run", lambda texts: parsed.extend(texts) or real_run(texts))
+    real_run = entities._run
+    monkeypatch.setattr(entities, "_run", lambda texts: parsed.extend(texts) or real_run(texts))
     first = extract_answer("Who spoke?", seed)
     count = len(parsed)
     assert count >= len(seed)

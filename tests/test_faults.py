@@ -1,4 +1,5 @@
 """Faults: a build killed with -9, a full or read-only disk, a second build, SIGTERM to the server — the index survives."""
+from dataclasses import replace
 import errno
 import json
 import os
@@ -18,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from assistant import cli
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.errors import IndexLocked, IndexWriteError
-from assistant.index import current_build, open_index
+from assistant.index.faiss.folder import current_build
+from assistant.index.faiss.store import open_index
 from assistant.search import Retriever
 from assistant.service import Assistant
 from test_browser import free_port
@@ -74,7 +76,7 @@ _BUILD = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
-    from assistant.build import build_index
+    from assistant.index import build_index
     from assistant.config import Settings
     build_index(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake"), FakeEmbedder())
 """)
@@ -140,9 +142,9 @@ def big_document(megabytes: float) -> str:
 def test_disk_full_fails_with_a_clear_message_and_the_old_index_still_answers(settings, corpus, fake_embedder, tmp_path,
                                                                               monkeypatch, capsys, reliability):
     with tmpfs(tmp_path / "disk", "1m") as mounted:
-        settings = settings.with_(index=tmp_path / "disk" / "index")
+        settings = replace(settings, index=tmp_path / "disk" / "index")
         if not mounted:  # no tmpfs here: a store of more than 1 MB of text fails as a full disk would
-            from assistant import index as index_module
+            from assistant.index.faiss import folder as index_module
 
             write_store = index_module._write_store
 
@@ -181,7 +183,7 @@ def test_disk_full_fails_with_a_clear_message_and_the_old_index_still_answers(se
 def test_read_only_index_folder_refuses_to_build_with_a_clear_message_and_is_still_served(settings, corpus, fake_embedder,
                                                                                          tmp_path, monkeypatch, reliability):
     with tmpfs(tmp_path / "disk", "8m") as mounted:
-        settings = settings.with_(index=tmp_path / "disk" / "index")
+        settings = replace(settings, index=tmp_path / "disk" / "index")
         write_corpus(corpus)
         build_index(settings, fake_embedder)
         before = snapshot(settings.index)
@@ -192,7 +194,7 @@ def test_read_only_index_folder_refuses_to_build_with_a_clear_message_and_is_sti
             def read_only_lock(index_dir):
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(index_dir / ".lock"))
                 yield
-            monkeypatch.setattr("assistant.build.build_lock", read_only_lock)
+            monkeypatch.setattr("assistant.index.faiss.build.build_lock", read_only_lock)
         (corpus / "a.txt").write_text(NEW_A)
         with pytest.raises(IndexWriteError, match=r"read-only — remount it read-write or set ASSISTANT_INDEX"):
             build_index(settings, fake_embedder)
@@ -211,7 +213,7 @@ def test_read_only_index_folder_refuses_to_build_with_a_clear_message_and_is_sti
 _HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from assistant.index import build_lock
+    from assistant.index.faiss.folder import build_lock
     with build_lock(Path(sys.argv[1])):
         print("locked", flush=True)
         time.sleep(600)
@@ -248,7 +250,7 @@ _SERVE = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
     from assistant.config import Settings
-    from assistant.server import serve
+    from assistant.serve import serve
     from assistant.service import Assistant
 
     assistant = Assistant(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake", min_score=-1.0,

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.documents import printable
-from assistant.index import open_index
-from assistant.ingest import SUPPORTED, file_sha256, load_documents
+from assistant.index.faiss.store import open_index
+from assistant.ingest import SUPPORTED, file_sha256
+from conftest import read_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240604
@@ -139,13 +140,12 @@ def test_a_named_pipe_is_skipped_without_blocking(settings, corpus, fake_embedde
 
 @pytest.mark.parametrize("moment", ["before the checks", "before hashing", "before reading"])
 def test_a_file_that_vanishes_during_the_build_is_skipped_as_vanished(settings, corpus, fake_embedder, monkeypatch, moment):
-    import assistant.build
     import assistant.ingest
 
     victim = corpus / "vanishing.txt"
     victim.write_text("Here now, gone soon.", encoding="utf-8")
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
-    module, name = {"before the checks": (assistant.build, "check_readable"), "before hashing": (assistant.build, "file_sha256"),
+    module, name = {"before the checks": (assistant.ingest, "check_readable"), "before hashing": (assistant.ingest, "file_sha256"),
                     "before reading": (assistant.ingest, "_read_capped")}[moment]
     original = getattr(module, name)
 
@@ -223,7 +223,7 @@ def _read_alone(corpus: Path, name: str, data: bytes) -> tuple[dict[str, str], d
     (corpus / name).write_bytes(data)
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     started = time.monotonic()
-    documents, skipped = load_documents(corpus)
+    documents, skipped = read_corpus(corpus)
     seconds = time.monotonic() - started
     texts = {d.path: d.text for d in documents}
     assert texts.pop("good.txt") == GOOD_TEXT
@@ -363,7 +363,7 @@ def test_a_pdf_made_to_take_minutes_is_skipped_at_the_time_limit(corpus):
     data = pdf_with_pages([TEXT_OPERATORS * 8_000] * 40)  # 40 pages of 350 KB: about a minute of extraction
     (corpus / "slow.pdf").write_bytes(data)
     started = time.monotonic()
-    documents, skipped = load_documents(corpus, max_file_seconds=1.5)
+    documents, skipped = read_corpus(corpus, max_file_seconds=1.5)
     seconds = time.monotonic() - started
     assert documents == []
     assert [(s.path, s.reason) for s in skipped] == [
@@ -373,7 +373,7 @@ def test_a_pdf_made_to_take_minutes_is_skipped_at_the_time_limit(corpus):
 
 def test_a_docx_made_to_take_long_is_skipped_at_the_time_limit(corpus):
     (corpus / "slow.docx").write_bytes(docx_with_body("<w:p/>" * 150_000))
-    documents, skipped = load_documents(corpus, max_file_seconds=0.5)
+    documents, skipped = read_corpus(corpus, max_file_seconds=0.5)
     assert documents == []
     assert [s.reason for s in skipped] == ["reading took over 0.5 s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit"]
 
@@ -522,10 +522,10 @@ def _files_in(corpus: Path) -> dict[str, str]:
 
 def _vanish_when_hashed(monkeypatch, victim: Path) -> None:
     """`victim` is deleted by the build itself, between listing the corpus and hashing the file."""
-    import assistant.build
+    import assistant.ingest
 
-    hashing = assistant.build.file_sha256
-    monkeypatch.setattr(assistant.build, "file_sha256",
+    hashing = assistant.ingest.file_sha256
+    monkeypatch.setattr(assistant.ingest, "file_sha256",
                         lambda path: (victim.unlink(missing_ok=True) if path == victim else None) or hashing(path))
 
 

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from assistant.config import MODES
 from assistant.search import MAX_QUESTION_CHARS
-from assistant.server import create_server
-from assistant.ui import chat_turn
+from assistant.serve import create_server
+from assistant.serve.ui import chat_turn
 
 from conftest import ROOT
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.config import Settings
 from assistant.errors import ConfigError
-from assistant.index import open_index
+from assistant.index.faiss.store import open_index
 from assistant.search import Retriever, fuse
 from assistant.service import Assistant
 

@@ -1,12 +1,15 @@
+from dataclasses import replace
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from assistant.build import build_index, stale_documents
+from assistant.index import build_index
+from assistant.ingest import stale_documents
 from assistant.errors import IndexLocked, IndexMismatch, IndexNotFound
-from assistant.index import build_lock, current_build, open_index
+from assistant.index.faiss.folder import build_lock, current_build
+from assistant.index.faiss.store import open_index
 
 PARAGRAPHS = {
     "a.txt": "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks.",
@@ -117,7 +120,7 @@ def test_index_built_with_other_model_or_chunking_says_to_rebuild(settings, corp
 def test_changed_chunking_makes_the_next_build_re_embed_everything(settings, corpus, fake_embedder):
     write_corpus(corpus)
     build_index(settings, fake_embedder)
-    summary = build_index(settings.with_(chunk_tokens=64, chunk_overlap=8), fake_embedder)
+    summary = build_index(replace(settings, chunk_tokens=64, chunk_overlap=8), fake_embedder)
     assert summary.added == 3 and summary.unchanged == 0
 
 
@@ -143,11 +146,13 @@ def test_stale_lists_added_changed_and_removed_documents(settings, corpus, fake_
     write_corpus(corpus)
     build_index(settings, fake_embedder)
     manifest = open_index(settings.index).manifest
-    assert stale_documents(corpus, manifest["documents"], manifest.get("skipped", [])) == []
+    indexed = {path: entry["sha256"] for path, entry in manifest["documents"].items()}
+    skipped = {entry["path"]: entry["sha256"] for entry in manifest["skipped"]}
+    assert stale_documents(corpus, indexed, skipped) == []
     (corpus / "a.txt").write_text("changed")
     (corpus / "b.md").unlink()
     (corpus / "d.txt").write_text("new")
-    assert stale_documents(corpus, manifest["documents"], manifest.get("skipped", [])) == ["a.txt", "b.md", "d.txt"]
+    assert stale_documents(corpus, indexed, skipped) == ["a.txt", "b.md", "d.txt"]
 
 
 def test_empty_corpus_builds_an_empty_index_that_answers_nothing(settings, fake_embedder):

@@ -17,7 +17,9 @@ from fpdf import FPDF
 
 from assistant.documents import Document, SkippedFile
 from assistant.errors import ConfigError
-from assistant.ingest import SkipFile, decode_text, load_documents, read_document
+from assistant.formats import SkipFile, decode_text
+from assistant.ingest import read_document
+from conftest import read_corpus
 
 GOOD_TEXT = "This good file sits next to the bad one and must still be read."
 
@@ -26,7 +28,7 @@ GOOD_TEXT = "This good file sits next to the bad one and must still be read."
 
 
 def load(corpus: Path, max_file_mb: float = 50.0) -> tuple[dict[str, Document], dict[str, str]]:
-    documents, skipped = load_documents(corpus, max_file_mb)
+    documents, skipped = read_corpus(corpus, max_file_mb)
     assert all(isinstance(s, SkippedFile) for s in skipped)
     return {d.path: d for d in documents}, {s.path: s.reason for s in skipped}
 
@@ -204,13 +206,13 @@ def test_subfolders_are_read_with_relative_forward_slash_paths_in_sorted_order(c
         path = corpus / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"Contents of {rel}.", encoding="utf-8")
-    documents, skipped = load_documents(corpus)
+    documents, skipped = read_corpus(corpus)
     paths = [d.path for d in documents]
     assert skipped == []
     assert paths == sorted(["z.txt", "b/deeper/c.txt", "a.txt", "b/b.txt", "a b/space.txt"])
     assert all("\\" not in p and not p.startswith("/") for p in paths)
     assert documents[paths.index("b/deeper/c.txt")].text == "Contents of b/deeper/c.txt."
-    again, _ = load_documents(corpus)
+    again, _ = read_corpus(corpus)
     assert [d.path for d in again] == paths
     assert [d.sha256 for d in again] == [d.sha256 for d in documents]
 
@@ -223,14 +225,14 @@ def test_hidden_files_and_folders_are_ignored(corpus: Path) -> None:
     (corpus / "sub" / ".cache").mkdir(parents=True)
     (corpus / "sub" / ".cache" / "x.md").write_text("# Hidden\n", encoding="utf-8")
     (corpus / "sub" / "shown.md").write_text("# Shown\n\nText.\n", encoding="utf-8")
-    documents, skipped = load_documents(corpus)
+    documents, skipped = read_corpus(corpus)
     assert [d.path for d in documents] == ["sub/shown.md", "visible.txt"]
     assert skipped == []
 
 
 def test_missing_corpus_folder_raises_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
-        load_documents(tmp_path / "no-such-folder")
+        read_corpus(tmp_path / "no-such-folder")
 
 
 # ---------------------------------------------------------------- encodings
@@ -399,7 +401,7 @@ def test_every_bad_file_gets_a_one_line_reason_and_good_files_are_still_read(cor
     make_docx(corpus / "good.docx", lambda d: d.add_paragraph("Good DOCX paragraph."))
     (corpus / "good.html").write_text("<html><head><title>Good</title></head><body><p>Good HTML.</p></body></html>", encoding="utf-8")
 
-    documents, skipped = load_documents(corpus, max_file_mb=0.1)  # the good DOCX is ~36 KB
+    documents, skipped = read_corpus(corpus, max_file_mb=0.1)  # the good DOCX is ~36 KB
 
     assert [d.path for d in documents] == ["good.docx", "good.html", "good.pdf", "good.txt"]
     assert [s.path for s in skipped] == [f"bad/{name}" for name in sorted(bad)]

@@ -1,4 +1,5 @@
 """The Milvus store, on Milvus Lite (Milvus's API in process, from a file): builds, search, failures."""
+from dataclasses import replace
 import json
 import os
 import signal
@@ -11,13 +12,13 @@ import numpy as np
 import pytest
 
 from assistant import cli
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
-from assistant.milvus import Collections, close_clients, literal
-from assistant.milvus_store import open_milvus
+from assistant.index.milvus.collections import Collections, close_clients, literal
+from assistant.index.milvus.store import open_milvus
 from assistant.search import Retriever
 from assistant.service import Assistant
-from assistant.stores import open_store
+from assistant.index import open_store
 from conftest import free_port
 
 TESTS = Path(__file__).resolve().parent
@@ -28,7 +29,7 @@ TOPICS = ["border control", "migrant smuggling", "maritime patrols", "drug traff
 @pytest.fixture
 def milvus(settings):
     """The test's settings on Milvus Lite, in the index folder's milvus.db (the default URI)."""
-    yield settings.with_(store="milvus")
+    yield replace(settings, store="milvus")
     close_clients()
 
 
@@ -173,7 +174,7 @@ _BUILD = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
-    from assistant.build import build_index
+    from assistant.index import build_index
     from assistant.config import Settings
     build_index(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake", store="milvus"), FakeEmbedder())
 """)
@@ -231,11 +232,11 @@ def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_swit
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
     with pytest.raises(IndexMismatch, match=r"Milvus collection assistant .* built with model fake.*assistant build --rebuild"):
-        open_store(milvus.with_(model="other-model"))
+        open_store(replace(milvus, model="other-model"))
     with pytest.raises(IndexMismatch, match="chunking"):
-        open_store(milvus.with_(chunk_tokens=64, chunk_overlap=8))
+        open_store(replace(milvus, chunk_tokens=64, chunk_overlap=8))
     old = open_milvus(milvus).manifest["live"]
-    rechunked = milvus.with_(chunk_tokens=64, chunk_overlap=8)
+    rechunked = replace(milvus, chunk_tokens=64, chunk_overlap=8)
     assert build_index(rechunked, fake_embedder).embedded == 1
     store = open_store(rechunked)
     assert store.manifest["live"] != old and store.manifest["chunking"]["chunk_tokens"] == 64
@@ -247,7 +248,7 @@ def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_swit
 def test_collections_of_one_name_leave_another_alone(milvus, corpus, fake_embedder):
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
-    other = milvus.with_(milvus_collection="assistant_bob")  # a name that starts like the first one's collections
+    other = replace(milvus, milvus_collection="assistant_bob")  # a name that starts like the first one's collections
     with pytest.raises(IndexNotFound, match="no index in the Milvus collection assistant_bob .* assistant build --store milvus"):
         open_store(other)
     (corpus / "a.txt").write_text("Delegates from Qatar arrived.")
@@ -298,11 +299,11 @@ def test_without_the_milvus_extra_the_error_names_the_pip_command(milvus, monkey
 
 def test_milvus_settings_are_checked_with_the_valid_values(settings, monkeypatch):
     with pytest.raises(ConfigError, match="valid stores: faiss, milvus"):
-        settings.with_(store="qdrant")
+        replace(settings, store="qdrant")
     with pytest.raises(ConfigError, match=r"must end in \.db"):
-        settings.with_(milvus_uri="/data/milvus")
+        replace(settings, milvus_uri="/data/milvus")
     with pytest.raises(ConfigError, match="letters, digits and _"):
-        settings.with_(milvus_collection="my-index")
+        replace(settings, milvus_collection="my-index")
     monkeypatch.setenv("ASSISTANT_STORE", "milvus")
     monkeypatch.setenv("ASSISTANT_MILVUS_URI", "http://milvus.internal:19530")
     monkeypatch.setenv("ASSISTANT_MILVUS_TOKEN", "root:Milvus")
@@ -331,7 +332,7 @@ def test_status_json_names_the_store_on_both(settings, milvus, corpus, fake_embe
 def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corpus, fake_embedder, monkeypatch):
     write_topics(corpus, 12)
     build_index(milvus, fake_embedder)
-    monkeypatch.setattr("assistant.milvus.LIMIT", 5)  # as if the 24 chunks and 12 documents were millions
+    monkeypatch.setattr("assistant.index.milvus.collections.LIMIT", 5)  # as if the 24 chunks and 12 documents were millions
     store = open_store(milvus)
     assert len(store.catalog()) == 12
     assert len(store.chunks_of([f"d{i:02}.txt" for i in range(12)])) == len(store) == 24
@@ -346,7 +347,7 @@ def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_
     import time
 
     from assistant.errors import IndexLocked
-    from assistant.milvus_build import Writer
+    from assistant.index.milvus.build import Writer
 
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
@@ -388,7 +389,7 @@ def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_bu
 def test_the_rest_api_answers_from_milvus_as_from_faiss(settings, milvus, corpus, fake_embedder):
     from fastapi.testclient import TestClient
 
-    from assistant.server import create_server
+    from assistant.serve import create_server
 
     (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
     bodies = {}
@@ -429,7 +430,7 @@ def test_milvus_failing_while_serving_is_a_503_that_names_the_uri(milvus, corpus
     from fastapi.testclient import TestClient
     from pymilvus.exceptions import MilvusException
 
-    from assistant.server import create_server
+    from assistant.serve import create_server
 
     (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.")
     build_index(milvus, fake_embedder)

@@ -1,6 +1,5 @@
 """Behind Debian's nginx under /qa/, with the README's location block: the chat in Chromium, and the API."""
 import json
-import os
 import re
 import shutil
 import subprocess

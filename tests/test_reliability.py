@@ -2,6 +2,8 @@
 finishes on the index it started with, a build never blocks the server, and the concurrency limits hold."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import http.client
 import json
 import random
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import free_port, wait_until
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.service import Assistant
 
 OLD_A = "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks."
@@ -48,7 +50,7 @@ class Served:
     def __init__(self, assistant: Assistant) -> None:
         import uvicorn
 
-        from assistant.server import create_server
+        from assistant.serve import create_server
 
         self.assistant = assistant
         if assistant.has_index():
@@ -191,7 +193,7 @@ def test_beyond_the_workers_and_the_queue_a_question_is_refused_as_busy(settings
     _write(corpus, {"a.txt": OLD_A, **OTHERS})
     build_index(settings, fake_embedder)
     gate = Gate(fake_embedder, "hold")
-    served = Served(Assistant(settings.with_(workers=1, queue=0), fake_embedder))
+    served = Served(Assistant(replace(settings, workers=1, queue=0), fake_embedder))
     try:
         holding = threading.Thread(target=served.ask, args=("hold the only worker",))
         holding.start()

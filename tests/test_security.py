@@ -2,6 +2,8 @@
 limit on failed logins."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import _pickle
 import base64
 import logging
@@ -14,14 +16,15 @@ import pytest
 from conftest import free_port, wait_until
 from fastapi.testclient import TestClient
 
-from assistant import security
-from assistant.build import build_index
-from assistant.auth import load_users
+from assistant.serve import security
+from assistant.index import build_index
+from assistant.serve.auth import load_users
 from assistant.config import MODES, Settings
 from assistant.errors import ConfigError, IndexDamaged
-from assistant.index import current_build, open_index
-from assistant.security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter
-from assistant.server import create_server
+from assistant.index.faiss.folder import current_build
+from assistant.index.faiss.store import open_index
+from assistant.serve.security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter
+from assistant.serve import create_server
 from assistant.service import Assistant
 
 WRONG = {"username": "ana", "password": "nope"}
@@ -53,7 +56,7 @@ def serve(settings, corpus, fake_embedder):
     build_index(settings, fake_embedder)
 
     def serve(**changes):
-        app = create_server(Assistant(settings.with_(**changes), fake_embedder))
+        app = create_server(Assistant(replace(settings, **changes), fake_embedder))
         app.state.ready = True
         return app
 
@@ -117,11 +120,11 @@ def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, re
 
 def test_five_wrong_passwords_then_the_right_one_is_refused_unchecked_until_the_window_passes(serve, clock, monkeypatch,
                                                                                                reliability):
-    import assistant.server
+    import assistant.serve
 
     checked = []
-    real_check = assistant.server.check_user
-    monkeypatch.setattr(assistant.server, "check_user", lambda *args: checked.append(args[1]) or real_check(*args))
+    real_check = assistant.serve.check_user
+    monkeypatch.setattr(assistant.serve, "check_user", lambda *args: checked.append(args[1]) or real_check(*args))
     web = client(serve(users="ana:pw"))
     assert [web.post("/login", data=WRONG).status_code for _ in range(LOGIN_FAILURES)] == [400] * LOGIN_FAILURES
     refused = web.post("/login", data=RIGHT)
@@ -376,7 +379,7 @@ def test_a_served_app_logs_no_secret_even_with_uvicorns_access_log_on_at_debug(s
 
 
 def test_settings_and_a_bad_users_setting_do_not_show_the_secrets(settings):
-    shown = repr(settings.with_(users=f"ana:{PASSWORD}", api_token=TOKEN))
+    shown = repr(replace(settings, users=f"ana:{PASSWORD}", api_token=TOKEN))
     assert PASSWORD not in shown and TOKEN not in shown
     with pytest.raises(ConfigError) as refused:
         load_users(f"ana:{PASSWORD}/x")  # a / makes it a path, and there is no such file

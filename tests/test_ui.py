@@ -1,10 +1,11 @@
+from dataclasses import replace
 import pytest
 from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.service import Assistant
-from assistant.ui import build_demo, document_view, escape_text, index_notice, reply
+from assistant.serve.ui import build_demo, document_view, escape_text, index_notice, reply
 
 HOSTILE = "Speakers list: <script>alert('x')</script> then ![](http://127.0.0.1:9/track.png) and $x$ end."
 
@@ -61,7 +62,7 @@ def test_empty_question_gets_a_message_not_an_error(assistant, corpus):
 
 def test_no_relevant_passage_gets_a_clear_message(settings, fake_embedder, corpus):
     (corpus / "doc.txt").write_text("Oman and Qatar attended.")
-    strict = Assistant(settings.with_(min_score=0.999), fake_embedder)
+    strict = Assistant(replace(settings, min_score=0.999), fake_embedder)
     html = reply(strict, "zebra", 3)
     assert "Not in the documents" in html and "<details><summary>Closest passages (not an answer)" in html
 

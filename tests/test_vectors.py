@@ -1,3 +1,4 @@
+from dataclasses import replace
 import json
 import random
 
@@ -5,9 +6,10 @@ import faiss
 import numpy as np
 import pytest
 
-from assistant.build import build_index
+from assistant.index import build_index
 from assistant.config import Settings
-from assistant.index import current_build, open_index
+from assistant.index.faiss.folder import current_build
+from assistant.index.faiss.store import open_index
 from assistant.search import Retriever
 
 WORDS = [f"w{i}" for i in range(400)]
@@ -24,7 +26,7 @@ def write_documents(corpus, count: int, start: int = 0, version: str = "") -> No
 @pytest.fixture
 def ann(settings: Settings) -> Settings:
     """IVF above 50 chunks, searching 2 of its lists: a few hundred chunks take the approximate path."""
-    return settings.with_(chunk_tokens=16, chunk_overlap=0, ann_threshold=50, ann_nprobe=2)
+    return replace(settings, chunk_tokens=16, chunk_overlap=0, ann_threshold=50, ann_nprobe=2)
 
 
 def top_hits(index_dir, embedder, queries: list[str]) -> list[tuple[str, float]]:
@@ -44,7 +46,7 @@ def all_chunks(index_dir) -> dict:
 
 def test_ivf_above_the_threshold_finds_the_top_passage_of_exact_search(ann, corpus, fake_embedder, tmp_path):
     write_documents(corpus, 40)
-    exact = ann.with_(index=tmp_path / "exact", ann_threshold=100_000)
+    exact = replace(ann, index=tmp_path / "exact", ann_threshold=100_000)
     build_index(exact, fake_embedder)
     build_index(ann, fake_embedder)
     assert isinstance(open_index(ann.index).vectors, faiss.IndexIVFFlat)
@@ -106,7 +108,7 @@ def test_incremental_ivf_build_adds_changes_and_deletes_like_a_full_rebuild(ann,
     assert not set(gone) & {row["id"] for row in rows.values()}
     for vector in fake_embedder.encode(list(gone.values())):  # no vector of theirs is left under another row
         assert max(score for _, score in after.dense(vector, 5)) < 0.99
-    rebuilt = ann.with_(index=tmp_path / "rebuilt")
+    rebuilt = replace(ann, index=tmp_path / "rebuilt")
     build_index(rebuilt, fake_embedder)
     queries = [row["embed_text"] for row in rows.values()]
     assert_same_hits(top_hits(ann.index, fake_embedder, queries), top_hits(rebuilt.index, fake_embedder, queries))
@@ -133,11 +135,11 @@ def test_new_ann_settings_take_effect_at_the_next_build_without_embedding(ann, c
     write_documents(corpus, 40)
     build_index(ann, fake_embedder)
     assert not build_index(ann, fake_embedder).published  # nothing changed
-    summary = build_index(ann.with_(ann_nprobe=4), fake_embedder)
+    summary = build_index(replace(ann, ann_nprobe=4), fake_embedder)
     assert summary.published and summary.embedded == 0
     index = open_index(ann.index)
     assert index.manifest["vectors"] == {"type": "ivf", "nlist": 8, "nprobe": 4, "trained_chunks": 320}
     assert index.vectors.nprobe == 4
-    summary = build_index(ann.with_(ann_threshold=1000), fake_embedder)
+    summary = build_index(replace(ann, ann_threshold=1000), fake_embedder)
     assert summary.published and summary.embedded == 0
     assert open_index(ann.index).manifest["vectors"] == {"type": "flat"}

@@ -1,4 +1,5 @@
 """BM25 side of hybrid search: bm25s with English stop words and Snowball stemming, saved beside the vectors."""
+
 from __future__ import annotations
 
 import logging

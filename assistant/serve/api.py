@@ -12,11 +12,11 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import check_token, check_user
-from .config import Mode
-from .errors import AssistantError, Busy, IndexNotFound, QueryError
-from .search import MAX_QUESTION_CHARS
+from ..config import Mode
+from ..errors import AssistantError, Busy, IndexNotFound, QueryError
+from ..search import MAX_QUESTION_CHARS
 from .security import LoginLimiter, client_address
-from .service import Assistant
+from ..service import Assistant
 
 log = logging.getLogger(__name__)
 

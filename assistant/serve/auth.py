@@ -7,7 +7,7 @@ import hmac
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _N, _R, _P = 2**14, 8, 1  # scrypt cost: about 20 ms and 16 MB per check
 

@@ -15,11 +15,11 @@ import gradio as gr
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
+from ..errors import ConfigError, IndexMismatch, IndexNotFound
+from ..service import Assistant
 from .api import create_app
 from .auth import check_user, load_users
-from .errors import ConfigError, IndexMismatch, IndexNotFound
 from .security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter, LoginRateLimit, SecurityHeaders
-from .service import Assistant
 from .ui import CSS, build_demo
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ Killed anywhere, every document is in its old version or its new one; the next b
 `pending` rows and re-does whatever the corpus still asks for. A model or chunking change (or --rebuild) writes
 a whole new family of collections and switches the manifest to it, also in one row.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,23 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .build import BuildSummary, chunk_fresh, library_versions, scan_corpus
-from .config import Settings
-from .documents import Chunk, Document, SkippedFile
-from .embedding import Embedder, Progress
-from .errors import IndexLocked
-from .index import fault_point
-from .lexical import terms
-from .milvus import FORMAT, MAX_VARCHAR, PART_CHARS, PLACEHOLDER, _NO_PAGE, Collections, bucket, literal, reached
+from ...chunking import chunk_documents
+from ...config import Settings
+from ...documents import Chunk, Document, SkippedFile
+from ...embedding import Embedder, Progress
+from ...errors import IndexLocked
+from ...ingest import Scan, scan_corpus
+from ..lexical import terms
+from ..manifest import BuildSummary, CatalogEntry, Manifest, SkippedEntry, built_with, fault_point, new_manifest, now, skipped_entries
+from .collections import FORMAT, MAX_VARCHAR, NO_PAGE, PART_CHARS, PLACEHOLDER, Collections, bucket, literal, reached
 
 log = logging.getLogger(__name__)
+
+
+class Listed(CatalogEntry):
+    """A document of the live collections, as a build lists them."""
+
+    parts: int  # rows of its text in the texts collection
 
 BATCH_CHUNKS = 512  # chunks embedded before their documents are written: the work a killed build loses
 LEASE_SECONDS = 600  # a build renews its lease after every batch of documents; one that stops renewing is presumed dead
@@ -64,7 +72,7 @@ class Writer(Collections):
 
     @reached
     def run(self, embedder: Embedder, rebuild: bool, progress: Progress | None) -> BuildSummary:
-        old = self.get_meta("manifest")
+        old: Manifest | None = self.get_meta("manifest")
         reuse = old is not None and not rebuild and self._same_settings(old)
         if old is not None and not reuse and not rebuild:
             log.warning("the Milvus index was built with other settings; re-embedding every document")
@@ -74,17 +82,17 @@ class Writer(Collections):
             for kind in ("chunks", "docs", "texts"):
                 self.client.load_collection(self.data(live, kind))
         catalog = self._recover_and_list(live) if reuse else {}
-        scan = scan_corpus(self.settings, catalog)
-        before = self.get_meta("skipped") if reuse else None
-        skipped = [{"path": s.path, "reason": s.reason, "sha256": scan.sha.get(s.path)} for s in scan.skipped]
+        scan = scan_corpus(self.settings, {path: entry["sha256"] for path, entry in catalog.items()})
+        before: list[SkippedEntry] | None = self.get_meta("skipped") if reuse else None
+        skipped = skipped_entries(scan)
         skipped += _still_too_long(scan, before or [])
-        summary = scan.summary()
+        summary = BuildSummary.of(scan)
         summary.skipped = [SkippedFile(s["path"], s["reason"]) for s in skipped]
         removed = sorted(set(catalog) - set(scan.kept) - {d.path for d in scan.fresh})
         if reuse and not scan.fresh and not removed and skipped == before:
             summary.chunks = int(old["chunks"])
             return summary
-        manifest = dict(old) if reuse else self._new_manifest(live, embedder, old)
+        manifest: Manifest = old.copy() if old and reuse else self._new_manifest(live, embedder, old)
         if not reuse:
             self.create_family(live, int(manifest["dimension"]))
         self.manifest, self.catalog, self.in_place = manifest, catalog, reuse
@@ -99,16 +107,13 @@ class Writer(Collections):
 
     # the manifest and the collections
 
-    def _same_settings(self, manifest: dict) -> bool:
-        return (manifest.get("format") == FORMAT and manifest["model"] == self.settings.model
-                and all(manifest["chunking"].get(k) == v for k, v in self.settings.chunking().items()))
+    def _same_settings(self, manifest: Manifest) -> bool:
+        return manifest.get("format") == FORMAT and built_with(manifest, self.settings.model, self.settings.chunking())
 
-    def _new_manifest(self, live: str, embedder: Embedder, old: dict | None) -> dict:
-        return {"format": FORMAT, "live": live, "generation": (old or {}).get("generation", 0) + 1,
-                "model": self.settings.model, "precision": embedder.precision, "dimension": int(embedder.dimension),
-                "chunking": {**self.settings.chunking(), "max_tokens": embedder.max_tokens}, "chunks": 0,
-                "vectors": {"type": "flat"}, "versions": library_versions(), "build": live,
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    def _new_manifest(self, live: str, embedder: Embedder, old: Manifest | None) -> Manifest:
+        manifest = new_manifest(self.settings, FORMAT, live, embedder.dimension, embedder.max_tokens, embedder.precision)
+        manifest["live"], manifest["generation"] = live, (old or {}).get("generation", 0) + 1
+        return manifest
 
     def _drop_unpublished(self, keep: str | None) -> None:
         """Collections of full builds that were killed before they were switched to."""
@@ -123,7 +128,7 @@ class Writer(Collections):
         # sealed segments search far faster than growing ones (Milvus Lite: 16,000 chunks in 50 ms, not 1 s)
         for kind in ("chunks", "docs", "texts"):
             self.client.flush(self.data(self.manifest["live"], kind))
-        self.manifest["built_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.manifest["built_at"] = now()
         self.manifest["generation"] = int(self.manifest["generation"]) + 1
         self.put_meta("manifest", self.manifest)  # for a full build: the switch to its collections
         fault_point("published")
@@ -134,7 +139,7 @@ class Writer(Collections):
 
     # documents
 
-    def _recover_and_list(self, live: str) -> dict[str, dict]:
+    def _recover_and_list(self, live: str) -> dict[str, Listed]:
         """Finish what a killed build left `pending`, then list the documents: path -> their row."""
         docs = self.data(live, "docs")
         for row in list(self.query_all(docs, 'pending != ""', ["path", "sha"])):
@@ -162,7 +167,7 @@ class Writer(Collections):
                      skipped: list[dict]) -> int:
         """Embed the new and changed documents a batch at a time, and write them as soon as they are embedded.
         A document with a passage too long for a Milvus field is skipped (added to `skipped`)."""
-        chunked = _group(chunk_fresh(self.settings, embedder, fresh) if fresh else [])
+        chunked = _group(chunk_documents(self.settings, embedder, fresh) if fresh else [])
         total, embedded = sum(len(chunks) for chunks in chunked.values()), 0
         for batch in _batches(fresh, chunked):
             texts = [c.embed_text for document in batch for c in chunked.get(document.path, [])]
@@ -291,7 +296,7 @@ def _alive(owner: str) -> bool:
     return True
 
 
-def _still_too_long(scan, before: list[dict]) -> list[dict]:
+def _still_too_long(scan: Scan, before: list[SkippedEntry]) -> list[SkippedEntry]:
     """Documents skipped by the last build for a passage too long for Milvus, unchanged since: still skipped,
     without being chunked again. They leave scan.fresh."""
     known = {s["path"]: s for s in before if s.get("too_long")}
@@ -346,6 +351,6 @@ def _parts(document: Document) -> list[str]:
 def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict]:
     words = terms([c.embed_text for c in chunks])
     return [{"key": f"{c.id}:{sha}", "bucket": bucket(f"{c.id}:{sha}"), "chunk_id": c.id, "source": c.source, "sha": sha,
-             "page": _NO_PAGE if c.page is None else c.page, "start": c.start, "end": c.end, "text": c.text,
+             "page": NO_PAGE if c.page is None else c.page, "start": c.start, "end": c.end, "text": c.text,
              "embed_text": c.embed_text, "terms": " ".join(w)[:PART_CHARS], "dense": v.tolist()}
             for c, w, v in zip(chunks, words, np.asarray(vectors, dtype=np.float32))]

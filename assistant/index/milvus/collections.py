@@ -1,5 +1,5 @@
 """Milvus for the index stage: the connection, its errors, and the collections of an index (Milvus Lite's file
-or a server). Searching them is milvus_store.py; writing them, milvus_build.py.
+or a server). Searching them is store.py; writing them, build.py.
 
 Layout, for ASSISTANT_MILVUS_COLLECTION=C:
   C_meta          the manifest (model, chunking, ..., the live data's suffix and a generation counter),
@@ -8,8 +8,9 @@ Layout, for ASSISTANT_MILVUS_COLLECTION=C:
   C_<live>_texts  each document's text and sections, as JSON in parts (a VARCHAR holds at most 65,535 bytes)
   C_<live>_chunks one row per chunk and document version: text, dense vector, and BM25 over its terms
 A chunk counts only while its document's row names its version (`sha`): a build writes a document's new chunks,
-then switches that one row, then deletes the old chunks (milvus_build.py), so readers see each document whole.
+then switches that one row, then deletes the old chunks (build.py), so readers see each document whole.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
+from ...config import Settings
+from ...errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ LIMIT = 16_384  # rows one Milvus query returns at most
 BUCKETS = 65_536  # docs and chunks carry bucket = crc32(key) % BUCKETS, to read more than LIMIT rows in slices
 BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS store uses
 PLACEHOLDER = [0.0, 0.0]  # the vector of a side collection's row: Milvus wants a vector field in every collection
-_NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
+NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
 
 _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
@@ -91,7 +92,7 @@ def reached(method):
         except (StoreUnavailable, IndexNotFound, IndexMismatch, ConfigError):
             raise
         except Exception as err:
-            if not _is_milvus_error(err):
+            if not is_milvus_error(err):
                 raise
             log.warning("Milvus at %s: %s", self.uri, err)
             reason = getattr(err, "message", None) or str(err) or type(err).__name__
@@ -100,7 +101,7 @@ def reached(method):
     return wrapper
 
 
-def _is_milvus_error(err: Exception) -> bool:
+def is_milvus_error(err: Exception) -> bool:
     return type(err).__module__.split(".")[0] in ("pymilvus", "grpc")
 
 

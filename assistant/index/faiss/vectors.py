@@ -1,4 +1,5 @@
 """The dense side of a build: an exact FAISS index up to ASSISTANT_ANN_THRESHOLD chunks, an IVF index above it."""
+
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-NLIST_PER_SQRT = 1.0  # IVF lists per square root of the chunk count; chosen by benchmarks/ann.py (README)
+NLIST_PER_SQRT = 1.0  # IVF lists per square root of the chunk count; chosen by benchmarks/ann.py (docs/benchmarks.md)
 MIN_PER_LIST = 39  # faiss's k-means wants at least this many training points a list
 TRAIN_PER_LIST = 64  # k-means trains on a sample of this many vectors a list, not on all of them
 REGROW = 2.0  # the lists are retrained when the chunk count has doubled or halved since they were trained
@@ -43,11 +44,6 @@ def read_dense(path: Path, spec: dict) -> Any:
     if isinstance(index, faiss.IndexIVF):
         index.nprobe = int(spec["nprobe"])
     return index
-
-
-def dense_spec(manifest: dict) -> dict:
-    """The manifest's "vectors" entry; builds written before it existed are flat."""
-    return manifest.get("vectors", {"type": "flat"})
 
 
 def dense_settled(spec: dict, chunks: int, threshold: int, nprobe: int) -> bool:

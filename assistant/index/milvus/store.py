@@ -1,20 +1,30 @@
-"""The Milvus store, read-only: search and reads on the live collections of a Milvus index (layout: milvus.py)."""
+"""The Milvus store, read-only: search and reads on the live collections of a Milvus index (layout: collections.py)."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .config import Settings
-from .errors import IndexMismatch, IndexNotFound
-from .index import check_built_with
-from .lexical import terms
-from .lru import LRU
-from .milvus import FORMAT, _NO_PAGE, Collections, _is_milvus_error, literal, one_of, reached
+from ...config import Settings
+from ...errors import IndexMismatch, IndexNotFound
+from ...lru import LRU
+from ..lexical import terms
+from ..manifest import CatalogEntry, Manifest, check_built_with
+from ..store import ChunkRow, DocumentRow, TitledChunk
+from .collections import FORMAT, NO_PAGE, Collections, is_milvus_error, literal, one_of, reached
 
 CACHED_VECTORS = 20_000  # chunk vectors kept by a store: about 30 MB at 384 dimensions
 CACHED_ROWS = 5_000  # chunk rows (text and offsets) kept by a store
+
+
+class MilvusChunk(ChunkRow):
+    """A chunk row with its primary key and its document's version."""
+
+    key: str
+    sha: str
 
 
 def published_version(settings: Settings) -> str | None:
@@ -24,7 +34,7 @@ def published_version(settings: Settings) -> str | None:
 
 def open_milvus(settings: Settings) -> MilvusStore:
     collections = Collections(settings)
-    manifest = collections.get_meta("manifest")
+    manifest: Manifest | None = collections.get_meta("manifest")
     where = f"the Milvus collection {settings.milvus_collection} at {collections.uri}"
     if manifest is None:
         raise IndexNotFound(f"no index in {where} — run: assistant build --store milvus")
@@ -37,11 +47,11 @@ def open_milvus(settings: Settings) -> MilvusStore:
 
 
 class MilvusStore:
-    """The live data of one Milvus index, read-only; implements stores.Store. A chunk's key is its primary key,
+    """The live data of one Milvus index, read-only; implements index.store.Store. A chunk's key is its primary key,
     "<chunk id>:<document sha>". Both sides of search run inside Milvus: FLAT inner product over normalized
     vectors (cosines, exact) and the BM25 function over the chunks' terms."""
 
-    def __init__(self, collections: Collections, manifest: dict, where: str) -> None:
+    def __init__(self, collections: Collections, manifest: Manifest, where: str) -> None:
         self.db, self.manifest, self.where = collections, manifest, where
         self.uri = collections.uri
         self.version = f"{manifest['live']}.{manifest['generation']}"
@@ -51,13 +61,13 @@ class MilvusStore:
         # a chunk's key names its document's version, so its vector and row never change: kept across questions.
         # A document's version and title are kept for this store's version (a build's switch opens a new store).
         self._vectors: LRU[np.ndarray] = LRU(CACHED_VECTORS)
-        self._rows: LRU[dict] = LRU(CACHED_ROWS)
+        self._rows: LRU[MilvusChunk] = LRU(CACHED_ROWS)
         self._docs: dict[str, tuple[str, str]] = {}
         try:
             for name in (self.chunk_table, self.doc_table, self.text_table):
                 collections.client.load_collection(name)
         except Exception as err:
-            if not _is_milvus_error(err):
+            if not is_milvus_error(err):
                 raise
             # a full rebuild elsewhere switched to new collections and dropped these; the service opens again
             raise IndexNotFound(f"{where}: the collections of build {manifest['live']} are gone ({err}) — "
@@ -126,7 +136,7 @@ class MilvusStore:
         return np.stack([found[key] if key in found else self._vectors.get(key) for key in keys])
 
     @reached
-    def chunks(self, keys: Sequence[str]) -> dict[str, dict]:
+    def chunks(self, keys: Sequence[str]) -> dict[str, TitledChunk]:
         missing = [key for key in keys if self._rows.get(key) is None]
         for row in self._chunk_rows(one_of("key", missing)) if missing else []:
             self._rows.put(row["key"], row)
@@ -135,23 +145,23 @@ class MilvusStore:
         return {row["key"]: {**row, "title": docs[row["source"]][1]} for row in rows if docs[row["source"]][0] == row["sha"]}
 
     @reached
-    def chunks_of(self, sources: Sequence[str]) -> list[dict]:
+    def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]:
         rows = self._chunk_rows(one_of("source", list(sources))) if len(sources) else []
         return sorted(rows, key=lambda row: (row["source"], row["start"]))
 
-    def _chunk_rows(self, expression: str) -> list[dict]:
+    def _chunk_rows(self, expression: str) -> list[MilvusChunk]:
         fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text"]
         rows = self.db.query_all(self.chunk_table, expression, fields)
         shas = self._shas({row["source"] for row in rows})
         return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
 
     @reached
-    def chunk_by_id(self, chunk_id: str) -> dict | None:
+    def chunk_by_id(self, chunk_id: str) -> ChunkRow | None:
         rows = self._chunk_rows(f"chunk_id == {literal(chunk_id)}")
         return rows[0] if rows else None
 
     @reached
-    def documents(self, paths: Sequence[str] | None = None) -> dict[str, dict]:
+    def documents(self, paths: Sequence[str] | None = None) -> dict[str, DocumentRow]:
         """Documents with their text and sections (JSON), as the FAISS store's rows."""
         catalog = self.catalog() if paths is None else self._catalog(one_of("path", list(paths)) if paths else None)
         found = {}
@@ -163,10 +173,10 @@ class MilvusStore:
         return found
 
     @reached
-    def catalog(self) -> dict[str, dict]:
+    def catalog(self) -> dict[str, CatalogEntry]:
         return self._catalog('sha != ""')
 
-    def _catalog(self, expression: str | None) -> dict[str, dict]:
+    def _catalog(self, expression: str | None) -> dict[str, CatalogEntry]:
         if expression is None:
             return {}
         rows = self.db.query_all(self.doc_table, expression, ["path", "sha", "title", "chunks", "precision"])
@@ -178,8 +188,8 @@ class MilvusStore:
         """The client stays open: it is shared by every store of this process on the same URI."""
 
 
-def _chunk_row(row: dict) -> dict:
+def _chunk_row(row: dict[str, Any]) -> MilvusChunk:
     page = int(row["page"])
     return {"key": row["key"], "id": row["chunk_id"], "source": row["source"], "sha": row["sha"],
-            "page": None if page == _NO_PAGE else page, "start": int(row["start"]), "end": int(row["end"]),
+            "page": None if page == NO_PAGE else page, "start": int(row["start"]), "end": int(row["end"]),
             "text": row["text"], "embed_text": row["embed_text"]}

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import logging
-import os
 from urllib.parse import quote
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from an intranet server; read at import
-import gradio as gr  # noqa: E402
+import gradio as gr  # its analytics are off: assistant/__init__.py sets GRADIO_ANALYTICS_ENABLED before any import
 
-from .answers import Answer
-from .config import MODES, Settings
-from .errors import AssistantError, IndexNotFound
-from .service import Assistant
+from ..answers import Answer
+from ..config import MODES, Settings
+from ..errors import AssistantError, IndexNotFound
+from ..service import Assistant
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +191,8 @@ def index_notice(assistant: Assistant) -> str:
         return ""
     names = escape_text(", ".join(stale[:10]) + (" …" if len(stale) > 10 else ""))
     return (f"<p>&#9888; {len(stale)} document(s) changed since the index was built: {names}. "
-            "Answers may be out of date — run: <code>assistant build</code></p>")
+            "Answers may be out of date — run <code>.venv/bin/assistant build</code> in the assistant's folder "
+            "(or <code>assistant build</code> with its virtualenv active).</p>")
 
 
 def _build_with_progress(assistant: Assistant, progress) -> None:
