@@ -1,12 +1,13 @@
 """The web app: `python app.py` serves the chat and the API on 127.0.0.1:7860; `gradio app.py` reloads the chat."""
+
 import sys
 
 from assistant.cli import report_errors
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.serve import serve
-from assistant.service import Assistant
 from assistant.serve.ui import build_demo
+from assistant.service import Assistant
 
 try:
     assistant = Assistant(Settings.from_env())

@@ -1,4 +1,5 @@
 """Offline document Q&A: passages with sources from your own files."""
+
 import os
 
 # No outside calls. huggingface_hub (under transformers, sentence-transformers and Gradio) reads its switches

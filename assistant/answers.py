@@ -1,4 +1,5 @@
 """Answers: the passages, the entities they give as a direct answer, highlights, and "not in the documents"."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,9 +27,15 @@ class Answer:
     floor: float = 0.0  # the relevance floor it was held to: under it, no_answer
 
     def to_json(self) -> dict:
-        return {"question": self.question, "passages": [p.to_json() for p in self.passages], "mode": self.mode,
-                "no_answer": self.no_answer, "answer": _answer_json(self.answer),
-                "relevance": round(self.relevance, 4), "relevance_floor": self.floor}
+        return {
+            "question": self.question,
+            "passages": [p.to_json() for p in self.passages],
+            "mode": self.mode,
+            "no_answer": self.no_answer,
+            "answer": _answer_json(self.answer),
+            "relevance": round(self.relevance, 4),
+            "relevance_floor": self.floor,
+        }
 
 
 def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
@@ -83,5 +90,7 @@ def _mark_entities(passages: list[Passage], extracted: ExtractedAnswer) -> None:
 def _answer_json(extracted: ExtractedAnswer | None) -> dict | None:
     if extracted is None:
         return None
-    return {"type": extracted.type,
-            "items": [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in extracted.items]}
+    return {
+        "type": extracted.type,
+        "items": [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in extracted.items],
+    }

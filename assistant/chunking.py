@@ -1,4 +1,5 @@
 """Split a document into passages: paragraphs first, then sentences, bounded by the model's word-piece count."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,7 @@ from .errors import ConfigError
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
 _MERGE_BELOW = 8  # a paragraph this short is joined to the next one
 _HEADING_MAX = 24  # a one-line paragraph this short, with no closing punctuation, is a heading: it joins the next
-_CLOSING = tuple('.!?…"”’\')')
+_CLOSING = tuple(".!?…\"”’')")
 _SPACY_PIECE = 100_000  # characters handed to the sentence splitter at once
 
 
@@ -34,12 +35,19 @@ def chunk_documents(settings: Settings, tokenizer: ModelTokenizer, documents: li
     """The chunks of `documents`, in document order, with the settings' chunk size and overlap."""
     max_tokens = tokenizer.max_tokens
     if settings.chunk_tokens > max_tokens:
-        raise ConfigError(f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces")
-    return [chunk for document in documents
-            for chunk in chunk_document(document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, max_tokens)]
+        raise ConfigError(
+            f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces"
+        )
+    return [
+        chunk
+        for document in documents
+        for chunk in chunk_document(document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, max_tokens)
+    ]
 
 
-def chunk_document(doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int) -> list[Chunk]:
+def chunk_document(
+    doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int
+) -> list[Chunk]:
     """Chunks of at most `chunk_tokens` word pieces; the embedded text adds title and preceding context
     without going over `max_tokens`, the model's own limit."""
     spans: list[tuple[int, int, int | None]] = []

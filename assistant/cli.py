@@ -1,4 +1,5 @@
 """The `assistant` command: build, ask, status, serve. Thin over the library; errors become one stderr line."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,28 @@ from .errors import AssistantError
 log = logging.getLogger(__name__)
 _LISTED = 20  # documents listed by `assistant status`
 # the options that set a Settings field of the same name (the rest choose what a command does: -k, --json, ...)
-SETTING_OPTIONS = ("corpus", "index", "model", "store", "milvus_uri", "milvus_collection", "precision", "mode", "host", "port",
-                   "root_path", "workers")
+SETTING_OPTIONS = (
+    "corpus",
+    "index",
+    "model",
+    "store",
+    "milvus_uri",
+    "milvus_collection",
+    "precision",
+    "mode",
+    "host",
+    "port",
+    "root_path",
+    "workers",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s", stream=sys.stderr
+    )
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
@@ -53,21 +68,43 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", type=Path, help="documents folder (default: corpus/, or ASSISTANT_CORPUS)")
     common.add_argument("--index", type=Path, help="index folder (default: index/, or ASSISTANT_INDEX)")
-    common.add_argument("--model", help="sentence-transformers name or folder (default: all-MiniLM-L6-v2, or ASSISTANT_MODEL)")
-    common.add_argument("--store", choices=STORES,
-                        help="where the index lives: faiss (files in the index folder) or milvus (default faiss, or ASSISTANT_STORE)")
-    common.add_argument("--milvus-uri", help="Milvus server (http://host:19530) or Milvus Lite file "
-                        "(default <index>/milvus.db, or ASSISTANT_MILVUS_URI); the token comes from ASSISTANT_MILVUS_TOKEN")
-    common.add_argument("--milvus-collection", help="name the Milvus collections start with (default assistant, "
-                        "or ASSISTANT_MILVUS_COLLECTION)")
+    common.add_argument(
+        "--model", help="sentence-transformers name or folder (default: all-MiniLM-L6-v2, or ASSISTANT_MODEL)"
+    )
+    common.add_argument(
+        "--store",
+        choices=STORES,
+        help="where the index lives: faiss (files in the index folder) or milvus (default faiss, or ASSISTANT_STORE)",
+    )
+    common.add_argument(
+        "--milvus-uri",
+        help="Milvus server (http://host:19530) or Milvus Lite file "
+        "(default <index>/milvus.db, or ASSISTANT_MILVUS_URI); the token comes from ASSISTANT_MILVUS_TOKEN",
+    )
+    common.add_argument(
+        "--milvus-collection",
+        help="name the Milvus collections start with (default assistant, or ASSISTANT_MILVUS_COLLECTION)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="log what is happening")
     embeds = argparse.ArgumentParser(add_help=False)  # the commands that run the model
-    embeds.add_argument("--precision", choices=PRECISIONS,
-                        help="model arithmetic: auto (bf16 if the CPU has it natively), fp32 or bf16 (default auto, or ASSISTANT_PRECISION)")
+    embeds.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="model arithmetic: auto (bf16 if the CPU has it natively), fp32 or bf16 "
+        "(default auto, or ASSISTANT_PRECISION)",
+    )
     parser = argparse.ArgumentParser(prog="assistant", description="Offline document Q&A over the files in a folder.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.set_defaults(command=None, verbose=False, corpus=None, index=None, model=None, store=None, milvus_uri=None,
-                        milvus_collection=None)
+    parser.set_defaults(
+        command=None,
+        verbose=False,
+        corpus=None,
+        index=None,
+        model=None,
+        store=None,
+        milvus_uri=None,
+        milvus_collection=None,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     build = sub.add_parser("build", parents=[common, embeds], help="index the corpus (only new and changed files)")
@@ -78,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", parents=[common, embeds], help="ask a question (or read questions from stdin)")
     ask.add_argument("words", nargs="*", help="the question; without it, one question per line on stdin")
     ask.add_argument("-k", type=int, default=5, help="passages to return (default 5; capped at the chunk count)")
-    ask.add_argument("--mode", choices=MODES, help="retrieval: dense, bm25 or hybrid (default hybrid, or ASSISTANT_MODE)")
+    ask.add_argument(
+        "--mode", choices=MODES, help="retrieval: dense, bm25 or hybrid (default hybrid, or ASSISTANT_MODE)"
+    )
     ask.add_argument("--json", action="store_true", help="print one JSON object per question (JSON Lines)")
     ask.set_defaults(handler=_ask)
 
@@ -89,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common, embeds], help="run the web app")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or ASSISTANT_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, or ASSISTANT_PORT)")
-    serve.add_argument("--root-path", help="prefix behind a reverse proxy, e.g. /qa (default none, or ASSISTANT_ROOT_PATH)")
+    serve.add_argument(
+        "--root-path", help="prefix behind a reverse proxy, e.g. /qa (default none, or ASSISTANT_ROOT_PATH)"
+    )
     serve.add_argument("--workers", type=int, help="questions answered at once (default 2, or ASSISTANT_WORKERS)")
     serve.set_defaults(handler=_serve)
 
@@ -141,8 +182,10 @@ def _questions(words: list[str]) -> Iterator[str]:
 def _format_answer(answer) -> str:
     lines = [f"Q: {answer.question}"]
     if answer.no_answer:
-        lines.append(f"Not in the documents: no passage is close to this question (the closest scores "
-                     f"{answer.relevance:.2f}, under the relevance floor {answer.floor:.2f}).")
+        lines.append(
+            f"Not in the documents: no passage is close to this question (the closest scores "
+            f"{answer.relevance:.2f}, under the relevance floor {answer.floor:.2f})."
+        )
         lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
     if answer.answer:
         number = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
@@ -171,14 +214,17 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"documents: {status['documents']}  chunks: {status['chunks']}  skipped: {len(status['skipped'])}")
     documents = assistant.index().catalog()
     for path in list(documents)[:_LISTED]:
-        count = documents[path]['chunks']
+        count = documents[path]["chunks"]
         print(f"  {printable(path)}  ({count} chunk{'' if count == 1 else 's'})  {documents[path]['title']}")
     if len(documents) > _LISTED:
         print(f"  … and {len(documents) - _LISTED} more")
     for skipped in status["skipped"]:
         print(f"  skipped {printable(skipped['path'])}: {skipped['reason']}")
     if status["stale"]:
-        print(f"changed since the build ({len(status['stale'])}): {', '.join(map(printable, status['stale']))} — run: assistant build")
+        print(
+            f"changed since the build ({len(status['stale'])}): {', '.join(map(printable, status['stale']))}"
+            " — run: assistant build"
+        )
     else:
         print("up to date with the corpus")
     return 0
@@ -198,7 +244,9 @@ def _hash_password(settings: Settings, args: argparse.Namespace) -> int:
 
     from .serve.auth import hash_password
 
-    password = getpass.getpass(f"password for {args.user}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    password = (
+        getpass.getpass(f"password for {args.user}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    )
     if not password or ":" in args.user:
         print("assistant: the password must not be empty and the user name must not contain ':'", file=sys.stderr)
         return 2

@@ -56,10 +56,14 @@ class Settings:
     corpus: Path = Path("corpus")
     index: Path = Path("index")
     model: str = DEFAULT_MODEL
-    chunk_tokens: int = 192  # word pieces per passage; chosen on SQuAD by benchmarks/chunking.py (docs/benchmarks.md#chunk-size)
+    chunk_tokens: int = (
+        192  # word pieces per passage; chosen on SQuAD by benchmarks/chunking.py (docs/benchmarks.md#chunk-size)
+    )
     chunk_overlap: int = 38  # word pieces shared by consecutive windows of a long paragraph (a fifth)
     max_file_mb: float = 50.0
-    max_file_seconds: float = 20.0  # reading one PDF or DOCX; with pypdf's own bounds, under 30 s (README, Hostile files)
+    max_file_seconds: float = (
+        20.0  # reading one PDF or DOCX; with pypdf's own bounds, under 30 s (README, Hostile files)
+    )
     # relevance floor: when no passage reaches this cosine, the answer is "not in the documents"; None (auto):
     # the floor measured for the size of the index (search.relevance_floor)
     min_score: float | None = None
@@ -74,8 +78,12 @@ class Settings:
     port: int = 7860
     root_path: str = ""  # the prefix a reverse proxy serves the app under, e.g. /qa
     # secrets: left out of repr(settings), so that no log line or traceback that shows the settings shows them
-    users: str = field(default="", repr=False)  # a file of user:scrypt-hash lines, or one user:password; empty: no login
-    api_token: str = field(default="", repr=False)  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
+    users: str = field(
+        default="", repr=False
+    )  # a file of user:scrypt-hash lines, or one user:password; empty: no login
+    api_token: str = field(
+        default="", repr=False
+    )  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
     frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
     log_questions: bool = False  # write each question to the log; off, the log never holds what people asked
     # questions worked on at once (each on one thread, so about one per core); up to `queue` more wait their
@@ -114,18 +122,24 @@ class Settings:
         if self.ann_nprobe < 1:
             raise ConfigError(f"ASSISTANT_ANN_NPROBE must be at least 1 (got {self.ann_nprobe})")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
-            raise ConfigError(f"ASSISTANT_ROOT_PATH must start with / and not end with one, like /qa (got {self.root_path!r})")
+            raise ConfigError(
+                f"ASSISTANT_ROOT_PATH must start with / and not end with one, like /qa (got {self.root_path!r})"
+            )
         if self.workers < 1:
             raise ConfigError(f"ASSISTANT_WORKERS must be at least 1 (got {self.workers})")
         if self.queue < 0:
             raise ConfigError(f"ASSISTANT_QUEUE must be 0 or more (got {self.queue})")
         check_store(self.store)
         if self.milvus_uri and "://" not in self.milvus_uri and not self.milvus_uri.endswith(".db"):
-            raise ConfigError(f"ASSISTANT_MILVUS_URI={self.milvus_uri!r} is neither a server (http://host:19530) nor a "
-                              "Milvus Lite file, whose name must end in .db (like index/milvus.db)")
+            raise ConfigError(
+                f"ASSISTANT_MILVUS_URI={self.milvus_uri!r} is neither a server (http://host:19530) nor a "
+                "Milvus Lite file, whose name must end in .db (like index/milvus.db)"
+            )
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
-            raise ConfigError(f"ASSISTANT_MILVUS_COLLECTION must be letters, digits and _, starting with a letter or _, "
-                              f"at most 151 characters (got {self.milvus_collection!r})")
+            raise ConfigError(
+                f"ASSISTANT_MILVUS_COLLECTION must be letters, digits and _, starting with a letter or _, "
+                f"at most 151 characters (got {self.milvus_collection!r})"
+            )
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 
@@ -154,7 +168,10 @@ def check_mode(mode: str) -> Mode:
 
 def check_precision(precision: str) -> Precision:
     if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r} (ASSISTANT_PRECISION, --precision) — valid precisions: {', '.join(PRECISIONS)}")
+        raise ConfigError(
+            f"unknown precision {precision!r} (ASSISTANT_PRECISION, --precision)"
+            f" — valid precisions: {', '.join(PRECISIONS)}"
+        )
     return precision  # type: ignore[return-value]
 
 
@@ -173,9 +190,9 @@ def _convert(var: str, raw: str, kind: type | str) -> Any:
         if raw.lower() == "auto":
             return None
         kind = float
+    assert isinstance(kind, type)
     try:
         return kind(raw)
     except ValueError:
         expected = "number or auto" if var == "ASSISTANT_MIN_SCORE" else kind.__name__
         raise ConfigError(f"{var}={raw!r} is not a valid {expected}") from None
-

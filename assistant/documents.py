@@ -1,4 +1,5 @@
 """Plain data: a Document read from the corpus, its Chunks, and the Passages search returns."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

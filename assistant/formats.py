@@ -1,4 +1,5 @@
 """Readers, one per file format: bytes in, (title, text, sections) out, or SkipFile with the one-line reason."""
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,33 @@ DOCX_MAX_PARTS = 10_000
 DOCX_MAX_TAGS = 1_000_000
 _HTML_DROP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
 _HTML_BLOCKS = {
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th",
-    "pre", "blockquote", "figure", "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "title", "hr",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "pre",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "title",
+    "hr",
 }
 _BLOCK_END = object()  # marks where a block element ends, in _html_text's stack
 
@@ -43,7 +69,10 @@ class Deadline:
 
     def __call__(self, *_: object) -> None:  # *_: also a pypdf visitor, called with each content-stream operator
         if time.monotonic() > self.end:
-            raise SkipFile(f"reading took over {self.seconds:g} s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit")
+            raise SkipFile(
+                f"reading took over {self.seconds:g} s (ASSISTANT_MAX_FILE_SECONDS)"
+                " — split the file, or raise the limit"
+            )
 
 
 def decode_text(data: bytes) -> str:
@@ -92,8 +121,10 @@ def _read_html(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, l
     # lxml's parser is linear on any input; Python's html.parser (3.11) is quadratic on some unclosed markup
     tags = markup.count("<") - markup.count("</") + markup.count("=")
     if tags > HTML_MAX_TAGS:
-        raise SkipFile(f"HTML has about {tags:,} tags and attributes, over the limit of {HTML_MAX_TAGS:,} "
-                       "— split the page or save it as text")
+        raise SkipFile(
+            f"HTML has about {tags:,} tags and attributes, over the limit of {HTML_MAX_TAGS:,} "
+            "— split the page or save it as text"
+        )
     soup = BeautifulSoup(markup, "lxml")
     title_tag = soup.find("title") or soup.find("h1")
     title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
@@ -201,11 +232,15 @@ def _check_docx_archive(data: bytes) -> None:
         archive = zipfile.ZipFile(io.BytesIO(data))
         parts = archive.infolist()
         if len(parts) > DOCX_MAX_PARTS:
-            raise SkipFile(f"DOCX holds {len(parts):,} files, over the limit of {DOCX_MAX_PARTS:,} — not a Word document?")
+            raise SkipFile(
+                f"DOCX holds {len(parts):,} files, over the limit of {DOCX_MAX_PARTS:,} — not a Word document?"
+            )
         unpacked = sum(part.file_size for part in parts)  # zipfile stops at these sizes: a lie fails the CRC check
         if unpacked > DOCX_MAX_UNPACKED_MB * 1024 * 1024:
-            raise SkipFile(f"DOCX would unpack to {unpacked / 1048576:,.0f} MB, over the limit of {DOCX_MAX_UNPACKED_MB} MB "
-                           "— a zip bomb?")
+            raise SkipFile(
+                f"DOCX would unpack to {unpacked / 1048576:,.0f} MB, over the limit of {DOCX_MAX_UNPACKED_MB} MB "
+                "— a zip bomb?"
+            )
         tags = 0
         for part in parts:  # every part, whatever its name: python-docx parses a part by its declared type
             with archive.open(part) as handle:
@@ -261,4 +296,6 @@ def _docx_heading(document, paragraphs: list) -> str:
 
 def reader_for(path: Path) -> Callable[[bytes, Path, Deadline], tuple[str, str, list[Section]]]:
     """The reader of the file's format: PDF, DOCX, HTML, else plain text."""
-    return {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}.get(path.suffix.lower(), _read_text)
+    return {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}.get(
+        path.suffix.lower(), _read_text
+    )

@@ -50,14 +50,17 @@ def scan_corpus(settings: Settings, previous: Mapping[str, str]) -> Scan:
             if previous.get(rel) == sha:
                 scan.kept.append(rel)
             else:
-                scan.fresh.append(read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds))
+                scan.fresh.append(
+                    read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds)
+                )
         except Exception as err:  # one bad file never stops the build: it is skipped with the reason
             scan.skipped.append(skipped_file(rel, err))
     return scan
 
 
-def stale_documents(corpus: Path, indexed: Mapping[str, str], skipped: Mapping[str, str | None],
-                    max_file_mb: float = 50.0) -> list[str]:
+def stale_documents(
+    corpus: Path, indexed: Mapping[str, str], skipped: Mapping[str, str | None], max_file_mb: float = 50.0
+) -> list[str]:
     """Paths added, changed or removed in the corpus since the index was built (skipped files included).
     `indexed`: path -> sha256 of the documents in the index; `skipped`: the same for the files it skipped."""
     known = {**indexed, **skipped}
@@ -92,7 +95,9 @@ def skipped_file(rel: str, err: Exception) -> SkippedFile:
     else:
         reason = f"unexpected error ({type(err).__name__}: {err})"
     reason = " ".join(reason.split())[:300] or type(err).__name__
-    log.warning("skipped %s: %s", printable(rel), reason, exc_info=None if isinstance(err, (SkipFile, OSError)) else err)
+    log.warning(
+        "skipped %s: %s", printable(rel), reason, exc_info=None if isinstance(err, (SkipFile, OSError)) else err
+    )
     return SkippedFile(rel, reason)
 
 
@@ -110,8 +115,8 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[Path, str]]:
         for name in files:
             if not name.startswith("."):
                 path = Path(root) / name
-                rel = path.relative_to(corpus).as_posix().encode("utf-8", "surrogateescape")
-                found.append((rel.decode("utf-8", "backslashreplace"), path))
+                name_bytes = path.relative_to(corpus).as_posix().encode("utf-8", "surrogateescape")
+                found.append((name_bytes.decode("utf-8", "backslashreplace"), path))
     for rel, path in sorted(found, key=lambda item: item[0]):  # by relative path, not folder by folder
         yield path, rel
 
@@ -132,7 +137,9 @@ def check_readable(path: Path, corpus: Path, max_file_mb: float) -> None:
         raise SkipFile("file name is not valid UTF-8 — rename the file") from None
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise SkipFile(f"unsupported file type {suffix or '(no extension)'} — supported: {', '.join(sorted(SUPPORTED))}")
+        raise SkipFile(
+            f"unsupported file type {suffix or '(no extension)'} — supported: {', '.join(sorted(SUPPORTED))}"
+        )
     if path.is_symlink():
         _check_link(path, corpus)
     try:
@@ -144,7 +151,9 @@ def check_readable(path: Path, corpus: Path, max_file_mb: float) -> None:
     if info.st_size == 0:
         raise SkipFile("empty file")
     if info.st_size > max_file_mb * 1024 * 1024:
-        raise SkipFile(f"file is {info.st_size / 1048576:.1f} MB, over the {max_file_mb:g} MB limit (ASSISTANT_MAX_FILE_MB)")
+        raise SkipFile(
+            f"file is {info.st_size / 1048576:.1f} MB, over the {max_file_mb:g} MB limit (ASSISTANT_MAX_FILE_MB)"
+        )
 
 
 def _check_link(path: Path, corpus: Path) -> None:
@@ -159,8 +168,9 @@ def _check_link(path: Path, corpus: Path) -> None:
         raise SkipFile("symlink points outside the corpus — not followed")
 
 
-def read_document(path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None,
-                  max_file_seconds: float = 20.0) -> Document:
+def read_document(
+    path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None, max_file_seconds: float = 20.0
+) -> Document:
     """Parse one file into a Document, or raise SkipFile with the reason."""
     deadline = Deadline(max_file_seconds)
     check_readable(path, corpus or path.parent, max_file_mb)

@@ -1,4 +1,5 @@
 """LRU: a small thread-safe map that forgets the least recently used entry beyond its size."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Countries and places by name, from pycountry's ISO 3166 data: no hand-typed list of names."""
+
 from __future__ import annotations
 
 import re

@@ -1,14 +1,16 @@
 """Retriever: dense, lexical (BM25) or hybrid search over one store (FAISS or Milvus), and the fusion of the two."""
+
 from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import numpy as np
 
+from .config import check_mode
 from .documents import Passage
 from .embedding import Embedder
-from .config import check_mode
 from .errors import QueryError
 from .index.store import Key, Store
 
@@ -21,7 +23,8 @@ FUSION_WEIGHT = 0.6  # weight of the dense side in "minmax" fusion; chosen likew
 RRF_K = 60  # the constant of reciprocal rank fusion, as in Cormack et al. (2009)
 # The relevance floor. The best cosine that a question about something else reaches grows with the number of
 # passages (the best of more unrelated passages scores higher), so the floor grows with the log of the index
-# size: it refuses 95% of off-topic questions at every size. Fitted by benchmarks/no_answer.py (docs/benchmarks.md#not-in-the-documents).
+# size: it refuses 95% of off-topic questions at every size. Fitted by benchmarks/no_answer.py
+# (docs/benchmarks.md#not-in-the-documents).
 FLOOR_BASE, FLOOR_SLOPE = 0.104, 0.0374
 
 
@@ -60,7 +63,9 @@ class Retriever:
     from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused).
     `floor` is the relevance floor: `min_score` if given, else the one measured for the index's size."""
 
-    def __init__(self, index: Store, embedder: Embedder, min_score: float | None = None, mode: str = "hybrid") -> None:
+    def __init__(
+        self, index: Store[Any], embedder: Embedder, min_score: float | None = None, mode: str = "hybrid"
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.floor = relevance_floor(len(index)) if min_score is None else min_score
@@ -70,12 +75,15 @@ class Retriever:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode([clean_query(query)])[0]
 
-    def search(self, query: str, k: int = 5, vector: np.ndarray | None = None, mode: str | None = None) -> list[Passage]:
+    def search(
+        self, query: str, k: int = 5, vector: np.ndarray | None = None, mode: str | None = None
+    ) -> list[Passage]:
         """The k best passages for `query`, best first; k is capped at the number of chunks."""
         return self.ranked(query, k, vector, mode)[0]
 
-    def ranked(self, query: str, k: int = 5, vector: np.ndarray | None = None,
-               mode: str | None = None) -> tuple[list[Passage], float]:
+    def ranked(
+        self, query: str, k: int = 5, vector: np.ndarray | None = None, mode: str | None = None
+    ) -> tuple[list[Passage], float]:
         """search() and relevance() together. The dense side's first candidate is the best cosine in the index,
         so a mode with a dense side searches the vectors once (at 100,000 chunks one exact search is ~12 ms)."""
         mode = check_mode(mode or self.mode)
@@ -94,7 +102,9 @@ class Retriever:
         best = self.index.dense(vector, 1)
         return best[0][1] if best else -1.0
 
-    def _rank(self, query: str, vector: np.ndarray, mode: str, depth: int) -> tuple[list[Key], np.ndarray, float | None]:
+    def _rank(
+        self, query: str, vector: np.ndarray, mode: str, depth: int
+    ) -> tuple[list[Key], np.ndarray, float | None]:
         """Candidate keys, the score they are ranked by, and the best cosine in the index (None for bm25).
         Each side returns its own candidates with scores; in hybrid, the lexical side also scores the dense
         side's candidates, and the dense scores of the lexical side's come from their stored vectors."""
@@ -120,7 +130,8 @@ class Retriever:
         stored = self.index.chunks(keys)  # with their document's title
         return [
             Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"], r["title"] or "")
-            for key, score in zip(keys, cosines) if (r := stored.get(key)) is not None
+            for key, score in zip(keys, cosines)
+            if (r := stored.get(key)) is not None
         ]
 
 
@@ -128,8 +139,10 @@ def clean_query(query: str) -> str:
     """Strip control characters and surrounding space; refuse what cannot be searched."""
     if half := next((ch for ch in query or "" if "\ud800" <= ch <= "\udfff"), None):
         # half of a UTF-16 pair: no text holds one, and it cannot be written as UTF-8 (the reply would fail)
-        raise QueryError(f"the question holds U+{ord(half):04X}, half of a character (a lone surrogate) — "
-                         "type or paste the question again as plain text")
+        raise QueryError(
+            f"the question holds U+{ord(half):04X}, half of a character (a lone surrogate) — "
+            "type or paste the question again as plain text"
+        )
     cleaned = "".join(ch if ch.isprintable() else " " for ch in query or "").strip()
     if not cleaned:
         what = "" if not (query or "").strip() else " (it holds only control or invisible characters)"

@@ -1,4 +1,5 @@
 """One assistant per process: settings, the embedder and the loaded index, shared by the CLI, the UI and the API."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +7,7 @@ import copy
 import logging
 import sys
 import threading
+from typing import Any
 
 from . import entities
 from .answers import Answer, answer_question
@@ -54,8 +56,10 @@ class Slots:
     def taken(self):
         with self._lock:
             if self.waiting >= self.queue + self.workers:
-                raise Busy(f"busy: {self.workers} questions are being answered and {self.queue} are waiting — "
-                           "ask again in a moment (the limits are ASSISTANT_WORKERS and ASSISTANT_QUEUE)")
+                raise Busy(
+                    f"busy: {self.workers} questions are being answered and {self.queue} are waiting — "
+                    "ask again in a moment (the limits are ASSISTANT_WORKERS and ASSISTANT_QUEUE)"
+                )
             self.waiting += 1
         try:
             with self._free:
@@ -71,12 +75,12 @@ class Assistant:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.model, settings.batch_size, settings.precision)
-        self._index: Store | None = None
+        self._index: Store[Any] | None = None
         self._lock = threading.Lock()
         self.answers = AnswerCache()
         self.slots = Slots(settings.workers, settings.queue)
 
-    def index(self) -> Store:
+    def index(self) -> Store[Any]:
         """The published index. Its version is read on every call (FAISS: the CURRENT pointer, one small file;
         Milvus: one row of the side collection), so a build that publishes a new index is served from the next
         question on, with no restart; a question already running keeps the store it started with, whose open
@@ -93,8 +97,10 @@ class Assistant:
                     if published(self.settings) != version:
                         continue  # a newer build was published (and this one removed) while it was being opened
                     raise
-            raise IndexDamaged(f"the index at {self.settings.index}/ changed {_OPEN_ATTEMPTS} times while it was being "
-                               "opened — ask again when the builds are done")
+            raise IndexDamaged(
+                f"the index at {self.settings.index}/ changed {_OPEN_ATTEMPTS} times while it was being "
+                "opened — ask again when the builds are done"
+            )
 
     def has_index(self) -> bool:
         return published(self.settings) is not None
@@ -111,8 +117,14 @@ class Assistant:
             self.answers.put(key, answer)
         answer.question = question  # as asked: the same up to spaces and control characters
         if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log
-            log.info("asked %r (k=%d, %s): %d passages%s", question, k, retriever.mode, len(answer.passages),
-                     ", not in the documents" if answer.no_answer else "")
+            log.info(
+                "asked %r (k=%d, %s): %d passages%s",
+                question,
+                k,
+                retriever.mode,
+                len(answer.passages),
+                ", not in the documents" if answer.no_answer else "",
+            )
         return answer
 
     def build(self, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
@@ -127,8 +139,15 @@ class Assistant:
         if chunk is None:
             return None
         document = index.documents([chunk["source"]])[chunk["source"]]
-        return {"chunk_id": chunk_id, "source": chunk["source"], "title": document["title"], "page": chunk["page"],
-                "start": chunk["start"], "end": chunk["end"], "text": document["text"]}
+        return {
+            "chunk_id": chunk_id,
+            "source": chunk["source"],
+            "title": document["title"],
+            "page": chunk["page"],
+            "start": chunk["start"],
+            "end": chunk["end"],
+            "text": document["text"],
+        }
 
     def warm_up(self) -> None:
         """Load the index, the embedding model and spaCy, and run one query, so that the first real question is fast."""
@@ -179,5 +198,6 @@ class Assistant:
     def _stale(self, catalog: dict[str, CatalogEntry], skipped: list[SkippedEntry]) -> list[str]:
         """What changed in the corpus since the build: files added, changed or removed, skipped ones included."""
         indexed = {path: entry["sha256"] for path, entry in catalog.items()}
-        return stale_documents(self.settings.corpus, indexed, {s["path"]: s.get("sha256") for s in skipped},
-                               self.settings.max_file_mb)
+        return stale_documents(
+            self.settings.corpus, indexed, {s["path"]: s.get("sha256") for s in skipped}, self.settings.max_file_mb
+        )

@@ -1,4 +1,5 @@
 """Thread counts of torch and faiss: one thread for a question's small work, all of them for a build's."""
+
 from __future__ import annotations
 
 import threading

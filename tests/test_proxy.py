@@ -1,4 +1,4 @@
-"""Behind Debian's nginx under /qa/, with the README's location block: the chat in Chromium, and the API."""
+"""Behind Debian's nginx under /qa/, with the location block of docs/deploying.md: the chat in Chromium, and the API."""
 import json
 import re
 import shutil
@@ -57,7 +57,7 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 18
 
 @contextmanager
 def behind_nginx(tmp: Path, env: dict[str, str]):
-    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the README's location block.
+    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the location block of docs/deploying.md.
 
     The app runs under tests/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
     the offline switches left to the product's own defaults."""
@@ -94,8 +94,8 @@ def proxy_url(proxy_dir):
         yield url
 
 
-def test_readme_shows_the_location_block_the_tests_use():
-    readme = (ROOT / "README.md").read_text()
+def test_the_deploying_page_shows_the_location_block_the_tests_use():
+    readme = (ROOT / "docs" / "deploying.md").read_text()
     assert LOCATION.read_text().strip() in readme
 
 
@@ -193,13 +193,13 @@ def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy
 
 @contextmanager
 def intranet_page(folder: Path, snippet: str, proxy_url: str):
-    """The README's embedding snippet `snippet` (from deploy/), pointed at the proxy, served from another origin."""
+    """The embedding snippet of docs/deploying.md `snippet` (from deploy/), pointed at the proxy, served from another origin."""
     import http.server
     import threading
     from functools import partial
 
     html = (ROOT / "deploy" / snippet).read_text()
-    assert html.strip() in (ROOT / "README.md").read_text()
+    assert html.strip() in (ROOT / "docs" / "deploying.md").read_text()
     (folder / "index.html").write_text(html.replace("http://127.0.0.1:8080/qa/", proxy_url))
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     page_server = http.server.ThreadingHTTPServer(("127.0.0.1", EMBED_PORT), handler)
@@ -211,7 +211,7 @@ def intranet_page(folder: Path, snippet: str, proxy_url: str):
         page_server.server_close()
 
 
-def test_readme_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, tmp_path):
+def test_the_deploying_page_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with intranet_page(tmp_path, "embed.html", proxy_url) as url, sync_playwright() as p:
@@ -226,7 +226,7 @@ def test_readme_embedding_snippet_shows_the_chat_in_an_intranet_page(proxy_url, 
         browser.close()
 
 
-def test_readme_web_component_snippet_shows_the_chat_in_an_intranet_page_from_the_app_alone(proxy_url, tmp_path):
+def test_the_deploying_page_web_component_snippet_shows_the_chat_in_an_intranet_page_from_the_app_alone(proxy_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with intranet_page(tmp_path, "embed-component.html", proxy_url) as url, sync_playwright() as p:

@@ -3,7 +3,7 @@ folder, the default) or Milvus by ASSISTANT_STORE; each store's modules are impo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -24,7 +24,7 @@ def published(settings: Settings) -> str | None:
     return folder.name if folder else None
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings) -> Store[Any]:
     """The published index; IndexMismatch when it was built with another model or other chunking."""
     if settings.store == "milvus":
         from .milvus.store import open_milvus

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from typing import Protocol, TypedDict
+from collections.abc import Sequence
+from typing import Protocol, TypedDict, TypeVar, Union
 
 import numpy as np
 
 from .manifest import CatalogEntry, Manifest
 
-Key = Hashable  # a chunk's handle inside its store: its row in a FAISS build, its primary key in Milvus
+Key = Union[int, str]  # a chunk's handle inside its store: its row in a FAISS build, its primary key in Milvus
+K = TypeVar("K", int, str)  # the Key of one store
 
 
 class ChunkRow(TypedDict):
@@ -40,7 +41,7 @@ class DocumentRow(TypedDict):
     sections: str
 
 
-class Store(Protocol):
+class Store(Protocol[K]):
     """An index, read-only. `dense` scores are cosines (normalized vectors, inner product). `lexical` scores are
     BM25 over the same terms in both stores (lexical.terms), 0 where no term occurs. Fusion, thresholds and
     answers stay in the search stage, so they are the same whatever the store."""
@@ -51,13 +52,13 @@ class Store(Protocol):
 
     def __len__(self) -> int: ...
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[Key, float]]: ...
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[K, float]]: ...
 
-    def lexical(self, query: str, k: int, also: Sequence[Key] = ()) -> dict[Key, float]: ...
+    def lexical(self, query: str, k: int, also: Sequence[K] = ()) -> dict[K, float]: ...
 
-    def stored_vectors(self, keys: Sequence[Key]) -> np.ndarray: ...
+    def stored_vectors(self, keys: Sequence[K]) -> np.ndarray: ...
 
-    def chunks(self, keys: Sequence[Key]) -> dict[Key, TitledChunk]: ...
+    def chunks(self, keys: Sequence[K]) -> dict[K, TitledChunk]: ...
 
     def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]: ...
 

@@ -1,4 +1,5 @@
 """One server: uvicorn runs the FastAPI app with the REST API, and the Gradio chat mounted on it."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -8,10 +9,12 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
+import jinja2
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
@@ -26,10 +29,14 @@ log = logging.getLogger(__name__)
 
 _ROOT_LINK = re.compile(r'\b(href|src)="/(?!/)')  # e.g. Gradio's <link rel="manifest" href="/manifest.json">
 # the share-preview tags that name a URL or an account: Gradio's point at gradio.app, GitHub and @Gradio
-_SOCIAL_LINKS = re.compile(r'<meta\s+(?:property|name)="(?:og:image|og:url|twitter:image|twitter:creator)"\s+content="[^"]*"\s*/?>\s*')
+_SOCIAL_LINKS = re.compile(
+    r'<meta\s+(?:property|name)="(?:og:image|og:url|twitter:image|twitter:creator)"\s+content="[^"]*"\s*/?>\s*'
+)
 _ICON = '<link rel="icon" href="./favicon.ico" />'
-LOGIN_MESSAGE = (f"Sign in to ask the documents. After {LOGIN_FAILURES} failed attempts, wait {LOGIN_WINDOW:.0f} seconds "
-                 "before the next one.")
+LOGIN_MESSAGE = (
+    f"Sign in to ask the documents. After {LOGIN_FAILURES} failed attempts, wait {LOGIN_WINDOW:.0f} seconds "
+    "before the next one."
+)
 
 
 def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
@@ -43,14 +50,27 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
     # outermost last: the headers go on every response, the 429 of the login limit and CORS preflights included
     app.add_middleware(LoginRateLimit, limiter=limiter)
     # Gradio's own CORS lets any site read the chat off a host that is not loopback; only the embedding pages may
-    app.add_middleware(CORSMiddleware, allow_origins=embedding_origins(settings.frame_ancestors), allow_credentials=True,
-                       allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=embedding_origins(settings.frame_ancestors),
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)  # embedding only where allowed
     app.add_api_route("/gradio.js", _gradio_js, include_in_schema=False)
     _render_pages_through_fix_page()
     # run history off: its page offers to save runs to a Hugging Face bucket, a call out of the intranet
-    return gr.mount_gradio_app(app, demo or build_demo(assistant=assistant), path="/", root_path=settings.root_path or None,
-                               css=CSS, auth=login, auth_message=LOGIN_MESSAGE if users else None, run_history=False)
+    return gr.mount_gradio_app(
+        app,
+        demo or build_demo(assistant=assistant),
+        path="/",
+        root_path=settings.root_path or None,
+        css=CSS,
+        auth=login,
+        auth_message=LOGIN_MESSAGE if users else None,
+        run_history=False,
+    )
 
 
 def embedding_origins(frame_ancestors: str) -> list[str]:
@@ -59,7 +79,8 @@ def embedding_origins(frame_ancestors: str) -> list[str]:
 
 
 def _gradio_js() -> FileResponse:
-    """Gradio's <gradio-app> web component, from the gradio wheel rather than a CDN; it loads the rest from ./assets/."""
+    """Gradio's <gradio-app> web component, from the gradio wheel rather than a CDN; it loads the rest from
+    ./assets/."""
     return FileResponse(Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js", media_type="text/javascript")
 
 
@@ -76,22 +97,25 @@ def fix_page(html: str) -> str:
     return html
 
 
+class _FixedLoader(jinja2.FunctionLoader):
+    """Gradio's own template loader, with every page passed through fix_page."""
+
+
 def _render_pages_through_fix_page() -> None:
     """Gradio renders its page from a Jinja template that it reads once; pass that source through fix_page."""
-    import jinja2
     from gradio.routes import templates
 
     loader = templates.env.loader
-    if getattr(loader, "fixes_gradio_page", False):  # already done in this process
+    if loader is None or isinstance(loader, _FixedLoader):  # already done in this process
         return
 
-    def source(name: str):
+    def source(name: str) -> tuple[str, str | None, Callable[[], bool] | None]:
         text, filename, uptodate = loader.get_source(templates.env, name)
         return fix_page(text), filename, uptodate
 
-    templates.env.loader = jinja2.FunctionLoader(source)
-    templates.env.loader.fixes_gradio_page = True
-    templates.env.cache.clear()
+    templates.env.loader = _FixedLoader(source)
+    if templates.env.cache is not None:
+        templates.env.cache.clear()
 
 
 def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
@@ -138,8 +162,10 @@ def exposure_warning(settings) -> str | None:
     """A warning when the server listens beyond this machine and nobody has to sign in."""
     if _is_loopback(settings.host) or settings.users or settings.api_token:
         return None
-    return (f"warning: serving on {settings.host} without a login — anyone who can reach port {settings.port} can read "
-            "the documents; set ASSISTANT_USERS (and ASSISTANT_API_TOKEN), or ASSISTANT_HOST=127.0.0.1")
+    return (
+        f"warning: serving on {settings.host} without a login — anyone who can reach port {settings.port} can read "
+        "the documents; set ASSISTANT_USERS (and ASSISTANT_API_TOKEN), or ASSISTANT_HOST=127.0.0.1"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -155,4 +181,6 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise ConfigError(f"cannot serve on {host}:{port} ({err.strerror}) — set ASSISTANT_PORT or --port to a free port") from None
+            raise ConfigError(
+                f"cannot serve on {host}:{port} ({err.strerror}) — set ASSISTANT_PORT or --port to a free port"
+            ) from None

@@ -1,4 +1,5 @@
 """REST API: the same answers, status and documents as the CLI and the chat, as JSON."""
+
 from __future__ import annotations
 
 import base64
@@ -11,12 +12,12 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
-from .auth import check_token, check_user
 from ..config import Mode
 from ..errors import AssistantError, Busy, IndexNotFound, QueryError
 from ..search import MAX_QUESTION_CHARS
-from .security import LoginLimiter, client_address
 from ..service import Assistant
+from .auth import check_token, check_user
+from .security import LoginLimiter, client_address
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,16 @@ def api_guard(users: dict[str, str], token: str, limiter: LoginLimiter):
             if ok:
                 return
         if token:
-            raise HTTPException(401, "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
-                                headers={"WWW-Authenticate": "Bearer"})
-        raise HTTPException(401, "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
-                            headers={"WWW-Authenticate": 'Basic realm="assistant"'})
+            raise HTTPException(
+                401,
+                "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        raise HTTPException(
+            401,
+            "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
+            headers={"WWW-Authenticate": 'Basic realm="assistant"'},
+        )
 
     return guard
 
@@ -71,12 +78,20 @@ def _basic_ok(users: dict[str, str], authorization: str | None) -> bool:
     return check_user(users, user, password)
 
 
-def create_app(assistant: Assistant, users: dict[str, str] | None = None, token: str = "",
-               limiter: LoginLimiter | None = None) -> FastAPI:
+def create_app(
+    assistant: Assistant, users: dict[str, str] | None = None, token: str = "", limiter: LoginLimiter | None = None
+) -> FastAPI:
     """The FastAPI app with the API routes; server.py mounts the chat on it."""
     # FastAPI's own /api/docs page would load Swagger UI from a CDN; FastAPIOffline serves the copy in its package
-    app = FastAPIOffline(title="Document Q&A", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
-                         swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect", static_url="/api/docs-assets")
+    app = FastAPIOffline(
+        title="Document Q&A",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+        static_url="/api/docs-assets",
+    )
     app.state.ready = False
     api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token, limiter or LoginLimiter()))])
     _add_error_handlers(app)
@@ -139,16 +154,25 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _error(error: dict) -> dict:
     """One of pydantic's errors without its input, and in plain words where it concerns the body as a whole."""
     if error["type"] == "json_invalid":  # its loc ends with a character position
-        return {"loc": ["body"], "msg": f"not valid JSON ({error.get('ctx', {}).get('error', 'cannot parse it')})",
-                "type": error["type"]}
+        return {
+            "loc": ["body"],
+            "msg": f"not valid JSON ({error.get('ctx', {}).get('error', 'cannot parse it')})",
+            "type": error["type"],
+        }
     if error["type"] == "model_attributes_type":
-        return {"loc": ["body"], "msg": "expected a JSON object, sent with Content-Type: application/json", "type": error["type"]}
+        return {
+            "loc": ["body"],
+            "msg": "expected a JSON object, sent with Content-Type: application/json",
+            "type": error["type"],
+        }
     return {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
 
 
 def validation_message(errors: list[dict]) -> str:
     """FastAPI's validation errors as one line: `question: String should have at most 2000 characters`."""
-    return "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors) + " — see /api/docs for the shape of each request"
+    return (
+        "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors) + " — see /api/docs for the shape of each request"
+    )
 
 
 def _field(loc: list[str]) -> str:

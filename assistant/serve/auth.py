@@ -1,4 +1,5 @@
 """Who may use the assistant: users with scrypt password hashes, and a bearer token for the API."""
+
 from __future__ import annotations
 
 import base64
@@ -34,17 +35,25 @@ def load_users(spec: str) -> dict[str, str]:
     """ASSISTANT_USERS: a file of `user:hash` lines, or one `user:password` (hashed here, kept in memory only)."""
     path = Path(spec).expanduser()
     if path.is_file():
-        users = dict(_parse_line(line, path) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+        users = dict(
+            _parse_line(line, path)
+            for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
         if not users:
-            raise ConfigError(f"ASSISTANT_USERS file {path} has no user:hash line — make one with: assistant hash-password USER")
+            raise ConfigError(
+                f"ASSISTANT_USERS file {path} has no user:hash line — make one with: assistant hash-password USER"
+            )
         return users
     if ":" in spec and "/" not in spec:
         user, password = spec.split(":", 1)
         if user and password:
             return {user: hash_password(password)}
     shown = spec.split(":", 1)[0] + ":…" if ":" in spec else spec  # what follows a colon may be a password
-    raise ConfigError(f"ASSISTANT_USERS={shown!r} is neither a file of user:hash lines nor user:password "
-                      "(a password with a / goes in a file: assistant hash-password USER)")
+    raise ConfigError(
+        f"ASSISTANT_USERS={shown!r} is neither a file of user:hash lines nor user:password "
+        "(a password with a / goes in a file: assistant hash-password USER)"
+    )
 
 
 def check_user(users: dict[str, str], user: str, password: str) -> bool:
@@ -61,7 +70,9 @@ def check_token(expected: str, authorization: str | None) -> bool:
 def _parse_line(line: str, path: Path) -> tuple[str, str]:
     user, _, stored = line.strip().partition(":")
     if not user or not stored.startswith("scrypt$"):
-        raise ConfigError(f"bad line in {path}: expected user:scrypt$... — make one with: assistant hash-password {user or 'USER'}")
+        raise ConfigError(
+            f"bad line in {path}: expected user:scrypt$... — make one with: assistant hash-password {user or 'USER'}"
+        )
     return user, stored
 
 

@@ -1,4 +1,5 @@
 """Security at the server's edge: the headers on every response and the limit on failed logins."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,18 @@ class LoginLimiter:
             if failed:
                 recent = self._recent(address)
                 recent.append(clock())
-                self._failed[address] = recent  # last in the dict's order: the addresses that failed longest ago go first
+                self._failed[address] = (
+                    recent  # last in the dict's order: the addresses that failed longest ago go first
+                )
                 if len(self._failed) > TRACKED_ADDRESSES:
                     self._failed.pop(next(iter(self._failed)))
         if failed and len(recent) == self.failures:  # the address, never the user name: people type passwords there
-            log.warning("%d failed logins from %s within %.0f s: its logins are refused for a while",
-                        self.failures, address, self.window)
+            log.warning(
+                "%d failed logins from %s within %.0f s: its logins are refused for a while",
+                self.failures,
+                address,
+                self.window,
+            )
 
     def wait(self, address: str) -> int:
         """Seconds until `address` may try again: 0 when it may try now."""
@@ -66,8 +75,10 @@ class LoginLimiter:
             return max(1, math.ceil(recent[0] + self.window - clock()))
 
     def refusal(self, wait: int) -> str:
-        return (f"too many failed logins from this address ({self.failures} within {self.window:.0f} s) — "
-                f"wait {wait} s and try again")
+        return (
+            f"too many failed logins from this address ({self.failures} within {self.window:.0f} s) — "
+            f"wait {wait} s and try again"
+        )
 
     def _recent(self, address: str) -> deque[float]:
         """The address's failures within the window, oldest first; an address with none left leaves the table."""
@@ -79,7 +90,7 @@ class LoginLimiter:
         return recent
 
 
-def client_address(scope: dict) -> str:
+def client_address(scope: Mapping[str, Any]) -> str:
     """The client's IP address (behind a proxy, uvicorn puts X-Forwarded-For's here when the proxy is trusted)."""
     client = scope.get("client")
     return client[0] if client else "unknown"
@@ -90,8 +101,10 @@ class SecurityHeaders:
 
     def __init__(self, app, frame_ancestors: str) -> None:
         self.app = app
-        self.headers = [(b"x-content-type-options", b"nosniff"),
-                        (b"content-security-policy", f"frame-ancestors {frame_ancestors}".encode("latin-1"))]
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"content-security-policy", f"frame-ancestors {frame_ancestors}".encode("latin-1")),
+        ]
         self.names = {name for name, _ in self.headers}
 
     async def __call__(self, scope, receive, send) -> None:
@@ -143,7 +156,15 @@ def _is_login(path: str) -> bool:
 
 async def _refuse(send, detail: str, wait: int) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": 429,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"retry-after", str(wait).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(wait).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
 """The Gradio chat: ask a question, see the passages with their sources and the best sentences highlighted."""
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,10 @@ SCROLL_TO_PASSAGE = """
 const show = () => element.querySelector('mark#cited-passage')?.scrollIntoView({block: 'center'});
 show(); watch('value', show);
 """
-NO_LONGER_INDEXED = ("<p>This passage is no longer in the index: the documents were indexed again since the answer "
-                     "was given. Ask the question again to get a link to the current text.</p>")
+NO_LONGER_INDEXED = (
+    "<p>This passage is no longer in the index: the documents were indexed again since the answer "
+    "was given. Ask the question again to get a link to the current text.</p>"
+)
 # Document text is escaped into HTML entities, Markdown's and LaTeX's special characters included, and
 # newlines become <br>, so the whole reply is one HTML block with nothing for Markdown or KaTeX to act on.
 _ESCAPES = {ord(ch): f"&#{ord(ch)};" for ch in "&<>\"'`*_[](){}!#|~$\\+-:=^@%"}
@@ -45,9 +48,11 @@ def escape_text(text: str) -> str:
 def render_answer(answer: Answer) -> str:
     passages = "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
     if answer.no_answer:
-        return (f"<p><b>Not in the documents.</b> Nothing relevant was found for this question ({_why_none(answer)}). "
-                "Try other words, or add documents and rebuild the index.</p>"
-                + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else ""))
+        return (
+            f"<p><b>Not in the documents.</b> Nothing relevant was found for this question ({_why_none(answer)}). "
+            "Try other words, or add documents and rebuild the index.</p>"
+            + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else "")
+        )
     return _render_entities(answer) + passages
 
 
@@ -69,17 +74,30 @@ def _render_entities(answer: Answer) -> str:
         role = f" — {escape_text(item.role)}" if item.role else ""
         cites = " ".join(f'<a href="#passage-{rank[c]}">[{rank[c]}]</a>' for c in item.passages if c in rank)
         lines.append(f"<li><strong>{escape_text(item.text)}</strong>{role} {cites}</li>")
-    kind = {"person": "People", "place": "Places", "organization": "Organizations", "date": "Dates", "number": "Numbers"}
-    return (f'<div class="answer"><div class="source">Answer &#183; {kind.get(answer.answer.type, "Entities")} '
-            f'({len(lines)})</div><ul>{"".join(lines)}</ul></div>')
+    kind = {
+        "person": "People",
+        "place": "Places",
+        "organization": "Organizations",
+        "date": "Dates",
+        "number": "Numbers",
+    }
+    return (
+        f'<div class="answer"><div class="source">Answer &#183; {kind.get(answer.answer.type, "Entities")} '
+        f"({len(lines)})</div><ul>{''.join(lines)}</ul></div>"
+    )
 
 
 def _render_passage(rank: int, passage) -> str:
     where = escape_text(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
-    link = (f'<a class="document-link" href="?{DOCUMENT_PARAM}={escape_text(quote(passage.chunk_id, safe=""))}" '
-            'target="_blank" rel="noopener">view in document</a>')
-    return (f'<div class="passage" id="passage-{rank}"><div class="source">[{rank}] {where} &#183; score {passage.score:.2f}'
-            f' &#183; {link}</div><div class="text">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>')
+    link = (
+        f'<a class="document-link" href="?{DOCUMENT_PARAM}={escape_text(quote(passage.chunk_id, safe=""))}" '
+        'target="_blank" rel="noopener">view in document</a>'
+    )
+    return (
+        f'<div class="passage" id="passage-{rank}"><div class="source">[{rank}] {where} &#183; '
+        f"score {passage.score:.2f} &#183; {link}</div>"
+        f'<div class="text">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>'
+    )
 
 
 def _marked(text: str, sentences: list[tuple[int, int]], entities: list[tuple[int, int]]) -> str:
@@ -122,17 +140,26 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
 
 def _chat(assistant: Assistant, respond) -> gr.HTML:
     """The chat page: the question box and its settings, the answers, and the banner about a stale index."""
-    gr.Markdown("## Document Q&A\nAsk a question about the documents; the answer is the passages that hold it, with their sources.")
+    gr.Markdown(
+        "## Document Q&A\nAsk a question about the documents; "
+        "the answer is the passages that hold it, with their sources."
+    )
     notice = gr.HTML()
-    chat = gr.Chatbot(label="Answers", height=520, latex_delimiters=[], sanitize_html=True,
-                      feedback_options=None, buttons=["copy"])
+    chat = gr.Chatbot(
+        label="Answers", height=520, latex_delimiters=[], sanitize_html=True, feedback_options=None, buttons=["copy"]
+    )
     with gr.Row():
         question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
         send = gr.Button("Ask", variant="primary", scale=1)
     with gr.Row():
         k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
-        mode = gr.Radio(list(MODES), value=assistant.settings.mode, label="Search", scale=2,
-                        info="hybrid: meaning and exact words; dense: meaning; bm25: exact words")
+        mode = gr.Radio(
+            list(MODES),
+            value=assistant.settings.mode,
+            label="Search",
+            scale=2,
+            info="hybrid: meaning and exact words; dense: meaning; bm25: exact words",
+        )
     gr.Examples(EXAMPLES, inputs=question)
     send.click(respond, [question, chat, k, mode], [chat, question])
     question.submit(respond, [question, chat, k, mode], [chat, question])
@@ -155,13 +182,16 @@ def render_document(found: dict) -> str:
     text, start, end = found["text"], found["start"], found["end"]
     where = escape_text(found["source"]) + (f", page {found['page']}" if found["page"] is not None else "")
     title = f"<h2>{escape_text(found['title'])}</h2>" if found["title"] else ""
-    return (f'<div class="document">{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
-            f'<div class="text">{escape_text(text[:start])}<mark id="cited-passage">{escape_text(text[start:end])}</mark>'
-            f'{escape_text(text[end:])}</div></div>')
+    return (
+        f'<div class="document">{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
+        f'<div class="text">{escape_text(text[:start])}<mark id="cited-passage">{escape_text(text[start:end])}</mark>'
+        f"{escape_text(text[end:])}</div></div>"
+    )
 
 
-def chat_turn(assistant: Assistant, question: str, history: list | None, k: float, mode: str | None,
-              progress=None) -> tuple[list[dict], str]:
+def chat_turn(
+    assistant: Assistant, question: str, history: list | None, k: float, mode: str | None, progress=None
+) -> tuple[list[dict], str]:
     """One exchange of the chat: the history with the question and its reply added, and an empty question box."""
     history = list(history or [])
     history.append({"role": "user", "content": escape_text(question or "")})
@@ -190,9 +220,11 @@ def index_notice(assistant: Assistant) -> str:
     if not stale:
         return ""
     names = escape_text(", ".join(stale[:10]) + (" …" if len(stale) > 10 else ""))
-    return (f"<p>&#9888; {len(stale)} document(s) changed since the index was built: {names}. "
-            "Answers may be out of date — run <code>.venv/bin/assistant build</code> in the assistant's folder "
-            "(or <code>assistant build</code> with its virtualenv active).</p>")
+    return (
+        f"<p>&#9888; {len(stale)} document(s) changed since the index was built: {names}. "
+        "Answers may be out of date — run <code>.venv/bin/assistant build</code> in the assistant's folder "
+        "(or <code>assistant build</code> with its virtualenv active).</p>"
+    )
 
 
 def _build_with_progress(assistant: Assistant, progress) -> None:

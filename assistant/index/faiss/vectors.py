@@ -76,7 +76,7 @@ def _ivf(vectors: np.ndarray, nprobe: int, previous: Any, previous_spec: dict | 
     """
     import faiss
 
-    if previous is not None:
+    if previous is not None and previous_spec is not None:
         centroids, trained = previous.quantizer.reconstruct_n(0, previous.nlist), previous_spec["trained_chunks"]
     else:
         centroids, trained = _train(vectors, nlist_for(len(vectors))), len(vectors)
@@ -100,7 +100,7 @@ def _train(vectors: np.ndarray, nlist: int) -> np.ndarray:
     log.info("training %d IVF lists on %d of %d vectors", nlist, sample, len(vectors))
     kmeans = faiss.Kmeans(vectors.shape[1], nlist, niter=10, spherical=True, seed=SEED)  # 10 rounds, as faiss's IVF
     kmeans.train(vectors[chosen])
-    return kmeans.centroids
+    return np.asarray(kmeans.centroids)
 
 
 def _assignments(quantizer: Any, vectors: np.ndarray, previous: Any, old_rows: np.ndarray | None) -> np.ndarray:
@@ -108,7 +108,7 @@ def _assignments(quantizer: Any, vectors: np.ndarray, previous: Any, old_rows: n
     import faiss
 
     lists = np.full(len(vectors), -1, dtype=np.int64)
-    if previous is not None and old_rows is not None and previous.direct_map.type == faiss.DirectMap.Array:
+    if previous is not None and old_rows is not None and previous.direct_map.type == faiss.DirectMap.Array:  # type: ignore[attr-defined]
         kept = old_rows >= 0
         lists[kept] = faiss.vector_to_array(previous.direct_map.array)[old_rows[kept]] >> 32  # (list << 32) | offset
     todo = np.flatnonzero(lists < 0)

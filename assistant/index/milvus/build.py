@@ -77,7 +77,7 @@ class Writer(Collections):
         if old is not None and not reuse and not rebuild:
             log.warning("the Milvus index was built with other settings; re-embedding every document")
         self._drop_unpublished(keep=old["live"] if old else None)
-        live = old["live"] if reuse else datetime.now(timezone.utc).strftime("b%Y%m%dT%H%M%S%f")
+        live = old["live"] if old and reuse else datetime.now(timezone.utc).strftime("b%Y%m%dT%H%M%S%f")
         if reuse:
             for kind in ("chunks", "docs", "texts"):
                 self.client.load_collection(self.data(live, kind))
@@ -89,7 +89,7 @@ class Writer(Collections):
         summary = BuildSummary.of(scan)
         summary.skipped = [SkippedFile(s["path"], s["reason"]) for s in skipped]
         removed = sorted(set(catalog) - set(scan.kept) - {d.path for d in scan.fresh})
-        if reuse and not scan.fresh and not removed and skipped == before:
+        if old and reuse and not scan.fresh and not removed and skipped == before:
             summary.chunks = int(old["chunks"])
             return summary
         manifest: Manifest = old.copy() if old and reuse else self._new_manifest(live, embedder, old)
@@ -124,7 +124,7 @@ class Writer(Collections):
                 log.info("dropping %s, left by a build that did not finish", name)
                 self.client.drop_collection(name)
 
-    def _finish(self, old: dict | None, reuse: bool) -> None:
+    def _finish(self, old: Manifest | None, reuse: bool) -> None:
         # sealed segments search far faster than growing ones (Milvus Lite: 16,000 chunks in 50 ms, not 1 s)
         for kind in ("chunks", "docs", "texts"):
             self.client.flush(self.data(self.manifest["live"], kind))
@@ -164,7 +164,7 @@ class Writer(Collections):
         self.client.delete(self.data(live, "texts"), filter=expression.replace("source ==", "path =="))
 
     def _write_fresh(self, embedder: Embedder, fresh: list[Document], progress: Progress | None,
-                     skipped: list[dict]) -> int:
+                     skipped: list[SkippedEntry]) -> int:
         """Embed the new and changed documents a batch at a time, and write them as soon as they are embedded.
         A document with a passage too long for a Milvus field is skipped (added to `skipped`)."""
         chunked = _group(chunk_documents(self.settings, embedder, fresh) if fresh else [])

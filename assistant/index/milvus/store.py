@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -128,21 +128,23 @@ class MilvusStore:
     def stored_vectors(self, keys: Sequence[str]) -> np.ndarray:
         if not len(keys):
             return np.zeros((0, int(self.manifest["dimension"])), np.float32)
-        missing = [key for key in keys if self._vectors.get(key) is None]
+        known = {key: vector for key in keys if (vector := self._vectors.get(key)) is not None}
+        missing = [key for key in keys if key not in known]
         found = {row["key"]: np.asarray(row["dense"], dtype=np.float32)
                  for row in self.db.query(self.chunk_table, one_of("key", missing), ["key", "dense"])} if missing else {}
         for key, vector in found.items():
             self._vectors.put(key, vector)
-        return np.stack([found[key] if key in found else self._vectors.get(key) for key in keys])
+        return np.stack([found[key] if key in found else known[key] for key in keys])
 
     @reached
     def chunks(self, keys: Sequence[str]) -> dict[str, TitledChunk]:
         missing = [key for key in keys if self._rows.get(key) is None]
-        for row in self._chunk_rows(one_of("key", missing)) if missing else []:
-            self._rows.put(row["key"], row)
+        for fetched in self._chunk_rows(one_of("key", missing)) if missing else []:
+            self._rows.put(fetched["key"], fetched)
         rows = [row for key in keys if (row := self._rows.get(key)) is not None]
         docs = self._doc_rows({row["source"] for row in rows})
-        return {row["key"]: {**row, "title": docs[row["source"]][1]} for row in rows if docs[row["source"]][0] == row["sha"]}
+        return {row["key"]: cast(TitledChunk, {**row, "title": docs[row["source"]][1]})
+                for row in rows if docs[row["source"]][0] == row["sha"]}
 
     @reached
     def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]:
@@ -164,7 +166,7 @@ class MilvusStore:
     def documents(self, paths: Sequence[str] | None = None) -> dict[str, DocumentRow]:
         """Documents with their text and sections (JSON), as the FAISS store's rows."""
         catalog = self.catalog() if paths is None else self._catalog(one_of("path", list(paths)) if paths else None)
-        found = {}
+        found: dict[str, DocumentRow] = {}
         for path, entry in catalog.items():
             parts = self.db.query(self.text_table, f"path == {literal(path)} and sha == {literal(entry['sha256'])}", ["part", "body"])
             body = json.loads("".join(row["body"] for row in sorted(parts, key=lambda row: row["part"])))
