@@ -62,7 +62,7 @@ class Settings:
     chunk_overlap: int = 38  # word pieces shared by consecutive windows of a long paragraph (a fifth)
     max_file_mb: float = 50.0
     max_file_seconds: float = (
-        20.0  # reading one PDF or DOCX; with pypdf's own bounds, under 30 s (README, Hostile files)
+        20.0  # reading one PDF or DOCX; with pypdf's own bounds, under 30 s (docs/reliability.md#why-these-limits)
     )
     # relevance floor: when no passage reaches this cosine, the answer is "not in the documents"; None (auto):
     # the floor measured for the size of the index (search.relevance_floor)
@@ -70,7 +70,7 @@ class Settings:
     mode: Mode = "hybrid"
     batch_size: int = 32
     # above this many chunks the dense side is an approximate (IVF) index that searches ann_nprobe of its lists;
-    # both chosen by benchmarks/ann.py (README, Large corpora)
+    # both chosen by benchmarks/ann.py (docs/benchmarks.md#approximate-search-ivf)
     ann_threshold: int = 100_000
     ann_nprobe: int = 32
     precision: Precision = "auto"  # of the embedding model's arithmetic; the stored vectors are float32 either way

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from .documents import Section
 
-# ~0.8 KB and ~30 µs each in BeautifulSoup's tree: 200,000 stay near 160 MB and 6 s (README, Hostile files)
+# The limits below are measured in docs/reliability.md#why-these-limits.
+# ~0.8 KB and ~30 µs each in BeautifulSoup's tree: 200,000 stay near 160 MB and 6 s
 HTML_MAX_TAGS = 200_000
 # pypdf parses a page's content stream in one go, which the deadline can't interrupt: a budget of 1,000,000
-# tokens (pypdf's is 2,000,000) keeps that to 5-8 s here, so a PDF takes 28 s at worst (README, Hostile files)
+# tokens (pypdf's is 2,000,000) keeps that to 5-8 s here, so a PDF takes 28 s at worst
 PDF_MAX_PAGE_TOKENS = 1_000_000
 # a DOCX is refused before python-docx unpacks it when it would unpack to over 64 MB (zip bombs: 300 KB to
 # 150 MB of XML; python-docx holds about 3.8 times the XML it reads, so 64 MB comes to about 240 MB), holds over
-# 10,000 files, or over 1,000,000 XML tags (< signs; worst case, empty paragraphs: 17 s, 310 MB) (README, Hostile files)
+# 10,000 files, or over 1,000,000 XML tags (< signs; worst case, empty paragraphs: 17 s, 310 MB)
 DOCX_MAX_UNPACKED_MB = 64
 DOCX_MAX_PARTS = 10_000
 DOCX_MAX_TAGS = 1_000_000
@@ -61,7 +62,7 @@ class Deadline:
     """Called by a reader between steps: raises SkipFile once reading the file has taken over `seconds`.
 
     Text and HTML are bounded by their size and tag limits; PDF and DOCX call it, as small files of theirs
-    can hold minutes of work (README, Hostile files)."""
+    can hold minutes of work (docs/reliability.md#why-these-limits)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

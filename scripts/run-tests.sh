@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up (virtualenv + install with the test and milvus extras (Milvus Lite runs the Milvus tests), Debian's Chromium and nginx for the browser and proxy tests)
-# and run every test.
+# Set up (virtualenv + install with the test and milvus extras, Debian's Chromium and nginx for the browser and
+# proxy tests), check the code with ruff (lint and format) and mypy, then run every test; extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/nginx ]; then
@@ -8,4 +8,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/nginx ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,milvus]'
+.venv/bin/ruff check assistant app.py
+.venv/bin/ruff format --check assistant app.py
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
