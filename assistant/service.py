@@ -7,7 +7,7 @@ import copy
 import logging
 import sys
 import threading
-from typing import Any
+from typing import Any, TypedDict
 
 from . import entities
 from .answers import Answer, answer_question
@@ -25,6 +25,38 @@ log = logging.getLogger(__name__)
 
 CACHED_ANSWERS = 256
 _OPEN_ATTEMPTS = 3
+
+
+class DocumentView(TypedDict):
+    """A whole document, as the chat's document view and GET /api/documents/{chunk_id} show it."""
+
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None
+    start: int  # the cited chunk's offsets in `text`
+    end: int
+    text: str
+
+
+class Status(TypedDict):
+    """What the index holds and what changed since: `assistant status --json` and GET /api/status."""
+
+    index: str
+    store: str
+    where: str
+    documents: int
+    chunks: int
+    model: str
+    precision: str
+    built_at: str
+    build: str
+    stale: list[str]
+    corpus: str
+    chunking: dict[str, int]
+    skipped: list[dict[str, str]]
+    relevance_floor: float
+    vectors: dict[str, Any]
 
 
 class AnswerCache:
@@ -132,7 +164,7 @@ class Assistant:
         log.info("build: %s", summary.line())
         return summary
 
-    def document_of(self, chunk_id: str) -> dict | None:
+    def document_of(self, chunk_id: str) -> DocumentView | None:
         """The whole text of the document that holds a chunk, with the chunk's offsets; None if unknown."""
         index = self.index()
         chunk = index.chunk_by_id(chunk_id)
@@ -173,7 +205,7 @@ class Assistant:
             if bar is not None:
                 bar.close()
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         index = self.index()
         manifest = index.manifest
         catalog = index.catalog()

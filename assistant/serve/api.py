@@ -102,14 +102,14 @@ def create_app(
 
     @api.get("/status", summary="What `assistant status --json` prints")
     def status() -> dict:
-        return assistant.status()
+        return dict(assistant.status())
 
     @api.get("/documents/{chunk_id}", summary="The text of the document that holds a passage, with its offsets")
     def document(chunk_id: str) -> dict:
         found = assistant.document_of(chunk_id)
         if found is None:
             raise HTTPException(404, f"no passage with id {chunk_id!r} in the index — ids come from /api/ask")
-        return found
+        return dict(found)
 
     app.include_router(api)
 

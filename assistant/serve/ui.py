@@ -10,7 +10,7 @@ import gradio as gr  # its analytics are off: assistant/__init__.py sets GRADIO_
 from ..answers import Answer
 from ..config import MODES, Settings
 from ..errors import AssistantError, IndexNotFound
-from ..service import Assistant
+from ..service import Assistant, DocumentView
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def document_view(assistant: Assistant, chunk_id: str) -> str:
     return render_document(found)
 
 
-def render_document(found: dict) -> str:
+def render_document(found: DocumentView) -> str:
     """A document from `Assistant.document_of`: title and source, then its text with the passage in <mark>."""
     text, start, end = found["text"], found["start"], found["end"]
     where = escape_text(found["source"]) + (f", page {found['page']}" if found["page"] is not None else "")
