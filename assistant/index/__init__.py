@@ -35,8 +35,9 @@ def open_store(settings: Settings) -> Store[Any]:
     return open_index(settings.index, settings.model, settings.chunking())
 
 
-def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False,
-                progress: Progress | None = None) -> BuildSummary:
+def build_index(
+    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+) -> BuildSummary:
     """Bring the index in line with the corpus, re-embedding only new and changed documents."""
     if settings.store == "milvus":  # document by document, in place
         from .milvus.build import build_milvus

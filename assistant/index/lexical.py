@@ -52,8 +52,13 @@ class LexicalIndex:
 
         self.size = size
         # spelled out, not left to bm25s's defaults: the arrays are never unpickled, and no corpus file is read
-        self._bm25 = (bm25s.BM25.load(str(folder / FOLDER), allow_pickle=False, load_corpus=False, mmap=False,
-                                      show_progress=False) if size else None)
+        self._bm25 = (
+            bm25s.BM25.load(
+                str(folder / FOLDER), allow_pickle=False, load_corpus=False, mmap=False, show_progress=False
+            )
+            if size
+            else None
+        )
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk (0 where no query term occurs), as float32."""

@@ -55,8 +55,9 @@ class Manifest(TypedDict, total=False):
     generation: int  # Milvus: bumped by every change that readers see
 
 
-def new_manifest(settings: Settings, format: int, build: str, dimension: int, max_tokens: int,
-                 precision: str) -> Manifest:
+def new_manifest(
+    settings: Settings, format: int, build: str, dimension: int, max_tokens: int, precision: str
+) -> Manifest:
     """The fields that every build records, whichever store holds it (library versions among them)."""
     return {
         "format": format,
@@ -86,7 +87,9 @@ def built_with(manifest: Manifest, model: str | None, chunking: dict[str, int] |
     Precision is not compared: fp32 and bf16 vectors agree to a cosine of 0.9999, so either is reused
     (docs/benchmarks.md#precision)."""
     built_chunking = manifest["chunking"]
-    return (not model or manifest["model"] == model) and all(built_chunking.get(k) == v for k, v in (chunking or {}).items())
+    return (not model or manifest["model"] == model) and all(
+        built_chunking.get(k) == v for k, v in (chunking or {}).items()
+    )
 
 
 def check_built_with(manifest: Manifest, where: str, model: str | None, chunking: dict[str, int] | None) -> None:
@@ -136,17 +139,29 @@ class BuildSummary:
         """The counts of a scan of the corpus against the index it was compared with."""
         changed = sum(1 for d in scan.fresh if d.path in scan.previous)
         current = set(scan.kept) | {d.path for d in scan.fresh}
-        return cls(added=len(scan.fresh) - changed, changed=changed, unchanged=len(scan.kept),
-                   removed=len(set(scan.previous) - current), skipped=list(scan.skipped))
+        return cls(
+            added=len(scan.fresh) - changed,
+            changed=changed,
+            unchanged=len(scan.kept),
+            removed=len(set(scan.previous) - current),
+            skipped=list(scan.skipped),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "added": self.added, "changed": self.changed, "removed": self.removed, "unchanged": self.unchanged,
-            "chunks": self.chunks, "seconds": round(self.seconds, 3),
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-            "embedded": self.embedded, "published": self.published,
+            "embedded": self.embedded,
+            "published": self.published,
         }
 
     def line(self) -> str:
-        return (f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged, "
-                f"{len(self.skipped)} skipped; {self.chunks} chunks ({self.embedded} embedded) in {self.seconds:.1f}s")
+        return (
+            f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged, "
+            f"{len(self.skipped)} skipped; {self.chunks} chunks ({self.embedded} embedded) in {self.seconds:.1f}s"
+        )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypedDict, TypeVar, Union
+from typing import Protocol, TypedDict, TypeVar
 
 import numpy as np
 
 from .manifest import CatalogEntry, Manifest
 
-Key = Union[int, str]  # a chunk's handle inside its store: its row in a FAISS build, its primary key in Milvus
+Key = int | str  # a chunk's handle inside its store: its row in a FAISS build, its primary key in Milvus
 K = TypeVar("K", int, str)  # the Key of one store
 
 

@@ -27,8 +27,9 @@ from .vectors import build_dense, dense_settled
 log = logging.getLogger(__name__)
 
 
-def build_faiss(settings: Settings, embedder: Embedder, rebuild: bool = False,
-                progress: Progress | None = None) -> BuildSummary:
+def build_faiss(
+    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+) -> BuildSummary:
     """Write a new build from the unchanged documents' stored vectors and the new ones', then publish it."""
     started = time.monotonic()
     with disk_errors(settings.index), build_lock(settings.index):
@@ -39,7 +40,12 @@ def build_faiss(settings: Settings, embedder: Embedder, rebuild: bool = False,
             catalog = old.catalog() if old else {}
             scan = scan_corpus(settings, {path: entry["sha256"] for path, entry in catalog.items()})
             summary = BuildSummary.of(scan)
-            if old and not (scan.fresh or summary.removed) and _same_skips(old, scan.skipped) and _same_dense(old, settings):
+            if (
+                old
+                and not (scan.fresh or summary.removed)
+                and _same_skips(old, scan.skipped)
+                and _same_dense(old, settings)
+            ):
                 summary.chunks = len(old)
             else:
                 summary.embedded, summary.chunks = _write_new_build(settings, embedder, old, scan, progress)
@@ -76,8 +82,9 @@ def _same_dense(old: Index, settings: Settings) -> bool:
     return dense_settled(dense_spec(old.manifest), len(old), settings.ann_threshold, settings.ann_nprobe)
 
 
-def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, scan: Scan,
-                     progress: Progress | None) -> tuple[int, int]:
+def _write_new_build(
+    settings: Settings, embedder: Embedder, old: Index | None, scan: Scan, progress: Progress | None
+) -> tuple[int, int]:
     """Embed the fresh documents, add the kept ones, write and publish. Returns (embedded, total) chunks."""
     new_chunks, new_vectors, max_tokens = _embed_fresh(settings, embedder, scan.fresh, progress)
     fault_point("embedding")
@@ -91,7 +98,9 @@ def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, 
     chunks, vectors = [chunks[i] for i in order], vectors[order]
     old_rows = np.concatenate([kept_rows, np.full(len(new_chunks), -1, np.int64)])[order]
     previous, previous_spec = (old.vectors, dense_spec(old.manifest)) if old else (None, None)
-    dense, vectors_spec = build_dense(vectors, settings.ann_threshold, settings.ann_nprobe, previous, previous_spec, old_rows)
+    dense, vectors_spec = build_dense(
+        vectors, settings.ann_threshold, settings.ann_nprobe, previous, previous_spec, old_rows
+    )
     documents = sorted(kept_docs + scan.fresh, key=lambda d: d.path)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = new_manifest(settings, FORMAT, name, dimension, max_tokens, embedder.precision)
@@ -103,8 +112,9 @@ def _write_new_build(settings: Settings, embedder: Embedder, old: Index | None, 
     return len(new_chunks), len(chunks)
 
 
-def _embed_fresh(settings: Settings, embedder: Embedder, fresh: list[Document],
-                 progress: Progress | None) -> tuple[list[Chunk], np.ndarray, int | None]:
+def _embed_fresh(
+    settings: Settings, embedder: Embedder, fresh: list[Document], progress: Progress | None
+) -> tuple[list[Chunk], np.ndarray, int | None]:
     if not fresh:
         return [], np.zeros((0,), np.float32), None
     chunks = chunk_documents(settings, embedder, fresh)
@@ -123,17 +133,24 @@ def _kept(old: Index | None, kept: list[str]) -> tuple[list[Document], list[Chun
     return documents, chunks, old.stored_vectors(old_rows), np.asarray(old_rows, dtype=np.int64)
 
 
-def _add_contents(manifest: Manifest, documents: list[Document], chunks: list[Chunk], scan: Scan,
-                  made_in: dict[str, str]) -> None:
+def _add_contents(
+    manifest: Manifest, documents: list[Document], chunks: list[Chunk], scan: Scan, made_in: dict[str, str]
+) -> None:
     """The build's documents, chunk count and skipped files. Each document records the precision of its own
     vectors: the embedder's for those this build embedded, their earlier build's for the unchanged ones
     (`made_in`; fp32 before the field existed)."""
     counts = Counter(chunk.source for chunk in chunks)
     kept = set(scan.kept)
     manifest["chunks"] = len(chunks)
-    manifest["documents"] = {d.path: {"sha256": d.sha256, "title": d.title, "chunks": counts[d.path],
-                                      "precision": made_in[d.path] if d.path in kept else manifest["precision"]}
-                             for d in documents}
+    manifest["documents"] = {
+        d.path: {
+            "sha256": d.sha256,
+            "title": d.title,
+            "chunks": counts[d.path],
+            "precision": made_in[d.path] if d.path in kept else manifest["precision"],
+        }
+        for d in documents
+    }
     manifest["skipped"] = skipped_entries(scan)
 
 

@@ -35,7 +35,7 @@ _DISK_ERRORS = {  # errno -> what happened and what to do; the old index is stil
     errno.ENOSPC: "the disk is full — free some space, then run: assistant build",
     errno.EDQUOT: "the disk quota is used up — free some space, then run: assistant build",
     errno.EROFS: "its file system is read-only — remount it read-write or set ASSISTANT_INDEX to a writable folder, "
-                 "then run: assistant build",
+    "then run: assistant build",
     errno.EACCES: "permission denied — let this user write there or set ASSISTANT_INDEX, then run: assistant build",
     errno.EPERM: "permission denied — let this user write there or set ASSISTANT_INDEX, then run: assistant build",
 }
@@ -51,8 +51,9 @@ def disk_errors(index_dir: Path) -> Iterator[None]:
         if code not in _DISK_ERRORS:  # faiss and SQLite name disk errors only in their messages
             raise
         what = _DISK_ERRORS[code]
-        raise IndexWriteError(f"cannot write the index at {index_dir}/: {what}; the previous index is unchanged "
-                              "and still served") from None
+        raise IndexWriteError(
+            f"cannot write the index at {index_dir}/: {what}; the previous index is unchanged and still served"
+        ) from None
 
 
 def _errno_in(message: str) -> int | None:
@@ -73,7 +74,9 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise IndexLocked(f"another build is running on {index_dir}/ (pid {holder}) — wait for it to finish") from None
+            raise IndexLocked(
+                f"another build is running on {index_dir}/ (pid {holder}) — wait for it to finish"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -95,8 +98,9 @@ def current_build(index_dir: Path) -> Path | None:
     return folder if (folder / "manifest.json").is_file() else None
 
 
-def write_build(index_dir: Path, name: str, manifest: Manifest, documents: Iterable[Document],
-                chunks: list[Chunk], dense: Any) -> Path:
+def write_build(
+    index_dir: Path, name: str, manifest: Manifest, documents: Iterable[Document], chunks: list[Chunk], dense: Any
+) -> Path:
     """Write a complete build into builds/<name>.partial, then rename it to builds/<name>.
     `dense` is the FAISS index of the chunks' vectors, row for row (vectors.build_dense)."""
     import faiss

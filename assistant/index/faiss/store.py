@@ -34,9 +34,12 @@ class Index:
         self.where = f"the index at {folder.parent.parent}/"
         self.manifest: Manifest = _read_part(folder, "manifest.json", lambda path: json.loads(path.read_text()))
         if self.manifest.get("format") != FORMAT:
-            raise IndexMismatch(f"the index at {folder.parent.parent}/ was written by another version of the assistant "
-                                f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild")
-        # no file of a build is ever unpickled: FAISS's own format, bm25s's .npy arrays with allow_pickle=False, SQLite, JSON
+            raise IndexMismatch(
+                f"the index at {folder.parent.parent}/ was written by another version of the assistant "
+                f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild"
+            )
+        # no file of a build is ever unpickled: FAISS's own format, bm25s's .npy arrays (allow_pickle=False),
+        # SQLite, JSON
         self.vectors = _read_part(folder, "vectors.faiss", lambda path: read_dense(path, dense_spec(self.manifest)))
         self.bm25 = _read_part(folder, BM25_FOLDER, lambda path: LexicalIndex(path.parent, int(self.vectors.ntotal)))
         self._db = _read_part(folder, "store.sqlite", _open_store)
@@ -69,17 +72,23 @@ class Index:
         """The chunks at these rows, with their document's title."""
         return self._query(  # type: ignore[return-value]
             "SELECT chunks.*, documents.title FROM chunks JOIN documents ON documents.path = chunks.source "
-                           f"WHERE row IN ({','.join('?' * len(rows))})", list(rows), "row")
+            f"WHERE row IN ({','.join('?' * len(rows))})",
+            list(rows),
+            "row",
+        )
 
     def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]:
-        found: dict[int, Any] = self._query(f"SELECT * FROM chunks WHERE source IN ({','.join('?' * len(sources))})", list(sources), "row")
+        found: dict[int, Any] = self._query(
+            f"SELECT * FROM chunks WHERE source IN ({','.join('?' * len(sources))})", list(sources), "row"
+        )
         return [found[row] for row in sorted(found)]
 
     def documents(self, paths: Sequence[str] | None = None) -> dict[str, DocumentRow]:
         if paths is None:
             return self._query("SELECT * FROM documents", [], "path")  # type: ignore[return-value]
         return self._query(  # type: ignore[return-value]
-            f"SELECT * FROM documents WHERE path IN ({','.join('?' * len(paths))})", list(paths), "path")
+            f"SELECT * FROM documents WHERE path IN ({','.join('?' * len(paths))})", list(paths), "path"
+        )
 
     def catalog(self) -> dict[str, CatalogEntry]:
         """Every document: path -> sha256, title, chunks, precision."""
@@ -110,15 +119,19 @@ def _read_part(folder: Path, name: str, read: Callable[[Path], T]) -> T:
         return read(folder / name)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError, sqlite3.Error) as err:
         log.warning("cannot read %s: %s: %s", folder / name, type(err).__name__, err)
-        raise IndexDamaged(f"the index at {folder.parent.parent}/ is damaged: {BUILDS}/{folder.name}/{name} cannot be read "
-                           "— run: assistant build --rebuild") from None
+        raise IndexDamaged(
+            f"the index at {folder.parent.parent}/ is damaged: {BUILDS}/{folder.name}/{name} cannot be read "
+            "— run: assistant build --rebuild"
+        ) from None
 
 
 def _open_store(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     db.row_factory = sqlite3.Row
     try:
-        db.execute("SELECT row FROM chunks LIMIT 1").fetchall()  # a file that is not our store fails here, not mid-answer
+        db.execute(
+            "SELECT row FROM chunks LIMIT 1"
+        ).fetchall()  # a file that is not our store fails here, not mid-answer
     except sqlite3.Error:
         db.close()
         raise
@@ -137,4 +150,3 @@ def open_index(index_dir: Path, model: str | None = None, chunking: dict[str, in
         index.close()
         raise
     return index
-

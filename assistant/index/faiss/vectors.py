@@ -18,8 +18,14 @@ REGROW = 2.0  # the lists are retrained when the chunk count has doubled or halv
 SEED = 20240501
 
 
-def build_dense(vectors: np.ndarray, threshold: int, nprobe: int, previous: Any = None,
-                previous_spec: dict | None = None, old_rows: np.ndarray | None = None) -> tuple[Any, dict]:
+def build_dense(
+    vectors: np.ndarray,
+    threshold: int,
+    nprobe: int,
+    previous: Any = None,
+    previous_spec: dict | None = None,
+    old_rows: np.ndarray | None = None,
+) -> tuple[Any, dict]:
     """The FAISS index of a build (id i = chunk row i) and its manifest entry, {"type": "flat"} or the IVF's.
 
     Scores are inner products of normalized vectors, hence cosines, exact for every row the search visits.
@@ -66,8 +72,9 @@ def _lists_fit(spec: dict | None, chunks: int) -> bool:
     return spec["trained_chunks"] / REGROW <= chunks <= spec["trained_chunks"] * REGROW
 
 
-def _ivf(vectors: np.ndarray, nprobe: int, previous: Any, previous_spec: dict | None,
-         old_rows: np.ndarray | None) -> tuple[Any, dict]:
+def _ivf(
+    vectors: np.ndarray, nprobe: int, previous: Any, previous_spec: dict | None, old_rows: np.ndarray | None
+) -> tuple[Any, dict]:
     """IVF over `vectors`, on the lists of `previous` when given, else on lists trained here.
 
     Reused lists keep their centroids, so a kept vector goes back into its old list without a search, only new

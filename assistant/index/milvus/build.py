@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,11 +31,21 @@ from ...chunking import chunk_documents
 from ...config import Settings
 from ...documents import Chunk, Document, SkippedFile
 from ...embedding import Embedder, Progress
-from ...errors import IndexLocked
 from ...ingest import Scan, scan_corpus
 from ..lexical import terms
-from ..manifest import BuildSummary, CatalogEntry, Manifest, SkippedEntry, built_with, fault_point, new_manifest, now, skipped_entries
+from ..manifest import (
+    BuildSummary,
+    CatalogEntry,
+    Manifest,
+    SkippedEntry,
+    built_with,
+    fault_point,
+    new_manifest,
+    now,
+    skipped_entries,
+)
 from .collections import FORMAT, MAX_VARCHAR, NO_PAGE, PART_CHARS, PLACEHOLDER, Collections, bucket, literal, reached
+from .lease import held, renew
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +55,15 @@ class Listed(CatalogEntry):
 
     parts: int  # rows of its text in the texts collection
 
+
 BATCH_CHUNKS = 512  # chunks embedded before their documents are written: the work a killed build loses
-LEASE_SECONDS = 600  # a build renews its lease after every batch of documents; one that stops renewing is presumed dead
 WRITE_ROWS = 1_000  # rows per upsert into a full build's collections
 DROP_GRACE = 2.0  # seconds between switching to new collections and dropping the old: questions in flight finish
 
 
-def build_milvus(settings: Settings, embedder: Embedder, rebuild: bool = False,
-                 progress: Progress | None = None) -> BuildSummary:
+def build_milvus(
+    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+) -> BuildSummary:
     started = time.monotonic()
     writer = Writer(settings)
     with writer.lease():
@@ -111,7 +121,9 @@ class Writer(Collections):
         return manifest.get("format") == FORMAT and built_with(manifest, self.settings.model, self.settings.chunking())
 
     def _new_manifest(self, live: str, embedder: Embedder, old: Manifest | None) -> Manifest:
-        manifest = new_manifest(self.settings, FORMAT, live, embedder.dimension, embedder.max_tokens, embedder.precision)
+        manifest = new_manifest(
+            self.settings, FORMAT, live, embedder.dimension, embedder.max_tokens, embedder.precision
+        )
         manifest["live"], manifest["generation"] = live, (old or {}).get("generation", 0) + 1
         return manifest
 
@@ -150,12 +162,23 @@ class Writer(Collections):
             else:
                 self.client.delete(docs, filter=f"path == {literal(row['path'])}")
         rows = self.query_all(docs, 'sha != ""', ["path", "sha", "title", "chunks", "precision", "parts"])
-        return {row["path"]: {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]),
-                              "precision": row["precision"], "parts": int(row["parts"])} for row in rows}
+        return {
+            row["path"]: {
+                "sha256": row["sha"],
+                "title": row["title"],
+                "chunks": int(row["chunks"]),
+                "precision": row["precision"],
+                "parts": int(row["parts"]),
+            }
+            for row in rows
+        }
 
     def _doc_row(self, live: str, path: str) -> dict:
         fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]
-        return {**self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0], "placeholder": PLACEHOLDER}
+        return {
+            **self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0],
+            "placeholder": PLACEHOLDER,
+        }
 
     def _delete_versions(self, live: str, path: str, keep: str) -> None:
         """Delete the chunks and text of every version of `path` but `keep` ("": all of them)."""
@@ -163,25 +186,32 @@ class Writer(Collections):
         self.client.delete(self.data(live, "chunks"), filter=expression)
         self.client.delete(self.data(live, "texts"), filter=expression.replace("source ==", "path =="))
 
-    def _write_fresh(self, embedder: Embedder, fresh: list[Document], progress: Progress | None,
-                     skipped: list[SkippedEntry]) -> int:
+    def _write_fresh(
+        self, embedder: Embedder, fresh: list[Document], progress: Progress | None, skipped: list[SkippedEntry]
+    ) -> int:
         """Embed the new and changed documents a batch at a time, and write them as soon as they are embedded.
         A document with a passage too long for a Milvus field is skipped (added to `skipped`)."""
         chunked = _group(chunk_documents(self.settings, embedder, fresh) if fresh else [])
         total, embedded = sum(len(chunks) for chunks in chunked.values()), 0
         for batch in _batches(fresh, chunked):
             texts = [c.embed_text for document in batch for c in chunked.get(document.path, [])]
-            vectors = embedder.encode(texts, _offset(progress, embedded, total)) if texts else np.zeros((0, 1), np.float32)
+            vectors = (
+                embedder.encode(texts, _offset(progress, embedded, total)) if texts else np.zeros((0, 1), np.float32)
+            )
             fault_point("embedding")
             written, start = [], 0
             for document in batch:
                 chunks = chunked.get(document.path, [])
                 if reason := _too_long(chunks):
-                    skipped.append({"path": document.path, "reason": reason, "sha256": document.sha256, "too_long": True})
+                    skipped.append(
+                        {"path": document.path, "reason": reason, "sha256": document.sha256, "too_long": True}
+                    )
                     if document.path in self.catalog:  # its old version goes too: a skipped file is not in the index
                         self._remove(document.path)
                 else:
-                    written.append(self._rows(document, chunks, vectors[start:start + len(chunks)], embedder.precision))
+                    written.append(
+                        self._rows(document, chunks, vectors[start : start + len(chunks)], embedder.precision)
+                    )
                 start += len(chunks)
             for rows in written if self.in_place else []:
                 self._switch(*rows)
@@ -195,19 +225,30 @@ class Writer(Collections):
         """A document's new version: its row (without `sha` and `pending`), text rows and chunk rows."""
         path, sha = document.path, document.sha256
         parts = _parts(document)
-        row = {"path": path, "bucket": bucket(path), "title": document.title[:PART_CHARS], "precision": precision,
-               "chunks": len(chunks), "parts": len(parts), "placeholder": PLACEHOLDER}
-        texts = [{"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i, "body": body, "placeholder": PLACEHOLDER}
-                 for i, body in enumerate(parts)]
+        row = {
+            "path": path,
+            "bucket": bucket(path),
+            "title": document.title[:PART_CHARS],
+            "precision": precision,
+            "chunks": len(chunks),
+            "parts": len(parts),
+            "placeholder": PLACEHOLDER,
+        }
+        texts = [
+            {"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i, "body": body, "placeholder": PLACEHOLDER}
+            for i, body in enumerate(parts)
+        ]
         return row, texts, _chunk_rows(chunks, vectors, sha) if chunks else [], sha
 
     def _write_unpublished(self, written: list[tuple]) -> None:
         """Into a family of collections no reader uses yet (a full build): a batch at a time, no switch needed."""
         live = self.manifest["live"]
-        for kind, rows in (("texts", [t for _, texts, _, _ in written for t in texts]),
-                           ("chunks", [c for _, _, chunks, _ in written for c in chunks])):
+        for kind, rows in (
+            ("texts", [t for _, texts, _, _ in written for t in texts]),
+            ("chunks", [c for _, _, chunks, _ in written for c in chunks]),
+        ):
             for start in range(0, len(rows), WRITE_ROWS):
-                self.client.upsert(self.data(live, kind), rows[start:start + WRITE_ROWS])
+                self.client.upsert(self.data(live, kind), rows[start : start + WRITE_ROWS])
         fault_point("writing")
         self.client.upsert(self.data(live, "docs"), [{**row, "sha": sha, "pending": ""} for row, _, _, sha in written])
         fault_point("switch")
@@ -217,8 +258,17 @@ class Writer(Collections):
         """Into the live collections: one document, from its old version to its new in one row."""
         live, path = self.manifest["live"], row["path"]
         docs, before = self.data(live, "docs"), self.catalog.get(path)
-        old = {**row, "title": "", "chunks": 0, "parts": 0, "precision": ""} if before is None else {
-            **row, "title": before["title"], "chunks": before["chunks"], "parts": before["parts"], "precision": before["precision"]}
+        old = (
+            {**row, "title": "", "chunks": 0, "parts": 0, "precision": ""}
+            if before is None
+            else {
+                **row,
+                "title": before["title"],
+                "chunks": before["chunks"],
+                "parts": before["parts"],
+                "precision": before["precision"],
+            }
+        )
         self.client.upsert(docs, [{**old, "sha": before["sha256"] if before else "", "pending": sha}])  # 1. intent
         self.client.upsert(self.data(live, "texts"), texts)
         if chunks:
@@ -234,8 +284,22 @@ class Writer(Collections):
     def _remove(self, path: str) -> None:
         live, before = self.manifest["live"], self.catalog[path]
         docs = self.data(live, "docs")
-        self.client.upsert(docs, [{"path": path, "bucket": bucket(path), "sha": "", "pending": "removed", "title": before["title"], "precision": "",
-                                   "chunks": 0, "parts": 0, "placeholder": PLACEHOLDER}])  # readers stop seeing it
+        self.client.upsert(
+            docs,
+            [
+                {
+                    "path": path,
+                    "bucket": bucket(path),
+                    "sha": "",
+                    "pending": "removed",
+                    "title": before["title"],
+                    "precision": "",
+                    "chunks": 0,
+                    "parts": 0,
+                    "placeholder": PLACEHOLDER,
+                }
+            ],
+        )  # readers stop seeing it
         self._delete_versions(live, path, keep="")
         self.client.delete(docs, filter=f"path == {literal(path)}")
         self.manifest["chunks"] = int(self.manifest["chunks"]) - before["chunks"]
@@ -248,52 +312,14 @@ class Writer(Collections):
             self.manifest["generation"] = int(self.manifest["generation"]) + 1
             self.put_meta("manifest", self.manifest)
 
-    # the lease
-
     @contextmanager
     def lease(self) -> Iterator[None]:
-        """One build at a time on a family of collections. In this process, a lock; across processes and
-        machines, a lease row that the build renews after every batch of documents (BATCH_CHUNKS chunks). A lease whose build died on this
-        machine is taken over at once, one from another machine when it runs out (LEASE_SECONDS)."""
-        lock = _LOCKS.setdefault((self.uri, self.base), threading.Lock())
-        if not lock.acquire(blocking=False):
-            raise IndexLocked(f"another build is running on the Milvus collection {self.base} at {self.uri} "
-                              "in this process — wait for it to finish")
-        try:
-            holder = self.get_meta("lease")
-            if holder and holder["owner"] not in ("", self.owner) and holder["until"] > time.time() and _alive(holder["owner"]):
-                raise IndexLocked(f"another build is running on the Milvus collection {self.base} at {self.uri} "
-                                  f"({holder['owner']}) — wait for it to finish")
-            self._renew()
-            try:
-                yield
-            finally:
-                try:
-                    self.put_meta("lease", {"owner": "", "until": 0})
-                except Exception as err:  # the build's own error matters more; the lease runs out anyway
-                    log.warning("could not release the build lease: %s", err)
-        finally:
-            lock.release()
+        """This build's lease on its collections (lease.py)."""
+        with held(self, self.owner):
+            yield
 
     def _renew(self) -> None:
-        self.put_meta("lease", {"owner": self.owner, "until": time.time() + LEASE_SECONDS})
-
-
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-
-
-def _alive(owner: str) -> bool:
-    """Whether the build that holds a lease may still be running: false only for a dead process on this machine."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        renew(self, self.owner)
 
 
 def _still_too_long(scan: Scan, before: list[SkippedEntry]) -> list[SkippedEntry]:
@@ -338,19 +364,34 @@ def _too_long(chunks: list[Chunk]) -> str | None:
     """Why Milvus cannot store these chunks, if it cannot: a VARCHAR field holds at most 65,535 bytes."""
     longest = max((len(c.embed_text.encode()) for c in chunks), default=0)
     if longest > MAX_VARCHAR:
-        return (f"a passage is {longest:,} bytes, over Milvus's limit of {MAX_VARCHAR:,} for one field "
-                "(a very long word or line) — split the text, or use ASSISTANT_STORE=faiss")
+        return (
+            f"a passage is {longest:,} bytes, over Milvus's limit of {MAX_VARCHAR:,} for one field "
+            "(a very long word or line) — split the text, or use ASSISTANT_STORE=faiss"
+        )
     return None
 
 
 def _parts(document: Document) -> list[str]:
     body = json.dumps({"text": document.text, "sections": [vars(s) for s in document.sections]}, ensure_ascii=False)
-    return [body[i:i + PART_CHARS] for i in range(0, len(body), PART_CHARS)] or [""]
+    return [body[i : i + PART_CHARS] for i in range(0, len(body), PART_CHARS)] or [""]
 
 
 def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict]:
     words = terms([c.embed_text for c in chunks])
-    return [{"key": f"{c.id}:{sha}", "bucket": bucket(f"{c.id}:{sha}"), "chunk_id": c.id, "source": c.source, "sha": sha,
-             "page": NO_PAGE if c.page is None else c.page, "start": c.start, "end": c.end, "text": c.text,
-             "embed_text": c.embed_text, "terms": " ".join(w)[:PART_CHARS], "dense": v.tolist()}
-            for c, w, v in zip(chunks, words, np.asarray(vectors, dtype=np.float32))]
+    return [
+        {
+            "key": f"{c.id}:{sha}",
+            "bucket": bucket(f"{c.id}:{sha}"),
+            "chunk_id": c.id,
+            "source": c.source,
+            "sha": sha,
+            "page": NO_PAGE if c.page is None else c.page,
+            "start": c.start,
+            "end": c.end,
+            "text": c.text,
+            "embed_text": c.embed_text,
+            "terms": " ".join(w)[:PART_CHARS],
+            "dense": v.tolist(),
+        }
+        for c, w, v in zip(chunks, words, np.asarray(vectors, dtype=np.float32))
+    ]

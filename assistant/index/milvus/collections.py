@@ -59,7 +59,9 @@ def _connect(uri: str, token: str) -> Any:
     try:
         from pymilvus import MilvusClient
     except ImportError:
-        raise ConfigError("ASSISTANT_STORE=milvus needs pymilvus and milvus-lite — run: pip install 'assistant[milvus]'") from None
+        raise ConfigError(
+            "ASSISTANT_STORE=milvus needs pymilvus and milvus-lite — run: pip install 'assistant[milvus]'"
+        ) from None
     if is_lite(uri):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         # Milvus Lite serves gRPC in this process, without AllocTimestamp, which pymilvus asks for while it
@@ -77,14 +79,19 @@ def _connect(uri: str, token: str) -> Any:
 def _unreachable(uri: str, err: Exception) -> str:
     reason = getattr(err, "message", None) or str(err) or type(err).__name__
     if is_lite(uri):
-        return (f"cannot open Milvus Lite at {uri}: {reason} — Milvus Lite lets one process at a time open its file: "
-                "stop the other assistant (or build from its chat), or run a Milvus server and set ASSISTANT_MILVUS_URI")
-    return (f"cannot reach Milvus at {uri}: {reason} — start Milvus there, or set ASSISTANT_MILVUS_URI "
-            "(http://host:19530 for a server, a file path for Milvus Lite) and ASSISTANT_MILVUS_TOKEN")
+        return (
+            f"cannot open Milvus Lite at {uri}: {reason} — Milvus Lite lets one process at a time open its file: "
+            "stop the other assistant (or build from its chat), or run a Milvus server and set ASSISTANT_MILVUS_URI"
+        )
+    return (
+        f"cannot reach Milvus at {uri}: {reason} — start Milvus there, or set ASSISTANT_MILVUS_URI "
+        "(http://host:19530 for a server, a file path for Milvus Lite) and ASSISTANT_MILVUS_TOKEN"
+    )
 
 
 def reached(method):
     """A Milvus error while serving or building becomes StoreUnavailable, naming the URI."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
@@ -96,8 +103,10 @@ def reached(method):
                 raise
             log.warning("Milvus at %s: %s", self.uri, err)
             reason = getattr(err, "message", None) or str(err) or type(err).__name__
-            raise StoreUnavailable(f"Milvus at {self.uri} failed: {reason} — check that it is running and reachable, "
-                                   "then try again") from None
+            raise StoreUnavailable(
+                f"Milvus at {self.uri} failed: {reason} — check that it is running and reachable, then try again"
+            ) from None
+
     return wrapper
 
 
@@ -147,22 +156,37 @@ class Collections:
         from pymilvus import DataType, Function, FunctionType
 
         client = self.client
-        chunks = self._schema([("chunk_id", 64), ("source", None), ("sha", 64)],
-                              [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64),
-                               ("bucket", DataType.INT64)],
-                              ["text", "embed_text"])
-        chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "standard"})  # the terms are ours (lexical.terms), as bm25s gets them
+        chunks = self._schema(
+            [("chunk_id", 64), ("source", None), ("sha", 64)],
+            [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64), ("bucket", DataType.INT64)],
+            ["text", "embed_text"],
+        )
+        chunks.add_field(
+            "terms",
+            DataType.VARCHAR,
+            max_length=MAX_VARCHAR,
+            enable_analyzer=True,
+            analyzer_params={"tokenizer": "standard"},
+        )  # the terms are ours (lexical.terms), as bm25s gets them
         chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         chunks.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
-        chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
-                                     output_field_names=["sparse"]))
+        chunks.add_function(
+            Function(
+                name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"]
+            )
+        )
         index = client.prepare_index_params()
         index.add_index("dense", index_type="FLAT", metric_type="IP")  # exact, like FAISS's flat index
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25))
-        client.create_collection(self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong")
-        docs = self._schema([("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
-                            [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)], [], key="path")
+        client.create_collection(
+            self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong"
+        )
+        docs = self._schema(
+            [("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
+            [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)],
+            [],
+            key="path",
+        )
         texts = self._schema([("path", None), ("sha", 64)], [("part", DataType.INT64)], ["body"])
         for kind, schema in (("docs", docs), ("texts", texts)):
             self.create_side(self.data(live, kind), schema)
@@ -208,11 +232,15 @@ class Collections:
         where = [expression] if expression else []
         if (low, high) != (0, BUCKETS):
             where.append(f"bucket >= {low} and bucket < {high}")
-        rows = self.client.query(collection, filter=" and ".join(f"({w})" for w in where), output_fields=fields, limit=LIMIT)
+        rows = self.client.query(
+            collection, filter=" and ".join(f"({w})" for w in where), output_fields=fields, limit=LIMIT
+        )
         if len(rows) < LIMIT or high - low == 1:
             return rows
         middle = (low + high) // 2
-        return self._slice(collection, expression, fields, low, middle) + self._slice(collection, expression, fields, middle, high)
+        return self._slice(collection, expression, fields, low, middle) + self._slice(
+            collection, expression, fields, middle, high
+        )
 
     @reached
     def query(self, collection: str, expression: str, fields: list[str]) -> list[dict]:

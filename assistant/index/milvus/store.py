@@ -39,8 +39,10 @@ def open_milvus(settings: Settings) -> MilvusStore:
     if manifest is None:
         raise IndexNotFound(f"no index in {where} — run: assistant build --store milvus")
     if manifest.get("format") != FORMAT:
-        raise IndexMismatch(f"{where} was written by another version of the assistant (format {manifest.get('format')}, "
-                            f"this one reads {FORMAT}) — run: assistant build --store milvus --rebuild")
+        raise IndexMismatch(
+            f"{where} was written by another version of the assistant (format {manifest.get('format')}, "
+            f"this one reads {FORMAT}) — run: assistant build --store milvus --rebuild"
+        )
     check_built_with(manifest, where, settings.model, settings.chunking())
     manifest["skipped"] = list(collections.get_meta("skipped") or [])
     return MilvusStore(collections, manifest, where)
@@ -70,8 +72,10 @@ class MilvusStore:
             if not is_milvus_error(err):
                 raise
             # a full rebuild elsewhere switched to new collections and dropped these; the service opens again
-            raise IndexNotFound(f"{where}: the collections of build {manifest['live']} are gone ({err}) — "
-                                "ask again: a newer build has replaced them") from None
+            raise IndexNotFound(
+                f"{where}: the collections of build {manifest['live']} are gone ({err}) — "
+                "ask again: a newer build has replaced them"
+            ) from None
 
     def __len__(self) -> int:
         return int(self.manifest["chunks"])
@@ -80,9 +84,14 @@ class MilvusStore:
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         if k <= 0 or not len(self):
             return []
-        hits = self.db.client.search(self.chunk_table, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense",
-                                     limit=min(k, len(self)), output_fields=["source", "sha", "dense"],
-                                     search_params={"metric_type": "IP"})[0]
+        hits = self.db.client.search(
+            self.chunk_table,
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            anns_field="dense",
+            limit=min(k, len(self)),
+            output_fields=["source", "sha", "dense"],
+            search_params={"metric_type": "IP"},
+        )[0]
         live = self._live(hits)
         for hit in live:  # the fusion's cosines need them next: no second trip for the dense side's candidates
             self._vectors.put(hit["key"], np.asarray(hit["entity"]["dense"], dtype=np.float32))
@@ -100,9 +109,15 @@ class MilvusStore:
         return found
 
     def _bm25(self, words: str, limit: int, expression: str | None) -> dict[str, float]:
-        hits = self.db.client.search(self.chunk_table, data=[words], anns_field="sparse", limit=min(limit, 16_384),
-                                     filter=expression or "", output_fields=["source", "sha"],
-                                     search_params={"metric_type": "BM25"})[0]
+        hits = self.db.client.search(
+            self.chunk_table,
+            data=[words],
+            anns_field="sparse",
+            limit=min(limit, 16_384),
+            filter=expression or "",
+            output_fields=["source", "sha"],
+            search_params={"metric_type": "BM25"},
+        )[0]
         return {hit["key"]: abs(float(hit["distance"])) for hit in self._live(hits)}  # Milvus Lite reports -score
 
     def _live(self, hits: list[dict]) -> list[dict]:
@@ -119,8 +134,10 @@ class MilvusStore:
         """(sha, title) of each document, read once per store."""
         missing = sorted(p for p in paths if p not in self._docs)
         if missing:
-            rows = {row["path"]: (row["sha"], row["title"])
-                    for row in self.db.query(self.doc_table, one_of("path", missing), ["path", "sha", "title"])}
+            rows = {
+                row["path"]: (row["sha"], row["title"])
+                for row in self.db.query(self.doc_table, one_of("path", missing), ["path", "sha", "title"])
+            }
             self._docs.update({path: rows.get(path, ("", "")) for path in missing})
         return {path: self._docs[path] for path in paths}
 
@@ -130,8 +147,14 @@ class MilvusStore:
             return np.zeros((0, int(self.manifest["dimension"])), np.float32)
         known = {key: vector for key in keys if (vector := self._vectors.get(key)) is not None}
         missing = [key for key in keys if key not in known]
-        found = {row["key"]: np.asarray(row["dense"], dtype=np.float32)
-                 for row in self.db.query(self.chunk_table, one_of("key", missing), ["key", "dense"])} if missing else {}
+        found = (
+            {
+                row["key"]: np.asarray(row["dense"], dtype=np.float32)
+                for row in self.db.query(self.chunk_table, one_of("key", missing), ["key", "dense"])
+            }
+            if missing
+            else {}
+        )
         for key, vector in found.items():
             self._vectors.put(key, vector)
         return np.stack([found[key] if key in found else known[key] for key in keys])
@@ -143,8 +166,11 @@ class MilvusStore:
             self._rows.put(fetched["key"], fetched)
         rows = [row for key in keys if (row := self._rows.get(key)) is not None]
         docs = self._doc_rows({row["source"] for row in rows})
-        return {row["key"]: cast(TitledChunk, {**row, "title": docs[row["source"]][1]})
-                for row in rows if docs[row["source"]][0] == row["sha"]}
+        return {
+            row["key"]: cast(TitledChunk, {**row, "title": docs[row["source"]][1]})
+            for row in rows
+            if docs[row["source"]][0] == row["sha"]
+        }
 
     @reached
     def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]:
@@ -168,10 +194,17 @@ class MilvusStore:
         catalog = self.catalog() if paths is None else self._catalog(one_of("path", list(paths)) if paths else None)
         found: dict[str, DocumentRow] = {}
         for path, entry in catalog.items():
-            parts = self.db.query(self.text_table, f"path == {literal(path)} and sha == {literal(entry['sha256'])}", ["part", "body"])
+            parts = self.db.query(
+                self.text_table, f"path == {literal(path)} and sha == {literal(entry['sha256'])}", ["part", "body"]
+            )
             body = json.loads("".join(row["body"] for row in sorted(parts, key=lambda row: row["part"])))
-            found[path] = {"path": path, "title": entry["title"], "sha256": entry["sha256"], "text": body["text"],
-                           "sections": json.dumps(body["sections"])}
+            found[path] = {
+                "path": path,
+                "title": entry["title"],
+                "sha256": entry["sha256"],
+                "text": body["text"],
+                "sections": json.dumps(body["sections"]),
+            }
         return found
 
     @reached
@@ -182,9 +215,16 @@ class MilvusStore:
         if expression is None:
             return {}
         rows = self.db.query_all(self.doc_table, expression, ["path", "sha", "title", "chunks", "precision"])
-        return {row["path"]: {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]),
-                              "precision": row["precision"]}
-                for row in sorted(rows, key=lambda row: row["path"]) if row["sha"]}
+        return {
+            row["path"]: {
+                "sha256": row["sha"],
+                "title": row["title"],
+                "chunks": int(row["chunks"]),
+                "precision": row["precision"],
+            }
+            for row in sorted(rows, key=lambda row: row["path"])
+            if row["sha"]
+        }
 
     def close(self) -> None:
         """The client stays open: it is shared by every store of this process on the same URI."""
@@ -192,6 +232,14 @@ class MilvusStore:
 
 def _chunk_row(row: dict[str, Any]) -> MilvusChunk:
     page = int(row["page"])
-    return {"key": row["key"], "id": row["chunk_id"], "source": row["source"], "sha": row["sha"],
-            "page": None if page == NO_PAGE else page, "start": int(row["start"]), "end": int(row["end"]),
-            "text": row["text"], "embed_text": row["embed_text"]}
+    return {
+        "key": row["key"],
+        "id": row["chunk_id"],
+        "source": row["source"],
+        "sha": row["sha"],
+        "page": None if page == NO_PAGE else page,
+        "start": int(row["start"]),
+        "end": int(row["end"]),
+        "text": row["text"],
+        "embed_text": row["embed_text"],
+    }
