@@ -1,51 +1,18 @@
-"""Shared fixtures: a deterministic fake embedder for fast tests, and the real one for end-to-end tests."""
+"""Shared fixtures: a deterministic fake embedder for fast tests, the real one for end-to-end tests, a corpus and
+its settings. The helpers that are not fixtures (FakeEmbedder, ROOT, free_port, ...) are in tests/helpers.py."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
-import socket
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from assistant.config import Settings
+from tests.helpers import ROOT, FakeEmbedder
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-_WORD = re.compile(r"\w+|[^\w\s]")
-
-
-class FakeEmbedder:
-    """Bag-of-words vectors hashed into 64 dimensions: same interface as Embedder, no model, no torch."""
-
-    name = "fake"
-    precision = "fp32"
-    dimension = 64
-    max_tokens = 254
-
-    def __init__(self) -> None:
-        self.embedded = 0
-        self.texts: list[str] = []
-
-    def offsets(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in _WORD.finditer(text)]
-
-    def encode(self, texts: list[str], progress=None, remember: bool = False) -> np.ndarray:
-        self.embedded += len(texts)
-        self.texts.extend(texts)
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in _WORD.findall(text.lower()):
-                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if progress:
-            progress(len(texts), len(texts))
-        return vectors / np.where(norms == 0, 1, norms)
 
 
 @pytest.fixture
@@ -90,27 +57,6 @@ def assistant(settings, corpus, fake_embedder):
     (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
     build_index(settings, fake_embedder)
     return Assistant(settings, fake_embedder)
-
-
-def read_corpus(corpus: Path, max_file_mb: float = 50.0, max_file_seconds: float = 20.0):
-    """(documents, skipped files) of a corpus, read by the build's own walk with nothing indexed yet."""
-    from assistant.ingest import scan_corpus
-
-    scan = scan_corpus(Settings(corpus=corpus, max_file_mb=max_file_mb, max_file_seconds=max_file_seconds), {})
-    return scan.fresh, scan.skipped
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(ready, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, f"not ready within {timeout:.0f} s"
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from assistant.index.milvus.store import open_milvus
 from assistant.search import Retriever
 from assistant.service import Assistant
 from assistant.index import open_store
-from conftest import free_port
+from tests.helpers import ROOT, free_port
 
-TESTS = Path(__file__).resolve().parent
 TOPICS = ["border control", "migrant smuggling", "maritime patrols", "drug trafficking", "victim protection",
           "visa fraud", "airport checks", "regional cooperation", "money laundering", "forensic training"]
 
@@ -172,8 +171,8 @@ NEW = {"a.txt": "Alpha now speaks of Bahrain and Kuwait.", "c.txt": "Charlie mov
 _BUILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from conftest import FakeEmbedder
+    sys.path.insert(0, {root!r})  # the repository: tests.helpers
+    from tests.helpers import FakeEmbedder
     from assistant.index import build_index
     from assistant.config import Settings
     build_index(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake", store="milvus"), FakeEmbedder())
@@ -203,7 +202,7 @@ def test_a_killed_build_leaves_each_document_old_or_new_and_the_next_build_finis
     for name, text in NEW.items():
         (corpus / name).write_text(text)
     close_clients()  # Milvus Lite: one process at a time has the file
-    script = _BUILD.format(tests=str(TESTS), corpus=str(corpus), index=str(milvus.index))
+    script = _BUILD.format(root=str(ROOT), corpus=str(corpus), index=str(milvus.index))
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": point}, timeout=120)
     assert done.returncode == -signal.SIGKILL
 
@@ -373,7 +372,7 @@ def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_bu
     live = open_milvus(milvus).manifest["live"]
     (corpus / "a.txt").write_text(NEW["a.txt"])
     close_clients()
-    script = _BUILD.format(tests=str(TESTS), corpus=str(corpus), index=str(milvus.index)).replace(
+    script = _BUILD.format(root=str(ROOT), corpus=str(corpus), index=str(milvus.index)).replace(
         "FakeEmbedder())", "FakeEmbedder(), rebuild=True)")
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": "switch"}, timeout=120)
     assert done.returncode == -signal.SIGKILL
@@ -408,7 +407,7 @@ def test_the_rest_api_answers_from_milvus_as_from_faiss(settings, milvus, corpus
 
 
 def test_cli_build_ask_and_status_on_milvus(corpus, tmp_path, capsys, monkeypatch):
-    from conftest import FakeEmbedder
+    from tests.helpers import FakeEmbedder
 
     monkeypatch.setattr("assistant.service.Embedder", lambda *args, **kwargs: FakeEmbedder())
     (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")

@@ -24,9 +24,8 @@ from assistant.index import build_index
 from assistant.documents import printable
 from assistant.index.faiss.store import open_index
 from assistant.ingest import SUPPORTED, file_sha256
-from conftest import read_corpus
+from tests.helpers import ROOT, read_corpus
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240604
 SECRET = "ZEBRAFISH-SECRET-7731"  # in a file outside the corpus: must never reach the index
 MUTANTS = 25  # per fixture, and for the XML inside the DOCX

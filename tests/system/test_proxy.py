@@ -12,10 +12,10 @@ from urllib.parse import urljoin
 
 import pytest
 
-from conftest import ROOT
-from netaudit import outside_calls, read_log
-from test_browser import CHROMIUM, free_port
-from test_offline import NETAUDIT, product_env
+from tests.helpers import ROOT, free_port
+from tests.system.netaudit import outside_calls, read_log
+from tests.system.test_browser import CHROMIUM
+from tests.system.test_offline import NETAUDIT, product_env
 
 NGINX = "/usr/sbin/nginx"
 SCRIPT = "<script>window.__pwned = 1; alert('script')</script>"
@@ -59,7 +59,7 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 18
 def behind_nginx(tmp: Path, env: dict[str, str]):
     """The app started with --root-path /qa in `tmp`, and nginx in front of it with the README's location block.
 
-    The app runs under tests/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
+    The app runs under tests/system/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
     the offline switches left to the product's own defaults."""
     assert Path(NGINX).exists(), "nginx is missing — scripts/run-tests.sh installs nginx-light"
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
