@@ -1,52 +1,14 @@
+"""A FAISS build (assistant/index/faiss/build.py, through build_index): what it embeds, reuses, skips and
+records in the manifest."""
 from dataclasses import replace
-import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 
 from assistant.index import build_index
 from assistant.ingest import stale_documents
-from assistant.errors import IndexLocked, IndexMismatch, IndexNotFound
-from assistant.index.faiss.folder import build_lock, current_build
+from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
-
-PARAGRAPHS = {
-    "a.txt": "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks.",
-    "b.md": "# Bravo\n\nThe budget for border control grew this year.",
-    "sub/c.txt": "Charlie notes about migrant smuggling routes and victims.",
-}
-
-
-def write_corpus(corpus: Path, files: dict[str, str] = PARAGRAPHS) -> None:
-    for name, text in files.items():
-        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
-        (corpus / name).write_text(text)
-
-
-def test_build_writes_faiss_sqlite_and_manifest_behind_current_pointer(settings, corpus, fake_embedder):
-    write_corpus(corpus)
-    summary = build_index(settings, fake_embedder)
-    assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (3, 0, 0, 0)
-    folder = current_build(settings.index)
-    assert (settings.index / "CURRENT").read_text().strip() == folder.name
-    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "store.sqlite", "bm25"}
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["model"] == "fake" and manifest["dimension"] == 64
-    assert manifest["chunking"]["chunk_tokens"] == settings.chunk_tokens
-    assert {"faiss-cpu", "numpy", "python"} <= set(manifest["versions"])
-    assert set(manifest["documents"]) == {"a.txt", "b.md", "sub/c.txt"}
-    assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
-    assert manifest["built_at"] and manifest["chunks"] == summary.chunks
-
-
-def test_chunk_store_holds_text_equal_to_document_slice(settings, corpus, fake_embedder):
-    write_corpus(corpus)
-    build_index(settings, fake_embedder)
-    db = sqlite3.connect(current_build(settings.index) / "store.sqlite")
-    documents = dict(db.execute("SELECT path, text FROM documents"))
-    for source, start, end, text in db.execute('SELECT source, start, "end", text FROM chunks'):
-        assert documents[source][start:end] == text
+from tests.index.faiss.helpers import write_corpus
 
 
 def test_incremental_build_embeds_only_the_changed_file(settings, corpus, fake_embedder):
@@ -95,41 +57,11 @@ def test_reused_vectors_match_freshly_embedded_ones(settings, corpus, fake_embed
     assert abs(stored - fresh).max() < 1e-6
 
 
-def test_old_builds_are_removed_after_publishing(settings, corpus, fake_embedder):
-    write_corpus(corpus)
-    build_index(settings, fake_embedder)
-    (corpus / "a.txt").write_text("Changed text about Austria.")
-    build_index(settings, fake_embedder)
-    assert [p.name for p in (settings.index / "builds").iterdir()] == [current_build(settings.index).name]
-
-
-def test_missing_index_says_to_build(tmp_path):
-    with pytest.raises(IndexNotFound, match=r"no index at .*index/ — run: assistant build"):
-        open_index(tmp_path / "index")
-
-
-def test_index_built_with_other_model_or_chunking_says_to_rebuild(settings, corpus, fake_embedder):
-    write_corpus(corpus)
-    build_index(settings, fake_embedder)
-    with pytest.raises(IndexMismatch, match="built with model fake.*run: assistant build --rebuild"):
-        open_index(settings.index, "other-model", settings.chunking())
-    with pytest.raises(IndexMismatch, match="run: assistant build --rebuild"):
-        open_index(settings.index, "fake", {"chunk_tokens": 64, "chunk_overlap": 8})
-
-
 def test_changed_chunking_makes_the_next_build_re_embed_everything(settings, corpus, fake_embedder):
     write_corpus(corpus)
     build_index(settings, fake_embedder)
     summary = build_index(replace(settings, chunk_tokens=64, chunk_overlap=8), fake_embedder)
     assert summary.added == 3 and summary.unchanged == 0
-
-
-def test_second_build_refuses_while_the_lock_is_held(settings, corpus, fake_embedder):
-    write_corpus(corpus)
-    with build_lock(settings.index):
-        with pytest.raises(IndexLocked, match="another build is running .* wait for it to finish"):
-            build_index(settings, fake_embedder)
-    assert build_index(settings, fake_embedder).added == 3
 
 
 def test_skipped_files_are_counted_and_reported(settings, corpus, fake_embedder):
@@ -163,19 +95,6 @@ def test_empty_corpus_builds_an_empty_index_that_answers_nothing(settings, fake_
     assert Retriever(open_index(settings.index), fake_embedder, -1.0).search("anything") == []
 
 
-def test_index_of_an_older_format_says_to_rebuild_and_the_next_build_replaces_it(settings, corpus, fake_embedder):
-    write_corpus(corpus)
-    build_index(settings, fake_embedder)
-    manifest_path = current_build(settings.index) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["format"] = 1
-    manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatch, match="another version of the assistant .* run: assistant build --rebuild"):
-        open_index(settings.index)
-    assert build_index(settings, fake_embedder).added == 3
-    assert open_index(settings.index).manifest["format"] == 2
-
-
 def test_manifest_records_the_precision_of_the_build_and_of_each_document(settings, corpus, fake_embedder):
     write_corpus(corpus)
     fake_embedder.precision = "bf16"
@@ -189,46 +108,6 @@ def test_manifest_records_the_precision_of_the_build_and_of_each_document(settin
     manifest = open_index(settings.index).manifest
     assert summary.embedded == 1 and manifest["precision"] == "fp32"
     assert {p: d["precision"] for p, d in manifest["documents"].items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "bf16"}
-
-
-def test_index_from_before_the_precision_field_reads_as_fp32(settings, corpus, fake_embedder):
-    from assistant.service import Assistant
-
-    write_corpus(corpus)
-    build_index(settings, fake_embedder)
-    manifest_path = current_build(settings.index) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    del manifest["precision"]
-    for document in manifest["documents"].values():
-        del document["precision"]
-    manifest_path.write_text(json.dumps(manifest))
-    assert Assistant(settings, fake_embedder).status()["precision"] == "fp32"
-    fake_embedder.precision = "bf16"
-    (corpus / "a.txt").write_text("Changed text about Austria.")
-    build_index(settings, fake_embedder)
-    documents = open_index(settings.index).manifest["documents"]
-    assert {p: d["precision"] for p, d in documents.items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "fp32"}
-
-
-def test_a_question_searches_the_vectors_on_one_thread(settings, corpus, fake_embedder):
-    import faiss
-
-    (corpus / "a.txt").write_text("Oman and Qatar discussed maritime patrols.")
-    build_index(settings, fake_embedder)
-    index = open_index(settings.index)
-
-    class Recorder:  # the index's FAISS vectors, noting faiss's threads while they search
-        def __init__(self, inner):
-            self.inner, self.ntotal, self.threads = inner, inner.ntotal, []
-
-        def search(self, vectors, k):
-            self.threads.append(faiss.omp_get_max_threads())
-            return self.inner.search(vectors, k)
-
-    index.vectors = Recorder(index.vectors)
-    before = faiss.omp_get_max_threads()
-    index.dense(fake_embedder.encode(["maritime patrols"])[0], 1)
-    assert index.vectors.threads == [1] and faiss.omp_get_max_threads() == before
 
 
 def test_a_build_with_nothing_changed_loads_no_model(settings, corpus, fake_embedder, monkeypatch):
