@@ -1,18 +1,16 @@
 """Shared fixtures: a deterministic fake embedder for fast tests, the real one for end-to-end tests, a corpus and
-its settings. The helpers that are not fixtures (FakeEmbedder, ROOT, free_port, ...) are in tests/helpers.py."""
+its settings. The helpers that are not fixtures (FakeEmbedder, ROOT, free_port, ...) are in tests/helpers.py;
+the `reliability` fixture, which records for benchmarks/reliability.py, is in benchmarks/recorder.py."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from assistant.config import Settings
+from benchmarks.recorder import reliability  # noqa: F401
 from tests.helpers import ROOT, FakeEmbedder
-
-DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -65,27 +63,3 @@ def seed_corpus(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "corpus", folder)
     return folder
 
-
-# ---- the README's Reliability table ------------------------------------------------------------
-
-_RELIABILITY_LOG = os.environ.get("RELIABILITY_LOG")  # set by benchmarks/reliability.py
-
-
-@pytest.fixture
-def reliability(request):
-    """Record what a reliability test tried, for the README's Reliability table.
-
-    Call it after the test's assertions: reliability(area, item, tried=..., survived=..., lost=0, detail="").
-    area is one of "load", "faults", "files", "queries", "security". benchmarks/reliability.py runs the suite
-    with RELIABILITY_LOG set, joins these records to each test's outcome and prints the table; without
-    RELIABILITY_LOG nothing is written."""
-
-    def record(area: str, item: str, tried: int = 1, survived: int | None = None, lost: int = 0, detail: str = "") -> None:
-        if not _RELIABILITY_LOG:
-            return
-        entry = {"test": request.node.nodeid, "area": area, "item": item, "tried": tried,
-                 "survived": tried if survived is None else survived, "lost": lost, "detail": detail}
-        with open(_RELIABILITY_LOG, "a", encoding="utf-8") as log:
-            log.write(json.dumps(entry) + "\n")
-
-    return record
