@@ -1,4 +1,4 @@
-"""Behind Debian's nginx under /qa/, with the README's location block: the chat in Chromium, and the API."""
+"""Behind Debian's nginx under /qa/, with the location block of docs/deploying.md: the chat in Chromium, and the API."""
 import json
 import re
 import shutil
@@ -57,7 +57,7 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 18
 
 @contextmanager
 def behind_nginx(tmp: Path, env: dict[str, str]):
-    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the README's location block.
+    """The app started with --root-path /qa in `tmp`, and nginx in front of it with docs/deploying.md's location block.
 
     The app runs under tests/system/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
     the offline switches left to the product's own defaults."""
@@ -95,7 +95,7 @@ def proxy_url(proxy_dir):
 
 
 def test_readme_shows_the_location_block_the_tests_use():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "deploying.md").read_text()  # the README's manual moved to docs/ (c141ecc)
     assert LOCATION.read_text().strip() in readme
 
 
@@ -193,13 +193,14 @@ def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy
 
 @contextmanager
 def intranet_page(folder: Path, snippet: str, proxy_url: str):
-    """The README's embedding snippet `snippet` (from deploy/), pointed at the proxy, served from another origin."""
+    """The embedding snippet `snippet` of docs/deploying.md (from deploy/), pointed at the proxy, served from another
+    origin."""
     import http.server
     import threading
     from functools import partial
 
     html = (ROOT / "deploy" / snippet).read_text()
-    assert html.strip() in (ROOT / "README.md").read_text()
+    assert html.strip() in (ROOT / "docs" / "deploying.md").read_text()
     (folder / "index.html").write_text(html.replace("http://127.0.0.1:8080/qa/", proxy_url))
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     page_server = http.server.ThreadingHTTPServer(("127.0.0.1", EMBED_PORT), handler)
