@@ -1,7 +1,8 @@
 """The README's Reliability table: run the reliability tests, join what each recorded to its outcome, print.
 
-Each reliability test calls the `reliability` fixture (tests/conftest.py) after its assertions, with what it
-tried and what survived. A record whose test did not pass is shown as failed, whatever it recorded.
+Each reliability test calls the `reliability` fixture (benchmarks/recorder.py, imported by tests/conftest.py)
+after its assertions, with what it tried and what survived. A record whose test did not pass is shown as
+failed, whatever it recorded.
 
     PYTHONPATH=. .venv/bin/python benchmarks/reliability.py [--out results.json] [-- extra pytest args]
 """
@@ -18,8 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_reliability.py", "tests/test_faults.py", "tests/test_hostile_files.py",
-         "tests/test_hostile_queries.py", "tests/test_security.py", "tests/test_milvus.py"]
+TESTS = ["tests/system/test_reliability.py", "tests/system/test_faults.py", "tests/system/hostile_files/",
+         "tests/system/test_hostile_queries.py", "tests/serve/test_security.py", "tests/index/milvus/"]
 AREAS = {"load": "load held", "faults": "faults survived", "files": "bad files tried",
          "queries": "bad queries tried", "security": "security checks"}
 

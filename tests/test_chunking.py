@@ -12,7 +12,7 @@ import pytest
 
 from assistant.chunking import chunk_document
 from assistant.documents import Chunk, Document, Section
-from conftest import read_corpus
+from tests.helpers import read_corpus
 
 TITLE = "Border Conference Report"
 

@@ -19,7 +19,7 @@ from assistant.documents import Document, SkippedFile
 from assistant.errors import ConfigError
 from assistant.formats import SkipFile, decode_text
 from assistant.ingest import read_document
-from conftest import read_corpus
+from tests.helpers import read_corpus
 
 GOOD_TEXT = "This good file sits next to the bad one and must still be read."
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, wait_until
+from tests.helpers import free_port, wait_until
 from fastapi.testclient import TestClient
 
 from assistant.serve import security

@@ -12,10 +12,10 @@ from urllib.parse import urljoin
 
 import pytest
 
-from conftest import ROOT
-from netaudit import outside_calls, read_log
-from test_browser import CHROMIUM, free_port
-from test_offline import NETAUDIT, product_env
+from tests.helpers import ROOT, free_port
+from tests.system.netaudit import outside_calls, read_log
+from tests.system.test_browser import CHROMIUM
+from tests.system.test_offline import NETAUDIT, product_env
 
 NGINX = "/usr/sbin/nginx"
 SCRIPT = "<script>window.__pwned = 1; alert('script')</script>"
@@ -57,9 +57,9 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 18
 
 @contextmanager
 def behind_nginx(tmp: Path, env: dict[str, str]):
-    """The app started with --root-path /qa in `tmp`, and nginx in front of it with the location block of docs/deploying.md.
+    """The app started with --root-path /qa in `tmp`, and nginx in front of it with docs/deploying.md's location block.
 
-    The app runs under tests/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
+    The app runs under tests/system/netaudit.py, which logs its lookups and connections to `tmp`/net.log, and with
     the offline switches left to the product's own defaults."""
     assert Path(NGINX).exists(), "nginx is missing — scripts/run-tests.sh installs nginx-light"
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
@@ -193,7 +193,8 @@ def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy
 
 @contextmanager
 def intranet_page(folder: Path, snippet: str, proxy_url: str):
-    """The embedding snippet of docs/deploying.md `snippet` (from deploy/), pointed at the proxy, served from another origin."""
+    """The embedding snippet `snippet` of docs/deploying.md (from deploy/), pointed at the proxy, served from another
+    origin."""
     import http.server
     import threading
     from functools import partial

@@ -1,7 +1,7 @@
 """No outside calls: the offline switches are on by default, and the audit hook that proves it sees what it must.
 
 The whole server (start-up, index build, model load, the page, the chat and the API) is watched by the same
-hook in tests/test_proxy.py."""
+hook in tests/system/test_proxy.py."""
 import os
 import subprocess
 import sys
@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from assistant import OFFLINE_DEFAULTS
-from netaudit import outside_calls, read_log
-from test_browser import free_port
+from tests.system.netaudit import outside_calls, read_log
+from tests.helpers import free_port
 
 NETAUDIT = Path(__file__).with_name("netaudit.py")
 

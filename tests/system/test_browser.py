@@ -1,7 +1,6 @@
 """The chat in a real browser (Debian's Chromium driven by Playwright): `python app.py` from a fresh folder."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -9,16 +8,10 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from tests.helpers import ROOT, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "# Speakers\n\nSpeakers list: <script>document.title='PWNED'</script> then ![](http://127.0.0.1:9/track.png) and $x$ end.\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from assistant.index.milvus.collections import close_clients
 from assistant.search import relevance_floor
 from assistant.service import Assistant
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module", params=["faiss", "milvus"])

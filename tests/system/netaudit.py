@@ -1,7 +1,7 @@
 """Run a Python entry point with an audit hook that logs its name lookups, connections and child processes.
 
-    python tests/netaudit.py LOG -m assistant serve ...     (like python -m assistant serve ...)
-    python tests/netaudit.py LOG app.py ...                  (like python app.py ...)
+    python tests/system/netaudit.py LOG -m assistant serve ...     (like python -m assistant serve ...)
+    python tests/system/netaudit.py LOG app.py ...                  (like python app.py ...)
 
 The hook is installed before the entry point imports anything, and sees every thread. Each line of LOG is
 JSON, [event, detail]; the first is ["audit", pid]. Every lookup, connect and datagram made through
@@ -71,7 +71,7 @@ def main() -> None:
     log, *command = sys.argv[1:]
     install(log)
     if command[0] == "-m":
-        sys.path[0] = ""  # as `python -m` does: the current folder, not tests/
+        sys.path[0] = ""  # as `python -m` does: the current folder, not tests/system/
         sys.argv = [command[1], *command[2:]]
         runpy.run_module(command[1], run_name="__main__", alter_sys=True)
     else:

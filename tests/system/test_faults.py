@@ -25,9 +25,8 @@ from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
 from assistant.search import Retriever
 from assistant.service import Assistant
-from test_browser import free_port
+from tests.helpers import ROOT, free_port
 
-TESTS = Path(__file__).resolve().parent
 OLD_A = "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks."
 NEW_A = "Entirely new text about Bahrain and Kuwait."
 CORPUS = {"a.txt": OLD_A, "b.md": "# Bravo\n\nThe budget for border control grew this year.",
@@ -74,8 +73,8 @@ def published_version(settings, embedder) -> str:
 _BUILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from conftest import FakeEmbedder
+    sys.path.insert(0, {root!r})  # the repository: tests.helpers
+    from tests.helpers import FakeEmbedder
     from assistant.index import build_index
     from assistant.config import Settings
     build_index(Settings(corpus=Path({corpus!r}), index=Path({index!r}), model="fake"), FakeEmbedder())
@@ -95,7 +94,7 @@ def test_build_killed_at_any_point_leaves_the_old_or_the_new_index_complete(sett
     build_index(settings, fake_embedder)
     old = current_build(settings.index).name
     (corpus / "a.txt").write_text(NEW_A)
-    script = _BUILD.format(tests=str(TESTS), corpus=str(corpus), index=str(settings.index))
+    script = _BUILD.format(root=str(ROOT), corpus=str(corpus), index=str(settings.index))
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": point}, timeout=120)
     assert done.returncode == -signal.SIGKILL
     left = sorted(p.name for p in (settings.index / "builds").iterdir())
@@ -247,8 +246,8 @@ def test_build_refuses_while_another_process_builds_and_changes_nothing(settings
 _SERVE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from conftest import FakeEmbedder
+    sys.path.insert(0, {root!r})  # the repository: tests.helpers
+    from tests.helpers import FakeEmbedder
     from assistant.config import Settings
     from assistant.serve import serve
     from assistant.service import Assistant
@@ -289,7 +288,7 @@ def test_sigterm_lets_the_question_in_flight_finish_then_the_server_exits(settin
     build_index(settings, fake_embedder)
     port, marker, log = free_port(), tmp_path / "in-flight", tmp_path / "server.log"
     base = f"http://127.0.0.1:{port}"
-    script = _SERVE.format(tests=str(TESTS), corpus=str(corpus), index=str(settings.index), port=port, marker=str(marker))
+    script = _SERVE.format(root=str(ROOT), corpus=str(corpus), index=str(settings.index), port=port, marker=str(marker))
     with open(log, "w") as output:
         server = subprocess.Popen([sys.executable, "-c", script], stdout=output, stderr=subprocess.STDOUT)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, wait_until
+from tests.helpers import free_port, wait_until
 
 from assistant.index import build_index
 from assistant.service import Assistant
@@ -90,7 +90,7 @@ def served(settings, corpus, fake_embedder):
 
 
 def test_a_new_build_is_served_from_the_next_question_without_a_restart(served, settings, corpus, reliability):
-    from conftest import FakeEmbedder
+    from tests.helpers import FakeEmbedder
 
     status, before = served.get("/api/status")
     code, answer = served.ask("Zanzibar accord")
@@ -106,7 +106,7 @@ def test_a_new_build_is_served_from_the_next_question_without_a_restart(served, 
 
 def test_a_question_in_flight_finishes_on_its_index_after_a_build_removes_it(served, settings, corpus, fake_embedder,
                                                                             reliability):
-    from conftest import FakeEmbedder
+    from tests.helpers import FakeEmbedder
 
     gate = Gate(fake_embedder, "Delegates attended")
     result: dict = {}
@@ -128,7 +128,7 @@ def test_a_question_in_flight_finishes_on_its_index_after_a_build_removes_it(ser
 
 
 def test_ten_clients_for_ten_seconds_with_a_rebuild_in_the_middle_get_no_error(served, settings, corpus, reliability):
-    from conftest import FakeEmbedder
+    from tests.helpers import FakeEmbedder
 
     stop, results, lock = threading.Event(), [], threading.Lock()
 

@@ -13,7 +13,7 @@ from assistant.search import MAX_QUESTION_CHARS
 from assistant.serve import create_server
 from assistant.serve.ui import chat_turn
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 SEED = 6
 LEAKS = ("Traceback", 'File "', "site-packages", str(ROOT))  # a stack trace or a path of the source

@@ -1,0 +1,66 @@
+"""Shared helpers of the tests that are not fixtures: a deterministic fake embedder, the repository root, the
+build's own walk of a corpus, a free port, and a wait. Import them with `from tests.helpers import ...`; the
+fixtures are in tests/conftest.py."""
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository root
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEmbedder:
+    """Bag-of-words vectors hashed into 64 dimensions: same interface as Embedder, no model, no torch."""
+
+    name = "fake"
+    precision = "fp32"
+    dimension = 64
+    max_tokens = 254
+
+    def __init__(self) -> None:
+        self.embedded = 0
+        self.texts: list[str] = []
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def encode(self, texts: list[str], progress=None, remember: bool = False) -> np.ndarray:
+        self.embedded += len(texts)
+        self.texts.extend(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if progress:
+            progress(len(texts), len(texts))
+        return vectors / np.where(norms == 0, 1, norms)
+
+
+def read_corpus(corpus: Path, max_file_mb: float = 50.0, max_file_seconds: float = 20.0):
+    """(documents, skipped files) of a corpus, read by the build's own walk with nothing indexed yet."""
+    from assistant.ingest import scan_corpus
+
+    scan = scan_corpus(Settings(corpus=corpus, max_file_mb=max_file_mb, max_file_seconds=max_file_seconds), {})
+    return scan.fresh, scan.skipped
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(ready, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"not ready within {timeout:.0f} s"
+        time.sleep(0.05)

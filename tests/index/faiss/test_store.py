@@ -1,0 +1,78 @@
+"""Opening a FAISS index (assistant/index/faiss/store.py): missing, mismatched or older indexes, old manifests,
+and the search on one thread."""
+import json
+
+import pytest
+
+from assistant.index import build_index
+from assistant.errors import IndexMismatch, IndexNotFound
+from assistant.index.faiss.folder import current_build
+from assistant.index.faiss.store import open_index
+from tests.index.faiss.helpers import write_corpus
+
+
+def test_missing_index_says_to_build(tmp_path):
+    with pytest.raises(IndexNotFound, match=r"no index at .*index/ — run: assistant build"):
+        open_index(tmp_path / "index")
+
+
+def test_index_built_with_other_model_or_chunking_says_to_rebuild(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    with pytest.raises(IndexMismatch, match="built with model fake.*run: assistant build --rebuild"):
+        open_index(settings.index, "other-model", settings.chunking())
+    with pytest.raises(IndexMismatch, match="run: assistant build --rebuild"):
+        open_index(settings.index, "fake", {"chunk_tokens": 64, "chunk_overlap": 8})
+
+
+def test_index_of_an_older_format_says_to_rebuild_and_the_next_build_replaces_it(settings, corpus, fake_embedder):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    manifest_path = current_build(settings.index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="another version of the assistant .* run: assistant build --rebuild"):
+        open_index(settings.index)
+    assert build_index(settings, fake_embedder).added == 3
+    assert open_index(settings.index).manifest["format"] == 2
+
+
+def test_index_from_before_the_precision_field_reads_as_fp32(settings, corpus, fake_embedder):
+    from assistant.service import Assistant
+
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    manifest_path = current_build(settings.index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["precision"]
+    for document in manifest["documents"].values():
+        del document["precision"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert Assistant(settings, fake_embedder).status()["precision"] == "fp32"
+    fake_embedder.precision = "bf16"
+    (corpus / "a.txt").write_text("Changed text about Austria.")
+    build_index(settings, fake_embedder)
+    documents = open_index(settings.index).manifest["documents"]
+    assert {p: d["precision"] for p, d in documents.items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "fp32"}
+
+
+def test_a_question_searches_the_vectors_on_one_thread(settings, corpus, fake_embedder):
+    import faiss
+
+    (corpus / "a.txt").write_text("Oman and Qatar discussed maritime patrols.")
+    build_index(settings, fake_embedder)
+    index = open_index(settings.index)
+
+    class Recorder:  # the index's FAISS vectors, noting faiss's threads while they search
+        def __init__(self, inner):
+            self.inner, self.ntotal, self.threads = inner, inner.ntotal, []
+
+        def search(self, vectors, k):
+            self.threads.append(faiss.omp_get_max_threads())
+            return self.inner.search(vectors, k)
+
+    index.vectors = Recorder(index.vectors)
+    before = faiss.omp_get_max_threads()
+    index.dense(fake_embedder.encode(["maritime patrols"])[0], 1)
+    assert index.vectors.threads == [1] and faiss.omp_get_max_threads() == before

@@ -1,0 +1,68 @@
+"""The Milvus store (assistant/index/milvus/store.py and collections.py), on Milvus Lite: the same answers as
+FAISS, the scores, the filter literals and reads in slices."""
+import json
+
+import pytest
+
+from assistant.index import build_index
+from assistant.index.milvus.collections import literal
+from assistant.search import Retriever
+from assistant.index import open_store
+from tests.index.milvus.helpers import TOPICS, write_topics
+
+
+# ---- the same answers as FAISS -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_milvus_returns_the_same_top5_chunks_as_faiss_exact_search(settings, milvus, corpus, fake_embedder, mode):
+    write_topics(corpus)
+    build_index(settings, fake_embedder)
+    build_index(milvus, fake_embedder)
+    faiss_side = Retriever(open_store(settings), fake_embedder, -1.0, mode)
+    milvus_side = Retriever(open_store(milvus), fake_embedder, -1.0, mode)
+    assert len(milvus_side.index) == len(faiss_side.index) > 50
+    for query in TOPICS + ["unit 7 session 3", "budgets grew", "working group"]:
+        expected, found = faiss_side.search(query, 5), milvus_side.search(query, 5)
+        assert [p.chunk_id for p in found] == [p.chunk_id for p in expected], query
+        assert [p.score for p in found] == pytest.approx([p.score for p in expected], abs=1e-5)
+        assert [(p.text, p.source, p.title, p.start, p.end) for p in found] == \
+               [(p.text, p.source, p.title, p.start, p.end) for p in expected]
+
+
+def test_dense_scores_are_the_cosines_and_bm25_ranks_like_bm25s(settings, milvus, corpus, fake_embedder):
+    write_topics(corpus, 12)
+    build_index(settings, fake_embedder)
+    build_index(milvus, fake_embedder)
+    faiss_store, milvus_store = open_store(settings), open_store(milvus)
+    vector = fake_embedder.encode(["maritime patrols budgets"])[0]
+    expected = [(faiss_store.chunks([r])[r]["id"], s) for r, s in faiss_store.dense(vector, 5)]
+    found = [(milvus_store.chunks([k])[k]["id"], s) for k, s in milvus_store.dense(vector, 5)]
+    assert [i for i, _ in found] == [i for i, _ in expected]
+    assert [s for _, s in found] == pytest.approx([s for _, s in expected], abs=1e-5)
+    lexical_f, lexical_m = faiss_store.lexical("maritime patrols", 10), milvus_store.lexical("maritime patrols", 10)
+    ids_f = sorted(lexical_f, key=lambda r: -lexical_f[r])
+    ids_m = sorted(lexical_m, key=lambda k: -lexical_m[k])
+    assert [faiss_store.chunks([r])[r]["id"] for r in ids_f] == [milvus_store.chunks([k])[k]["id"] for k in ids_m]
+    # Milvus multiplies BM25 by k1 + 1 (Lucene does not): one factor for all, which min-max fusion ignores
+    ratios = [lexical_m[k] / lexical_f[r] for r, k in zip(ids_f, ids_m)]
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-3) and ratios[0] > 0
+    assert milvus_store.lexical("zebra", 5) == {} and milvus_store.lexical("the of and", 5) == {}
+
+
+# ---- reads --------------------------------------------------------------------------------------------
+
+def test_filter_literals_keep_quotes_and_backslashes_inside_the_string():
+    assert literal('a"b\\c') == '"a\\"b\\\\c"'
+    assert json.loads(literal("plain")) == "plain"
+
+
+def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corpus, fake_embedder, monkeypatch):
+    write_topics(corpus, 12)
+    build_index(milvus, fake_embedder)
+    monkeypatch.setattr("assistant.index.milvus.collections.LIMIT", 5)  # as if the 24 chunks and 12 documents were millions
+    store = open_store(milvus)
+    assert len(store.catalog()) == 12
+    assert len(store.chunks_of([f"d{i:02}.txt" for i in range(12)])) == len(store) == 24
+    (corpus / "d03.txt").unlink()
+    assert build_index(milvus, fake_embedder).removed == 1
+    assert len(open_store(milvus).catalog()) == 11
