@@ -95,8 +95,8 @@ def proxy_url(proxy_dir):
 
 
 def test_the_deploying_page_shows_the_location_block_the_tests_use():
-    readme = (ROOT / "docs" / "deploying.md").read_text()
-    assert LOCATION.read_text().strip() in readme
+    page = (ROOT / "docs" / "deploying.md").read_text()
+    assert LOCATION.read_text().strip() in page
 
 
 def test_api_through_the_proxy(proxy_url):

@@ -1,4 +1,4 @@
-"""Helpers of the hostile files' tests (issue 6, item 4): a good text, a build that checks every skip reason is
+"""Helpers of the hostile files' tests: a good text, a build that checks every skip reason is
 one printable line, a file read alone next to a good one, DOCX makers, and the time and memory of reading
 each file of a corpus, measured in a fresh process.
 """

@@ -1,4 +1,4 @@
-"""Hostile files (issue 6, item 4), the corpus as a whole: odd names, links, pipes, files that vanish or grow
+"""Hostile files, the corpus as a whole: odd names, links, pipes, files that vanish or grow
 during the build, a reader's unexpected error, and a seeded corpus of every hostile case at once, each file
 indexed or skipped with a one-line reason, and read within 30 s and 500 MB.
 

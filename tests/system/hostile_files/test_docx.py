@@ -1,4 +1,4 @@
-"""Hostile DOCX files (issue 6, item 4): zip bombs, lying zip sizes, too many XML tags, long vertical merges,
+"""Hostile DOCX files: zip bombs, lying zip sizes, too many XML tags, long vertical merges,
 many paragraphs without headings, and the time limit."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile HTML (issue 6, item 4): deep nesting and unclosed markup read in linear time, too many tags skipped
+"""Hostile HTML: deep nesting and unclosed markup read in linear time, too many tags skipped
 naming the limit."""
 from __future__ import annotations
 

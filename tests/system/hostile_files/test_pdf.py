@@ -1,4 +1,4 @@
-"""Hostile PDFs (issue 6, item 4): a PDF made to take minutes is stopped at the time limit, a good one is read
+"""Hostile PDFs: a PDF made to take minutes is stopped at the time limit, a good one is read
 within it."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile text files (issue 6, item 4): a reader's lone surrogates stored as replacement characters, and a
+"""Hostile text files: a reader's lone surrogates stored as replacement characters, and a
 100 MB text file read within 500 MB under a raised limit."""
 from __future__ import annotations
 
