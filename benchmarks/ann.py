@@ -21,6 +21,7 @@ waits for its descheduled partner made one flat query at 10,000 chunks take 16 m
 
     PYTHONPATH=. .venv/bin/python benchmarks/ann.py --out /tmp/ann.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,9 @@ def query_vectors(count: int, cache: Path) -> np.ndarray:
     path = cache / f"queries-{count}.npy"
     if path.exists():
         return np.load(path)
-    from assistant.embedding import Embedder
     from evaldata import scifact_task, squad_task
+
+    from assistant.embedding import Embedder
 
     claims = list(scifact_task(None, 10).queries.values())
     picked = [claims[i] for i in np.random.default_rng(SEED).choice(len(claims), count // 2, replace=False)]
@@ -149,8 +151,12 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     for nprobe in args.nprobe:
         ivf.nprobe = nprobe
         found = ivf.search(queries, DEPTH)[1]
-        row["nprobe"][nprobe] = {"recall@10": recall(found, truth, 10), "recall@100": recall(found, truth, DEPTH),
-                                 "top1": round(float(np.mean(found[:, 0] == truth[:, 0])), 4), **latency_ms(ivf, timed)}
+        row["nprobe"][nprobe] = {
+            "recall@10": recall(found, truth, 10),
+            "recall@100": recall(found, truth, DEPTH),
+            "top1": round(float(np.mean(found[:, 0] == truth[:, 0])), 4),
+            **latency_ms(ivf, timed),
+        }
     row["ivf_update_s"] = _update_seconds(dense, ivf, spec, chunks, queries, args.chosen)
     row["peak_rss_mb"] = memory_mb("VmHWM")  # the vectors, the flat index (freed before the IVF's build) and the IVF
     row.update(_ivf_memory(ivf))
@@ -163,7 +169,9 @@ def _update_seconds(dense, ivf, spec: dict, chunks: np.ndarray, queries: np.ndar
     old_rows = np.arange(len(chunks))
     old_rows[np.random.default_rng(SEED).choice(len(chunks), len(chunks) // 100, replace=False)] = -1
     started = time.perf_counter()
-    updated, _ = dense.build_dense(chunks, threshold=0, nprobe=nprobe, previous=ivf, previous_spec=spec, old_rows=old_rows)
+    updated, _ = dense.build_dense(
+        chunks, threshold=0, nprobe=nprobe, previous=ivf, previous_spec=spec, old_rows=old_rows
+    )
     seconds = round(time.perf_counter() - started, 1)
     ivf.nprobe = nprobe
     assert (updated.search(queries, DEPTH)[1] == ivf.search(queries, DEPTH)[1]).all()
@@ -177,22 +185,32 @@ def _ivf_memory(ivf) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "vectors.faiss"
         faiss.write_index(ivf, str(path))
-        load = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import faiss, ann; "
-                f"before = ann.memory_mb('VmRSS'); index = faiss.read_index({str(path)!r}); "
-                "print(ann.memory_mb('VmRSS') - before)")
-        added = float(subprocess.run([sys.executable, "-c", load], check=True, stdout=subprocess.PIPE, text=True).stdout)
+        load = (
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import faiss, ann; "
+            f"before = ann.memory_mb('VmRSS'); index = faiss.read_index({str(path)!r}); "
+            "print(ann.memory_mb('VmRSS') - before)"
+        )
+        added = float(
+            subprocess.run([sys.executable, "-c", load], check=True, stdout=subprocess.PIPE, text=True).stdout
+        )
         return {"ivf_mb": round(path.stat().st_size / 2**20, 1), "ivf_loaded_mb": round(added, 1)}
 
 
 def markdown(rows: list[dict], nprobe: int) -> str:
     """The README's table: flat against IVF at `nprobe`."""
-    lines = ["| chunks | flat p50 / p99 ms | IVF p50 / p99 ms | nlist | recall@10 | recall@100 | top-1 same "
-             "| IVF build / update s | flat MB | IVF MB (loaded) | peak RSS MB |", "|" + " --- |" * 11]
+    lines = [
+        "| chunks | flat p50 / p99 ms | IVF p50 / p99 ms | nlist | recall@10 | recall@100 | top-1 same "
+        "| IVF build / update s | flat MB | IVF MB (loaded) | peak RSS MB |",
+        "|" + " --- |" * 11,
+    ]
     for r in rows:
         p = r["nprobe"][str(nprobe)]
-        lines.append(f"| {r['chunks']:,} | {r['flat']['p50_ms']} / {r['flat']['p99_ms']} | {p['p50_ms']} / {p['p99_ms']} "
-                     f"| {r['nlist']} | {p['recall@10']} | {p['recall@100']} | {p['top1']} | {r['ivf_build_s']} / {r['ivf_update_s']} "
-                     f"| {r['flat_mb']} | {r['ivf_mb']} ({r['ivf_loaded_mb']}) | {r['peak_rss_mb']} |")
+        lines.append(
+            f"| {r['chunks']:,} | {r['flat']['p50_ms']} / {r['flat']['p99_ms']} | {p['p50_ms']} / {p['p99_ms']} "
+            f"| {r['nlist']} | {p['recall@10']} | {p['recall@100']} | {p['top1']} "
+            f"| {r['ivf_build_s']} / {r['ivf_update_s']} "
+            f"| {r['flat_mb']} | {r['ivf_mb']} ({r['ivf_loaded_mb']}) | {r['peak_rss_mb']} |"
+        )
     return "\n".join(lines)
 
 
@@ -208,14 +226,20 @@ def sweep(rows: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/assistant-bench"), help="quality.py's indexes (read only)")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/assistant-bench-ann"), help="vectors of this benchmark")
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/assistant-bench"), help="quality.py's indexes (read only)"
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=Path("/tmp/assistant-bench-ann"), help="vectors of this benchmark"
+    )
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=SIZES)
     parser.add_argument("--nprobe", type=lambda s: [int(x) for x in s.split(",")], default=NPROBES)
     parser.add_argument("--queries", type=int, default=1000, help="questions for recall (half SQuAD, half SciFact)")
     parser.add_argument("--timed", type=int, default=300, help="of which, searched one at a time for latency")
     parser.add_argument("--chosen", type=int, default=Settings().ann_nprobe, help="the nprobe of the main table")
-    parser.add_argument("--nlist-per-sqrt", type=float, default=None, help="IVF lists per sqrt(chunks) (default: the product's)")
+    parser.add_argument(
+        "--nlist-per-sqrt", type=float, default=None, help="IVF lists per sqrt(chunks) (default: the product's)"
+    )
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child: measure this size
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     return parser.parse_args(argv)

@@ -23,6 +23,7 @@ Run from the repository root (add --resume to carry on after an interrupted run 
     PYTHONPATH=. .venv/bin/python benchmarks/chunking.py --dataset both --out /tmp/chunking.json
     PYTHONPATH=. .venv/bin/python benchmarks/chunking.py --dataset squad --sizes 64 128 --limit-docs 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,14 +38,21 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.index import build_index
 from assistant.config import Settings
+from assistant.index import build_index
 from assistant.index.faiss.store import Index, open_index
 from assistant.search import Retriever
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import (  # noqa: E402  (benchmarks/ is not a package)
-    REPO, CachedEmbedder, Task, log, scifact_task, squad_task, throttled, write_corpus,
+    REPO,
+    CachedEmbedder,
+    Task,
+    log,
+    scifact_task,
+    squad_task,
+    throttled,
+    write_corpus,
 )
 
 SIZES = [64, 96, 128, 192, 254]
@@ -53,17 +61,25 @@ MODES = ["dense", "hybrid"]
 
 # ---- running one configuration -------------------------------------------------------------------
 
+
 def run_size(task: Task, size: int, modes: list[str], work: Path, embedder: CachedEmbedder) -> dict[str, object]:
     """Build a fresh index at this chunk size, search every query in every mode; counts and per-query scores."""
-    settings = Settings(corpus=task.corpus, index=work / f"{task.name}-index-{size}",
-                        chunk_tokens=size, chunk_overlap=size // 5, min_score=-1.0)
+    settings = Settings(
+        corpus=task.corpus,
+        index=work / f"{task.name}-index-{size}",
+        chunk_tokens=size,
+        chunk_overlap=size // 5,
+        min_score=-1.0,
+    )
     summary = build_index(settings, embedder, rebuild=True, progress=throttled(f"{task.name} {size}"))
     log(f"  {task.name} {size}: {summary.line()}")
     index = open_index(settings.index, settings.model, settings.chunking())
     try:
         retriever = Retriever(index, embedder, settings.min_score)
-        scores = {mode: task.score({q: retriever.search(text, task.k, mode=mode) for q, text in task.queries.items()})
-                  for mode in modes}
+        scores = {
+            mode: task.score({q: retriever.search(text, task.k, mode=mode) for q, text in task.queries.items()})
+            for mode in modes
+        }
         counts = {"chunks": summary.chunks, **chunk_counts(index), "build_s": round(summary.seconds, 1)}
     finally:
         index.close()
@@ -77,6 +93,7 @@ def chunk_counts(index: Index) -> dict[str, float]:
 
 
 # ---- summarising ---------------------------------------------------------------------------------
+
 
 def summarise(name: str, size: int, mode: str, result: dict[str, object]) -> dict[str, object]:
     """One configuration's flat row for one dataset: counts, then metric means (prefixed by dataset)."""
@@ -114,8 +131,10 @@ def format_table(rows: list[dict[str, object]]) -> str:
 
 def format_intervals(intervals: dict[str, dict[int, tuple[float, float]]]) -> str:
     sizes = sorted(next(iter(intervals.values())))
-    lines = ["difference from the best size, mean ± paired 95% half-width (0 marks the best):",
-             "metric".ljust(29) + "".join(str(s).rjust(18) for s in sizes)]
+    lines = [
+        "difference from the best size, mean ± paired 95% half-width (0 marks the best):",
+        "metric".ljust(29) + "".join(str(s).rjust(18) for s in sizes),
+    ]
     for metric, by_size in intervals.items():
         lines.append(metric.ljust(29) + "".join(f"{by_size[s][0]:+.4f} ±{by_size[s][1]:.4f}".rjust(18) for s in sizes))
     return "\n".join(lines)
@@ -127,8 +146,10 @@ def _cell(column: str, value: object) -> str:
 
 # ---- main ----------------------------------------------------------------------------------------
 
-def run_task(task: Task, sizes: list[int], modes: list[str], work: Path,
-             embedder: CachedEmbedder) -> Iterator[tuple[int, dict[str, dict]]]:
+
+def run_task(
+    task: Task, sizes: list[int], modes: list[str], work: Path, embedder: CachedEmbedder
+) -> Iterator[tuple[int, dict[str, dict]]]:
     """All sizes on one dataset, one at a time: yields the size and its result (counts, per-query scores by mode)."""
     task.corpus = work / f"{task.name}-corpus"
     write_corpus(task.corpus, task.documents)
@@ -145,8 +166,10 @@ def run_task(task: Task, sizes: list[int], modes: list[str], work: Path,
 def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     """Every dataset and size; with --out, the JSON is rewritten after each chunk size."""
     embedder = CachedEmbedder()
-    tasks = {"squad": lambda: squad_task(args.limit_docs, args.questions),
-             "scifact": lambda: scifact_task(args.limit_docs, args.scifact_k)}
+    tasks = {
+        "squad": lambda: squad_task(args.limit_docs, args.questions),
+        "scifact": lambda: scifact_task(args.limit_docs, args.scifact_k),
+    }
     done = previous_results(args)
     for name in datasets(args):
         sizes = [size for size in args.sizes if f"{name} {size}" not in done]
@@ -183,8 +206,9 @@ def previous_results(args: argparse.Namespace) -> dict[str, dict]:
         return {}
     previous = json.loads(args.out.read_text())
     same = ("questions", "limit_docs", "scifact_k")
-    if any(previous["settings"].get(key) != getattr(args, key) for key in same) or \
-            not set(args.modes) <= set(previous["settings"]["modes"]):
+    if any(previous["settings"].get(key) != getattr(args, key) for key in same) or not set(args.modes) <= set(
+        previous["settings"]["modes"]
+    ):
         sys.exit(f"--resume: {args.out} was written with other --questions, --limit-docs, --scifact-k or --modes")
     log(f"resuming: {', '.join(previous['results'])} already measured in {args.out}")
     return previous["results"]
@@ -199,12 +223,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["squad", "scifact", "both"], default="both")
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="chunk_tokens values (overlap = size // 5)")
-    parser.add_argument("--modes", nargs="+", choices=["dense", "bm25", "hybrid"], default=MODES,
-                        help="search modes to evaluate each index in (the index is built once)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["dense", "bm25", "hybrid"],
+        default=MODES,
+        help="search modes to evaluate each index in (the index is built once)",
+    )
     parser.add_argument("--questions", type=int, default=2000, help="SQuAD questions, a seeded sample")
     parser.add_argument("--limit-docs", type=int, default=None, help="write only the first N documents of each dataset")
     parser.add_argument("--scifact-k", type=int, default=100, help="passages per claim, so that 10 documents remain")
-    parser.add_argument("--work", type=Path, default=None, help="folder for corpora and indexes (default: a temporary one)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="folder for corpora and indexes (default: a temporary one)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--resume", action="store_true", help="keep the chunk sizes already measured in --out")
     return parser.parse_args(argv)

@@ -1,11 +1,12 @@
 """Evaluation data for the benchmarks: SQuAD v1.1 dev and BEIR SciFact from ../shared/eval, their metrics,
 and an Embedder that caches query vectors. Read-only use of the data; nothing is copied into the repository."""
+
 from __future__ import annotations
 
-import logging
 import argparse
 import gzip
 import json
+import logging
 import math
 import random
 import shutil
@@ -72,6 +73,7 @@ class CachedEmbedder(Embedder):
 
 # ---- SQuAD ---------------------------------------------------------------------------------------
 
+
 def squad_task(limit_docs: int | None, questions: int) -> Task:
     """Every paragraph as a document; a seeded sample of the questions on the written paragraphs."""
     articles = json.loads(gzip.decompress(SQUAD_FILE.read_bytes()))["data"]
@@ -106,6 +108,7 @@ def squad_scores(found: dict[str, list[Passage]], answers: dict[str, list[str]])
 
 
 # ---- SciFact -------------------------------------------------------------------------------------
+
 
 def scifact_task(limit_docs: int | None, k: int) -> Task:
     """Every abstract as a document; the claims of both splits that have a judged document written."""
@@ -147,7 +150,9 @@ def ndcg(ranking: list[str], relevant: dict[str, int], at: int = NDCG_AT) -> flo
     return dcg / best if best else 0.0
 
 
-def scifact_scores(found: dict[str, list[Passage]], qrels: dict[str, dict[str, dict[str, int]]]) -> dict[str, list[float]]:
+def scifact_scores(
+    found: dict[str, list[Passage]], qrels: dict[str, dict[str, dict[str, int]]]
+) -> dict[str, list[float]]:
     rankings = {q: document_ranking(passages) for q, passages in found.items()}
     short = sum(len(r) < NDCG_AT for r in rankings.values())
     if short:
@@ -159,6 +164,7 @@ def scifact_scores(found: dict[str, list[Passage]], qrels: dict[str, dict[str, d
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+
 
 def write_corpus(folder: Path, documents: dict[str, str]) -> None:
     shutil.rmtree(folder, ignore_errors=True)  # a corpus left by an earlier run with other --limit-docs
@@ -175,6 +181,7 @@ def throttled(label: str, every: float = 60.0) -> Callable[[int, int], None]:
         if time.monotonic() - last[0] >= every or done == total:
             last[0] = time.monotonic()
             log(f"  {label}: embedded {done}/{total}")
+
     return progress
 
 

@@ -13,6 +13,7 @@ half, the server's peak RSS, the build's wall time, and whether answers after th
 
     PYTHONPATH=. .venv/bin/python benchmarks/load.py [--clients 50 --seconds 60] [--out load.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,15 +38,21 @@ from speed_http import _free_port, _memory_mb  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 SEED = 20261128
 PROBE = "Where will the follow-up meeting on maritime patrols be held?"
-NEW_PARAGRAPH = "\n\nA follow-up meeting on maritime patrols was announced for Muscat, hosted by the Oman coast guard.\n"
+NEW_PARAGRAPH = (
+    "\n\nA follow-up meeting on maritime patrols was announced for Muscat, hosted by the Oman coast guard.\n"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rebuild-at", type=float, default=10.0,
-                        help="seconds into the run when the rebuild starts (it loads the model: leave it time to finish)")
+    parser.add_argument(
+        "--rebuild-at",
+        type=float,
+        default=10.0,
+        help="seconds into the run when the rebuild starts (it loads the model: leave it time to finish)",
+    )
     parser.add_argument("--corpus", type=Path, default=REPO / "corpus")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -62,8 +69,13 @@ def run(work: Path, args: argparse.Namespace) -> dict:
     env = {**os.environ, "ASSISTANT_CORPUS": str(corpus), "ASSISTANT_INDEX": str(work / "index")}
     subprocess.run([sys.executable, "-m", "assistant", "build"], env=env, check=True, capture_output=True)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_ready(port, server)
         before = _get(port, "/api/status")["build"]
@@ -96,9 +108,16 @@ def _load(port: int, corpus: Path, env: dict, args: argparse.Namespace) -> dict:
                 code, answer = -1, {"detail": repr(err)}
                 web = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
             with lock:
-                records.append({"at": begun, "ms": (time.perf_counter() - begun) * 1000, "code": code,
-                                "repeated": repeated, "new_text": "Muscat" in json.dumps(answer),
-                                "detail": answer.get("detail") if code != 200 else None})
+                records.append(
+                    {
+                        "at": begun,
+                        "ms": (time.perf_counter() - begun) * 1000,
+                        "code": code,
+                        "repeated": repeated,
+                        "new_text": "Muscat" in json.dumps(answer),
+                        "detail": answer.get("detail") if code != 200 else None,
+                    }
+                )
 
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(args.clients)]
     started = time.perf_counter()
@@ -118,9 +137,15 @@ def _rebuild(corpus: Path, env: dict) -> dict:
     document = sorted(corpus.rglob("*.txt"))[0]
     document.write_text(document.read_text() + NEW_PARAGRAPH)
     begun = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "assistant", "build", "--json"], env=env, capture_output=True, text=True)
-    return {"seconds": round(time.perf_counter() - begun, 1), "exit": done.returncode, "published_at": time.perf_counter(),
-            "summary": json.loads(done.stdout) if done.returncode == 0 else done.stderr[-500:]}
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "build", "--json"], env=env, capture_output=True, text=True
+    )
+    return {
+        "seconds": round(time.perf_counter() - begun, 1),
+        "exit": done.returncode,
+        "published_at": time.perf_counter(),
+        "summary": json.loads(done.stdout) if done.returncode == 0 else done.stderr[-500:],
+    }
 
 
 def _summarise(records: list[dict], build: dict, started: float, args: argparse.Namespace) -> dict:
@@ -128,39 +153,56 @@ def _summarise(records: list[dict], build: dict, started: float, args: argparse.
         values = [r["ms"] for r in rows]
         if not values:
             return {"n": 0}
-        return {"n": len(values), "p50": round(float(np.percentile(values, 50))), "p99": round(float(np.percentile(values, 99)))}
+        return {
+            "n": len(values),
+            "p50": round(float(np.percentile(values, 50))),
+            "p99": round(float(np.percentile(values, 99))),
+        }
 
     ok = [r for r in records if r["code"] == 200]
     after = [r for r in ok if r["at"] > build["published_at"]]
     return {
-        "clients": args.clients, "seconds": args.seconds, "questions": len(records),
-        "errors": len(records) - len(ok), "error_examples": [r["detail"] for r in records if r["code"] != 200][:5],
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "questions": len(records),
+        "errors": len(records) - len(ok),
+        "error_examples": [r["detail"] for r in records if r["code"] != 200][:5],
         "per_second": round(len(records) / args.seconds, 1),
-        "all": latency(ok), "repeated": latency([r for r in ok if r["repeated"]]),
+        "all": latency(ok),
+        "repeated": latency([r for r in ok if r["repeated"]]),
         "unique": latency([r for r in ok if not r["repeated"]]),
         "rebuild": {k: v for k, v in build.items() if k != "published_at"},
-        "asked_after_rebuild": len(after), "new_text_seen_after_rebuild": sum(r["new_text"] for r in after),
-        "new_text_seen_before_rebuild": sum(r["new_text"] for r in ok if r["at"] < build["published_at"] - build["seconds"]),
+        "asked_after_rebuild": len(after),
+        "new_text_seen_after_rebuild": sum(r["new_text"] for r in after),
+        "new_text_seen_before_rebuild": sum(
+            r["new_text"] for r in ok if r["at"] < build["published_at"] - build["seconds"]
+        ),
     }
+
+
+def _p(latency: dict) -> str:
+    """The p50 and p99 cells of a row."""
+    return f"{latency.get('p50')} | {latency.get('p99')}"
 
 
 def report(r: dict) -> str:
     rows = [
         f"| {r['clients']} clients for {r['seconds']:.0f} s | questions | errors | p50 ms | p99 ms |",
         "| --- | --- | --- | --- | --- |",
-        f"| all | {r['questions']:,} ({r['per_second']}/s) | {r['errors']} | {r['all'].get('p50')} | {r['all'].get('p99')} |",
-        f"| asked before (answer cache) | {r['repeated']['n']:,} | | {r['repeated'].get('p50')} | {r['repeated'].get('p99')} |",
-        f"| asked once (answered in full) | {r['unique']['n']:,} | | {r['unique'].get('p50')} | {r['unique'].get('p99')} |",
+        f"| all | {r['questions']:,} ({r['per_second']}/s) | {r['errors']} | {_p(r['all'])} |",
+        f"| asked before (answer cache) | {r['repeated']['n']:,} | | {_p(r['repeated'])} |",
+        f"| asked once (answered in full) | {r['unique']['n']:,} | | {_p(r['unique'])} |",
     ]
     rebuild = r["rebuild"]
     return "\n".join(rows) + (
         f"\n\nrebuild in the middle: `assistant build` exit {rebuild['exit']} in {rebuild['seconds']} s; served build "
         f"{r['build_before']} -> {r['build_after']}; the new paragraph answers {PROBE!r} right after the build: "
-        f"{rebuild['probe']}; answers quoting it: {r['new_text_seen_after_rebuild']} of {r['asked_after_rebuild']} asked "
-        f"after the build, {r['new_text_seen_before_rebuild']} before it started. Server peak RSS {r['peak_rss_mb']} MB; "
+        f"{rebuild['probe']}; answers quoting it: {r['new_text_seen_after_rebuild']} of {r['asked_after_rebuild']} "
+        f"asked after the build, {r['new_text_seen_before_rebuild']} before it started. "
+        f"Server peak RSS {r['peak_rss_mb']} MB; "
         f"after SIGTERM the server exited with {r['server_exit']} (0: stopped gracefully), "
-        f"{r['server_tracebacks']} tracebacks in its log."
-        + (f"\nerrors: {r['error_examples']}" if r["errors"] else ""))
+        f"{r['server_tracebacks']} tracebacks in its log." + (f"\nerrors: {r['error_examples']}" if r["errors"] else "")
+    )
 
 
 def _wait_ready(port: int, server: subprocess.Popen) -> None:

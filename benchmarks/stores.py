@@ -8,6 +8,7 @@ Fusion, the relevance floor and answers are the search stage's, shared by both: 
 
     PYTHONPATH=. .venv/bin/python benchmarks/stores.py --out /tmp/stores.json
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.index import build_index
 from assistant.config import Settings
+from assistant.index import build_index, open_store
 from assistant.search import FUSION, FUSION_WEIGHT, Retriever
-from assistant.index import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import CachedEmbedder, bench_args, bench_parser, document_ranking, log, scifact_task, throttled  # noqa: E402
@@ -68,11 +68,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     for mode in MODES:
         same = agreement(faiss, milvus, task, mode)
         f, m = (next(r for r in rows if r["store"] == s and r["mode"] == mode) for s in ("faiss", "milvus"))
-        rows.append({"store": "difference", "mode": mode, "test nDCG@10": round(m["test nDCG@10"] - f["test nDCG@10"], 4),
-                     "train nDCG@10": round(m["train nDCG@10"] - f["train nDCG@10"], 4),
-                     "test Recall@100": round(m["test Recall@100"] - f["test Recall@100"], 4),
-                     "same top 10": round(same, 4)})
-    print(f"SciFact (BEIR), 300 test claims, {len(faiss.index)} chunks; Milvus Lite build with the vectors known: {seconds:.0f} s")
+        rows.append(
+            {
+                "store": "difference",
+                "mode": mode,
+                "test nDCG@10": round(m["test nDCG@10"] - f["test nDCG@10"], 4),
+                "train nDCG@10": round(m["train nDCG@10"] - f["train nDCG@10"], 4),
+                "test Recall@100": round(m["test Recall@100"] - f["test Recall@100"], 4),
+                "same top 10": round(same, 4),
+            }
+        )
+    print(
+        f"SciFact (BEIR), 300 test claims, {len(faiss.index)} chunks; "
+        f"Milvus Lite build with the vectors known: {seconds:.0f} s"
+    )
     print(table([{**row, "same top 10": row.get("same top 10", "")} for row in rows]))
     if args.out:
         args.out.write_text(json.dumps({"rows": rows, "milvus_build_seconds": round(seconds, 1)}, indent=2) + "\n")

@@ -8,7 +8,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/nginx ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,milvus]'
-.venv/bin/ruff check assistant app.py
-.venv/bin/ruff format --check assistant app.py
+.venv/bin/ruff check assistant app.py tests benchmarks
+.venv/bin/ruff format --check assistant app.py tests benchmarks
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -1,6 +1,7 @@
 """Shared fixtures: a deterministic fake embedder for fast tests, the real one for end-to-end tests, a corpus and
 its settings. The helpers that are not fixtures (FakeEmbedder, ROOT, free_port, ...) are in tests/helpers.py;
 the `reliability` fixture, which records for benchmarks/reliability.py, is in benchmarks/recorder.py."""
+
 from __future__ import annotations
 
 import shutil
@@ -62,4 +63,3 @@ def seed_corpus(tmp_path: Path) -> Path:
     folder = tmp_path / "seed"
     shutil.copytree(ROOT / "corpus", folder)
     return folder
-

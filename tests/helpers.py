@@ -1,6 +1,7 @@
 """Shared helpers of the tests that are not fixtures: a deterministic fake embedder, the repository root, the
 build's own walk of a corpus, a free port, and a wait. Import them with `from tests.helpers import ...`; the
 fixtures are in tests/conftest.py."""
+
 from __future__ import annotations
 
 import hashlib

@@ -2,6 +2,7 @@
 
 The tokenizer is the fake embedder's word/punctuation splitter, so token counts are exact and no model is loaded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,9 @@ def count(tok, text: str) -> int:
     return len(tok.offsets(text))
 
 
-def make_doc(text: str, title: str = TITLE, path: str = "docs/report.txt", sections: tuple[Section, ...] = ()) -> Document:
+def make_doc(
+    text: str, title: str = TITLE, path: str = "docs/report.txt", sections: tuple[Section, ...] = ()
+) -> Document:
     return Document(path, title, text, hashlib.sha256(text.encode()).hexdigest(), sections)
 
 
@@ -40,9 +43,11 @@ def sentence(i: int) -> str:
 
 def medium_paragraph(i: int) -> str:
     """About 30 tokens, three sentences."""
-    return (f"Paragraph {i} opens with a statement about border control. "
-            f"It continues with details of the investigations number {i}. "
-            f"It ends with a note on the protection of victims.")
+    return (
+        f"Paragraph {i} opens with a statement about border control. "
+        f"It continues with details of the investigations number {i}. "
+        f"It ends with a note on the protection of victims."
+    )
 
 
 def assert_invariants(tok, doc: Document, chunks: list[Chunk], chunk_tokens: int, max_tokens: int) -> None:
@@ -62,14 +67,18 @@ def assert_invariants(tok, doc: Document, chunks: list[Chunk], chunk_tokens: int
 def mixed_document() -> Document:
     long_paragraph = " ".join(sentence(i) for i in range(30))
     long_sentence = " ".join(f"well-known{i} don't{i}" for i in range(60)) + "."
-    return make_doc("\n\n".join([
-        "Introduction",
-        medium_paragraph(1),
-        long_paragraph,
-        "Notes",
-        long_sentence,
-        medium_paragraph(2),
-    ]))
+    return make_doc(
+        "\n\n".join(
+            [
+                "Introduction",
+                medium_paragraph(1),
+                long_paragraph,
+                "Notes",
+                long_sentence,
+                medium_paragraph(2),
+            ]
+        )
+    )
 
 
 # ---------------------------------------------------------------- exact text, stable ids
@@ -214,8 +223,12 @@ def test_sentence_longer_than_chunk_tokens_is_cut_between_words(tok) -> None:
 # ---------------------------------------------------------------- limits and embed_text
 
 
-@pytest.mark.parametrize("chunk_tokens, overlap, max_tokens", [(128, 24, 254), (40, 10, 60), (40, 10, 42), (16, 0, 16), (20, 8, 254)])
-def test_no_chunk_exceeds_chunk_tokens_and_embed_text_fits_max_tokens(tok, chunk_tokens: int, overlap: int, max_tokens: int) -> None:
+@pytest.mark.parametrize(
+    "chunk_tokens, overlap, max_tokens", [(128, 24, 254), (40, 10, 60), (40, 10, 42), (16, 0, 16), (20, 8, 254)]
+)
+def test_no_chunk_exceeds_chunk_tokens_and_embed_text_fits_max_tokens(
+    tok, chunk_tokens: int, overlap: int, max_tokens: int
+) -> None:
     doc = mixed_document()
     chunks = chunk_document(doc, tok, chunk_tokens, overlap, max_tokens)
     assert_invariants(tok, doc, chunks, chunk_tokens, max_tokens)

@@ -126,8 +126,12 @@ def test_python_dash_m_assistant_runs_the_same_cli(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "assistant", "status", "--index", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "status", "--index", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == f"assistant: no index at {tmp_path / 'none'}/ — run: assistant build"
 
@@ -163,7 +167,10 @@ def test_bad_precision_is_one_line_naming_the_valid_ones(run, capsys, monkeypatc
     monkeypatch.setenv("ASSISTANT_PRECISION", "fp16")
     assert run("ask", "x") == 1
     err = capsys.readouterr().err
-    assert err.strip() == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: auto, fp32, bf16"
+    assert (
+        err.strip()
+        == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: auto, fp32, bf16"
+    )
 
 
 def test_status_reports_the_precision_of_the_index(built, capsys):

@@ -13,7 +13,12 @@ def test_defaults_are_corpus_and_index_in_the_working_directory():
 
 
 def test_environment_overrides_defaults_and_flags_override_environment():
-    env = {"ASSISTANT_CORPUS": "/docs", "ASSISTANT_INDEX": "/idx", "ASSISTANT_MODEL": "/models/m", "ASSISTANT_CHUNK_TOKENS": "64"}
+    env = {
+        "ASSISTANT_CORPUS": "/docs",
+        "ASSISTANT_INDEX": "/idx",
+        "ASSISTANT_MODEL": "/models/m",
+        "ASSISTANT_CHUNK_TOKENS": "64",
+    }
     settings = Settings.from_env(env, index=Path("/flag"), model=None)
     assert settings.corpus == Path("/docs")
     assert settings.index == Path("/flag")
@@ -75,5 +80,8 @@ def test_precision_comes_from_the_environment_and_defaults_to_auto():
 
 
 def test_unknown_precision_names_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown precision 'fp16' \(ASSISTANT_PRECISION, --precision\) — valid precisions: auto, fp32, bf16"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown precision 'fp16' \(ASSISTANT_PRECISION, --precision\) — valid precisions: auto, fp32, bf16",
+    ):
         Settings.from_env({"ASSISTANT_PRECISION": "fp16"})

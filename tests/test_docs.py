@@ -40,8 +40,11 @@ def test_every_variable_the_code_reads_is_in_the_configuration_page() -> None:
 
 
 def test_every_setting_has_a_row_of_its_own_in_the_configuration_table() -> None:
-    rows = {line.split("|")[1].strip(" `") for line in (DOCS / "configuration.md").read_text().splitlines()
-            if line.startswith("| `ASSISTANT_")}
+    rows = {
+        line.split("|")[1].strip(" `")
+        for line in (DOCS / "configuration.md").read_text().splitlines()
+        if line.startswith("| `ASSISTANT_")
+    }
     assert {var for var, _ in _ENV.values()} <= rows
 
 
@@ -159,8 +162,9 @@ def _anchors(page: Path) -> set[str]:
     """GitHub's anchors for the headings of a page: lowercase, punctuation dropped, spaces as hyphens."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*$", re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL),
-                              re.MULTILINE):
+    for heading in re.findall(
+        r"^#{1,6}\s+(.*?)\s*$", re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL), re.MULTILINE
+    ):
         slug = re.sub(r"[^\w\- ]", "", re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).lower()).replace(" ", "-")
         found.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
         seen[slug] = seen.get(slug, 0) + 1
@@ -183,13 +187,19 @@ def _links() -> list[tuple[str, Path, str]]:
 
 
 def test_every_link_to_the_manual_reaches_its_page_and_heading() -> None:
-    broken = [where for where, page, anchor in _links() if not page.exists() or (anchor and anchor not in _anchors(page))]
+    broken = [
+        where for where, page, anchor in _links() if not page.exists() or (anchor and anchor not in _anchors(page))
+    ]
     assert not broken
 
 
 def test_the_code_points_to_the_manual_not_to_readme_sections() -> None:
-    stale = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "assistant").rglob("*.py")
-             for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\(README\b|README,", line)]
+    stale = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in (ROOT / "assistant").rglob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\(README\b|README,", line)
+    ]
     assert not stale
 
 

@@ -1,4 +1,5 @@
 """The real bundled model: offline, normalized, batched, loaded once per process."""
+
 import numpy as np
 import pytest
 
@@ -30,7 +31,9 @@ def test_model_is_loaded_once_per_process(real_embedder):
 
 def test_progress_is_reported_per_batch_of_texts(real_embedder):
     steps = []
-    real_embedder.encode([f"text number {i}" for i in range(300)], progress=lambda done, total: steps.append((done, total)))
+    real_embedder.encode(
+        [f"text number {i}" for i in range(300)], progress=lambda done, total: steps.append((done, total))
+    )
     assert steps == [(256, 300), (300, 300)]
 
 
@@ -43,11 +46,15 @@ def test_offsets_are_word_pieces_of_the_text(real_embedder):
 
 # ---- precision ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flags, resolved", [
-    ({"avx2": True, "avx512_f": True}, "fp32"),  # AVX-512 alone is not bf16
-    ({"avx512_bf16": True}, "bf16"),
-    ({"amx_bf16": True, "amx_tile": True}, "bf16"),
-])
+
+@pytest.mark.parametrize(
+    "flags, resolved",
+    [
+        ({"avx2": True, "avx512_f": True}, "fp32"),  # AVX-512 alone is not bf16
+        ({"avx512_bf16": True}, "bf16"),
+        ({"amx_bf16": True, "amx_tile": True}, "bf16"),
+    ],
+)
 def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_natively(monkeypatch, flags, resolved):
     monkeypatch.setattr("torch.cpu.get_capabilities", lambda: {"architecture": "x86_64", **flags})
     assert resolve_precision("auto") == resolved
@@ -76,6 +83,7 @@ def test_bf16_vectors_are_normalized_float32_and_agree_with_fp32(real_embedder):
 
 
 # ---- threads ------------------------------------------------------------------------------------
+
 
 class _Recorder:
     """A stand-in model whose word pieces are the words; it records each batch it encodes and how many

@@ -1,4 +1,5 @@
 """Entity answers drawn from passages: question types, speakers, participating countries, dates, numbers, spans."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,27 @@ from assistant.entities import AnswerItem, extract_answer, is_list_question, que
 
 SEED = Path(__file__).resolve().parent.parent / "corpus" / "unodc-regional-conference-islamabad.txt"
 PARTICIPANTS = [
-    "Pakistan", "Afghanistan", "Iran", "Turkey", "Greece", "Spain", "Italy", "Austria", "Oman", "Qatar", "Bahrain",
-    "Saudi Arabia", "Kuwait", "Thailand", "Malaysia", "Indonesia", "Hungary", "Russian Federation", "Czech Republic",
-    "UAE", "Iraq",
+    "Pakistan",
+    "Afghanistan",
+    "Iran",
+    "Turkey",
+    "Greece",
+    "Spain",
+    "Italy",
+    "Austria",
+    "Oman",
+    "Qatar",
+    "Bahrain",
+    "Saudi Arabia",
+    "Kuwait",
+    "Thailand",
+    "Malaysia",
+    "Indonesia",
+    "Hungary",
+    "Russian Federation",
+    "Czech Republic",
+    "UAE",
+    "Iraq",
 ]
 SPEAKERS = ["Cesar Guedes", "Ahsan Iqbal", "Leon Waskin", "Mushahid Hussain Syed"]
 
@@ -89,14 +108,17 @@ def test_participants_leave_out_the_city_and_the_ambassadors_country(seed):
 def test_countries_mentioned_include_the_ambassadors_country_but_not_the_city(seed):
     texts = [item.text for item in extract_answer("Which countries are mentioned?", seed).items]
     assert "US" in texts and "ISLAMABAD" not in texts
-    assert texts[:len(PARTICIPANTS)] == PARTICIPANTS
+    assert texts[: len(PARTICIPANTS)] == PARTICIPANTS
 
 
 def test_country_names_missing_their_comma_are_split_into_two_items(seed):
     items = by_text(extract_answer("Which countries took part?", seed).items)
     assert "Czech Republic UAE" not in items
     paragraph = seed[2].text
-    assert [paragraph[s:e] for _, s, e in items["Czech Republic"].spans + items["UAE"].spans] == ["Czech Republic", "UAE"]
+    assert [paragraph[s:e] for _, s, e in items["Czech Republic"].spans + items["UAE"].spans] == [
+        "Czech Republic",
+        "UAE",
+    ]
 
 
 def test_each_item_lists_every_passage_it_appears_in(seed):
@@ -119,8 +141,10 @@ def test_when_question_gives_the_date(seed):
 
 
 def test_how_many_question_gives_the_number_from_the_sentence_about_it():
-    passages = passages_from("The office opened 5 branches last year.\n\n"
-                             "In 2019, 300 people were trafficked across the border and 12 suspects were arrested.")
+    passages = passages_from(
+        "The office opened 5 branches last year.\n\n"
+        "In 2019, 300 people were trafficked across the border and 12 suspects were arrested."
+    )
     answer = extract_answer("How many people were trafficked?", passages)
     assert answer.type == "number"
     assert (answer.items[0].text, answer.items[0].label, answer.items[0].passages) == ("300", "CARDINAL", ["p1"])
@@ -160,41 +184,47 @@ def test_a_passage_asked_about_again_is_not_parsed_again_and_answers_the_same(se
     assert extract_answer("Which countries took part?", seed[:3]) is not None and len(parsed) == count
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("Who spoke at the conference?", ("person", "speakers")),
-    ("Who said that trafficking is a stain?", ("person", "speakers")),
-    ("Who addressed the opening session?", ("person", "speakers")),
-    ("Who talked about migrant smuggling?", ("person", "speakers")),
-    ("Which speakers delivered remarks?", ("person", "speakers")),
-    ("Who organized the conference?", ("person", None)),
-    ("Which officials were present?", ("person", None)),
-    ("Which countries took part?", ("place", "participants")),
-    ("What nations attended the meeting?", ("place", "participants")),
-    ("Which countries are mentioned?", ("place", None)),
-    ("Where was the conference held?", ("place", None)),
-    ("Which organizations were involved?", ("organization", None)),
-    ("What agencies run the programme?", ("organization", None)),
-    ("When was the conference?", ("date", None)),
-    ("What year did the conferences start?", ("date", None)),
-    ("How many countries took part?", ("number", None)),
-    ("How much money was pledged?", ("number", None)),
-    ("Why is trafficking a problem?", None),
-    ("How can victims be protected?", None),
-    ("What is migrant smuggling?", None),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Who spoke at the conference?", ("person", "speakers")),
+        ("Who said that trafficking is a stain?", ("person", "speakers")),
+        ("Who addressed the opening session?", ("person", "speakers")),
+        ("Who talked about migrant smuggling?", ("person", "speakers")),
+        ("Which speakers delivered remarks?", ("person", "speakers")),
+        ("Who organized the conference?", ("person", None)),
+        ("Which officials were present?", ("person", None)),
+        ("Which countries took part?", ("place", "participants")),
+        ("What nations attended the meeting?", ("place", "participants")),
+        ("Which countries are mentioned?", ("place", None)),
+        ("Where was the conference held?", ("place", None)),
+        ("Which organizations were involved?", ("organization", None)),
+        ("What agencies run the programme?", ("organization", None)),
+        ("When was the conference?", ("date", None)),
+        ("What year did the conferences start?", ("date", None)),
+        ("How many countries took part?", ("number", None)),
+        ("How much money was pledged?", ("number", None)),
+        ("Why is trafficking a problem?", None),
+        ("How can victims be protected?", None),
+        ("What is migrant smuggling?", None),
+    ],
+)
 def test_question_type(question, expected):
     assert question_type(question) == expected
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("Who spoke?", True),
-    ("Which countries took part?", True),
-    ("List the participating countries", True),
-    ("What countries attended?", True),
-    ("Name all the speakers", True),
-    ("When was the conference?", False),
-    ("How many countries took part?", False),
-    ("Where was the conference held?", False),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Who spoke?", True),
+        ("Which countries took part?", True),
+        ("List the participating countries", True),
+        ("What countries attended?", True),
+        ("Name all the speakers", True),
+        ("When was the conference?", False),
+        ("How many countries took part?", False),
+        ("Where was the conference held?", False),
+    ],
+)
 def test_is_list_question(question, expected):
     assert is_list_question(question) is expected

@@ -2,6 +2,7 @@
 
 All fixtures are generated inside the tests (PDFs with fpdf2, DOCX with python-docx); no binary file is committed.
 """
+
 from __future__ import annotations
 
 import io
@@ -83,7 +84,9 @@ def test_txt_file_is_read_verbatim_with_title_from_file_name(corpus: Path) -> No
 
 
 def test_markdown_title_comes_from_first_heading(corpus: Path) -> None:
-    (corpus / "notes.md").write_text("Some intro line.\n\n# Border Control Notes\n\nBody text here.\n\n# Later heading\n", encoding="utf-8")
+    (corpus / "notes.md").write_text(
+        "Some intro line.\n\n# Border Control Notes\n\nBody text here.\n\n# Later heading\n", encoding="utf-8"
+    )
     documents, skipped = load(corpus)
     assert skipped == {}
     doc = documents["notes.md"]
@@ -172,7 +175,12 @@ def test_docx_paragraphs_and_table_rows_are_read(corpus: Path) -> None:
     documents, skipped = load(corpus)
     assert skipped == {}
     doc = documents["report.docx"]
-    assert doc.text.split("\n\n") == ["Quarterly Report", "Revenue grew strongly in the north.", "Region | Sales", "North | 42"]
+    assert doc.text.split("\n\n") == [
+        "Quarterly Report",
+        "Revenue grew strongly in the north.",
+        "Region | Sales",
+        "North | 42",
+    ]
 
 
 def test_docx_title_comes_from_core_properties(corpus: Path) -> None:
@@ -399,7 +407,9 @@ def test_every_bad_file_gets_a_one_line_reason_and_good_files_are_still_read(cor
     (corpus / "good.txt").write_text("Good text file.", encoding="utf-8")
     (corpus / "good.pdf").write_bytes(make_pdf(["Good PDF page."]))
     make_docx(corpus / "good.docx", lambda d: d.add_paragraph("Good DOCX paragraph."))
-    (corpus / "good.html").write_text("<html><head><title>Good</title></head><body><p>Good HTML.</p></body></html>", encoding="utf-8")
+    (corpus / "good.html").write_text(
+        "<html><head><title>Good</title></head><body><p>Good HTML.</p></body></html>", encoding="utf-8"
+    )
 
     documents, skipped = read_corpus(corpus, max_file_mb=0.1)  # the good DOCX is ~36 KB
 

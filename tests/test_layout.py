@@ -45,14 +45,21 @@ def _imports(module: str) -> list[tuple[str, list[str]]]:
                 found.append((child, []) if child in MODULES else (base, [alias.name]))
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else [a.name for a in node.names]
-            found += [(n.removeprefix("assistant.").removeprefix("assistant"), []) for n in names
-                      if n and n.split(".")[0] == "assistant"]
+            found += [
+                (n.removeprefix("assistant.").removeprefix("assistant"), [])
+                for n in names
+                if n and n.split(".")[0] == "assistant"
+            ]
     return found
 
 
 def _stage(module: str) -> int:
-    ranked = [(len(prefix), rank) for rank, stage in enumerate(STAGES) for prefix in stage
-              if module == prefix or module.startswith(prefix + ".")]
+    ranked = [
+        (len(prefix), rank)
+        for rank, stage in enumerate(STAGES)
+        for prefix in stage
+        if module == prefix or module.startswith(prefix + ".")
+    ]
     assert ranked or module == "", f"{module} is in no stage: add it to STAGES"
     return max(ranked)[1] if ranked else len(STAGES)
 
@@ -71,8 +78,13 @@ def test_neither_store_imports_the_other() -> None:
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:
-    private = [(module, target, name) for module in MODULES for target, names in _imports(module)
-               for name in names if name.startswith("_") and target != module]
+    private = [
+        (module, target, name)
+        for module in MODULES
+        for target, names in _imports(module)
+        for name in names
+        if name.startswith("_") and target != module
+    ]
     assert not private
 
 
@@ -81,7 +93,7 @@ def test_there_is_no_import_cycle() -> None:
     done: set[str] = set()
 
     def visit(module: str, path: list[str]) -> None:
-        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module):], module])
+        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module) :], module])
         if module not in done:
             for target in graph[module]:
                 visit(target, [*path, module])

@@ -1,8 +1,8 @@
 import pytest
 
 from assistant.answers import answer_question
-from assistant.index import build_index
 from assistant.errors import QueryError
+from assistant.index import build_index
 from assistant.index.faiss.store import open_index
 from assistant.search import Retriever, relevance_floor
 

@@ -1,10 +1,11 @@
 """Hybrid retrieval: BM25 beside the vectors, fused with the dense side."""
+
 import numpy as np
 import pytest
 
-from assistant.index import build_index
 from assistant.config import Settings
 from assistant.errors import ConfigError
+from assistant.index import build_index
 from assistant.index.faiss.store import open_index
 from assistant.search import Retriever, fuse
 from assistant.service import Assistant

@@ -1,4 +1,5 @@
 """The shared Assistant: its cache of recent answers, keyed by the build it answered from."""
+
 import pytest
 
 from assistant.errors import QueryError

@@ -1,5 +1,7 @@
 """The REST API and the chat mounted on one FastAPI app, in-process."""
+
 from dataclasses import replace
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -31,16 +33,19 @@ def test_status_is_what_the_cli_prints(client, assistant):
     assert client.get("/api/status").json() == assistant.status()
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"question": ""}, "at least 1 character"),
-    ({"question": "   "}, "the question is empty"),
-    ({"question": "x" * 2001}, "at most 2000 characters"),
-    ({"question": "Oman", "k": 0}, "greater than or equal to 1"),
-    ({"question": "Oman", "k": 51}, "less than or equal to 50"),
-    ({"question": "Oman", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'"),
-    ({"question": 5}, "valid string"),
-    ({"k": 3}, "Field required"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"question": ""}, "at least 1 character"),
+        ({"question": "   "}, "the question is empty"),
+        ({"question": "x" * 2001}, "at most 2000 characters"),
+        ({"question": "Oman", "k": 0}, "greater than or equal to 1"),
+        ({"question": "Oman", "k": 51}, "less than or equal to 50"),
+        ({"question": "Oman", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'"),
+        ({"question": 5}, "valid string"),
+        ({"k": 3}, "Field required"),
+    ],
+)
 def test_bad_requests_get_422_with_a_clear_message(client, payload, message):
     response = client.post("/api/ask", json=payload)
     assert response.status_code == 422
@@ -85,7 +90,9 @@ def test_the_chat_page_links_below_its_own_path_and_names_no_outside_host(client
     page = BeautifulSoup(client.get("/").text, "html.parser")
     links = [tag.get(attr) for tag in page.find_all(True) for attr in ("href", "src", "content") if tag.get(attr)]
     assert "./manifest.json" in links and "./favicon.ico" in links  # not /manifest.json, /favicon.ico: outside /qa/
-    assert [link for link in links if link.startswith("/") or "://" in link or "@" in link] == []  # Gradio's og:image was on GitHub
+    assert [
+        link for link in links if link.startswith("/") or "://" in link or "@" in link
+    ] == []  # Gradio's og:image was on GitHub
     assert client.get("/manifest.json").json()["start_url"] == "./"
 
 

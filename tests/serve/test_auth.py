@@ -1,16 +1,17 @@
 """Logins (scrypt hashes) for the chat and the API, and the bearer token for the API."""
-from dataclasses import replace
+
 import base64
 import io
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from assistant import cli
-from assistant.serve.auth import check_token, hash_password, load_users, verify_password
-from assistant.index import build_index
 from assistant.errors import ConfigError
+from assistant.index import build_index
 from assistant.serve import create_server, exposure_warning, serve
+from assistant.serve.auth import check_token, hash_password, load_users, verify_password
 from assistant.service import Assistant
 
 
@@ -108,9 +109,16 @@ def test_only_the_embedding_origins_may_read_the_chat_from_another_site(served):
         allowed = client.get(path, headers={"Origin": "https://intranet.example"}).headers
         assert allowed["access-control-allow-origin"] == "https://intranet.example"
         assert "access-control-allow-origin" not in client.get(path, headers={"Origin": "https://evil.example"}).headers
-    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
     assert client.options("/gradio_api/queue/join", headers=preflight).status_code == 400
-    assert "access-control-allow-origin" not in served().get("/config", headers={"Origin": "https://intranet.example"}).headers
+    assert (
+        "access-control-allow-origin"
+        not in served().get("/config", headers={"Origin": "https://intranet.example"}).headers
+    )
 
 
 def test_the_web_component_script_comes_from_the_app_itself(served):
@@ -126,11 +134,19 @@ def test_files_outside_the_ui_are_not_served_through_gradio_file_routes(served, 
         assert client.get(route).status_code in (403, 404)
 
 
-@pytest.mark.parametrize("host, users, token, warned", [
-    ("0.0.0.0", "", "", True), ("10.1.2.3", "", "", True), ("intranet.example", "", "", True),
-    ("127.0.0.1", "", "", False), ("::1", "", "", False), ("localhost", "", "", False),
-    ("0.0.0.0", "ana:secret", "", False), ("0.0.0.0", "", "t0ken", False),
-])
+@pytest.mark.parametrize(
+    "host, users, token, warned",
+    [
+        ("0.0.0.0", "", "", True),
+        ("10.1.2.3", "", "", True),
+        ("intranet.example", "", "", True),
+        ("127.0.0.1", "", "", False),
+        ("::1", "", "", False),
+        ("localhost", "", "", False),
+        ("0.0.0.0", "ana:secret", "", False),
+        ("0.0.0.0", "", "t0ken", False),
+    ],
+)
 def test_serving_beyond_this_machine_without_a_login_warns(settings, host, users, token, warned):
     warning = exposure_warning(replace(settings, host=host, users=users, api_token=token))
     assert (warning is not None) == warned

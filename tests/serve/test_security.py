@@ -1,31 +1,30 @@
 """Security: index files are never unpickled, secrets are not logged, the headers on every response, and the
 limit on failed logins."""
-from __future__ import annotations
 
-from dataclasses import replace
+from __future__ import annotations
 
 import _pickle
 import base64
 import logging
 import pickle
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers import free_port, wait_until
 from fastapi.testclient import TestClient
 
-from assistant.serve import security
-from assistant.index import build_index
-from assistant.serve.auth import load_users
 from assistant.config import MODES, Settings
 from assistant.errors import ConfigError, IndexDamaged
+from assistant.index import build_index
 from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
+from assistant.serve import create_server, security
+from assistant.serve.auth import load_users
 from assistant.serve.security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter
-from assistant.serve import create_server
 from assistant.service import Assistant
+from tests.helpers import free_port, wait_until
 
 WRONG = {"username": "ana", "password": "nope"}
 RIGHT = {"username": "ana", "password": "pw"}
@@ -97,8 +96,9 @@ def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, re
         "gradio info": web.get("/gradio_api/info"),
         "manifest": web.get("/manifest.json"),
         "favicon": web.get("/favicon.ico"),
-        "CORS preflight": web.options("/api/ask", headers={"Origin": "https://intranet.example",
-                                                           "Access-Control-Request-Method": "POST"}),
+        "CORS preflight": web.options(
+            "/api/ask", headers={"Origin": "https://intranet.example", "Access-Control-Request-Method": "POST"}
+        ),
         "login 400": web.post("/login", data=WRONG),
         "login 200": web.post("/login", data=RIGHT),
         "gradio config after login": web.get("/config"),
@@ -106,20 +106,29 @@ def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, re
     for _ in range(LOGIN_FAILURES):
         client(app, "10.9.9.9").post("/login", data=WRONG)
     responses["login 429"] = client(app, "10.9.9.9").post("/login", data=RIGHT)
-    wrong = {name: dict(r.headers) for name, r in responses.items()
-             if r.headers.get_list("x-content-type-options") != ["nosniff"]
-             or r.headers.get_list("content-security-policy") != [f"frame-ancestors {ancestors}"]}
+    wrong = {
+        name: dict(r.headers)
+        for name, r in responses.items()
+        if r.headers.get_list("x-content-type-options") != ["nosniff"]
+        or r.headers.get_list("content-security-policy") != [f"frame-ancestors {ancestors}"]
+    }
     assert wrong == {}
     assert {200, 400, 401, 404, 422, 429} <= {r.status_code for r in responses.values()}
-    reliability("security", "nosniff and frame-ancestors on every route", tried=len(responses),
-                survived=len(responses) - len(wrong), detail="errors, 401, 404, 422, 429 and preflight included")
+    reliability(
+        "security",
+        "nosniff and frame-ancestors on every route",
+        tried=len(responses),
+        survived=len(responses) - len(wrong),
+        detail="errors, 401, 404, 422, 429 and preflight included",
+    )
 
 
 # ---- failed logins --------------------------------------------------------------------------------
 
 
-def test_five_wrong_passwords_then_the_right_one_is_refused_unchecked_until_the_window_passes(serve, clock, monkeypatch,
-                                                                                               reliability):
+def test_five_wrong_passwords_then_the_right_one_is_refused_unchecked_until_the_window_passes(
+    serve, clock, monkeypatch, reliability
+):
     import assistant.serve
 
     checked = []
@@ -129,7 +138,9 @@ def test_five_wrong_passwords_then_the_right_one_is_refused_unchecked_until_the_
     assert [web.post("/login", data=WRONG).status_code for _ in range(LOGIN_FAILURES)] == [400] * LOGIN_FAILURES
     refused = web.post("/login", data=RIGHT)
     assert refused.status_code == 429 and refused.headers["Retry-After"] == str(int(LOGIN_WINDOW))
-    assert refused.json()["detail"] == "too many failed logins from this address (5 within 60 s) — wait 60 s and try again"
+    assert (
+        refused.json()["detail"] == "too many failed logins from this address (5 within 60 s) — wait 60 s and try again"
+    )
     assert len(checked) == LOGIN_FAILURES  # the sixth password was not even checked
     clock.advance(LOGIN_WINDOW - 15)
     assert web.post("/login", data=RIGHT).headers["Retry-After"] == "15"
@@ -152,15 +163,23 @@ def test_another_address_is_not_blocked_and_its_success_frees_no_one(serve, cloc
 def test_wrong_api_credentials_count_against_the_same_limit_and_anonymous_requests_do_not(serve, clock, reliability):
     app = serve(users="ana:pw")
     web = client(app)
-    assert all(web.get("/api/status").status_code == 401 for _ in range(2 * LOGIN_FAILURES))  # no credentials: not counted
+    assert all(
+        web.get("/api/status").status_code == 401 for _ in range(2 * LOGIN_FAILURES)
+    )  # no credentials: not counted
     assert all(web.get("/api/status", headers=basic("ana", "nope")).status_code == 401 for _ in range(LOGIN_FAILURES))
     refused = web.get("/api/status", headers=basic("ana", "pw"))
-    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60" and "wait 60 s" in refused.json()["detail"]
+    assert (
+        refused.status_code == 429
+        and refused.headers["Retry-After"] == "60"
+        and "wait 60 s" in refused.json()["detail"]
+    )
     assert web.post("/login", data=RIGHT).status_code == 429  # one budget per address, whatever the door
     assert client(app, "10.0.0.2").get("/api/status", headers=basic("ana", "pw")).status_code == 200
     tokened = client(serve(api_token="t0k"))
-    assert all(tokened.get("/api/status", headers={"Authorization": "Bearer x"}).status_code == 401
-               for _ in range(LOGIN_FAILURES))
+    assert all(
+        tokened.get("/api/status", headers={"Authorization": "Bearer x"}).status_code == 401
+        for _ in range(LOGIN_FAILURES)
+    )
     assert tokened.get("/api/status", headers={"Authorization": "Bearer t0k"}).status_code == 429
     reliability("security", "API logins (HTTP Basic, bearer token) under the same limit", tried=3)
 
@@ -242,8 +261,9 @@ def indexed(settings, corpus, fake_embedder) -> Assistant:
     return Assistant(settings, fake_embedder)
 
 
-def test_building_opening_and_searching_an_index_never_unpickles(indexed, settings, corpus, fake_embedder, monkeypatch,
-                                                                 reliability):
+def test_building_opening_and_searching_an_index_never_unpickles(
+    indexed, settings, corpus, fake_embedder, monkeypatch, reliability
+):
     def refuse(*args, **kwargs):
         raise AssertionError("something was unpickled")
 
@@ -251,8 +271,11 @@ def test_building_opening_and_searching_an_index_never_unpickles(indexed, settin
         for name in ("load", "loads", "Unpickler"):
             monkeypatch.setattr(module, name, refuse)
     allow_pickle, real_load = [], np.load
-    monkeypatch.setattr(np, "load", lambda *args, **kwargs: allow_pickle.append(kwargs.get("allow_pickle")) or
-                        real_load(*args, **kwargs))
+    monkeypatch.setattr(
+        np,
+        "load",
+        lambda *args, **kwargs: allow_pickle.append(kwargs.get("allow_pickle")) or real_load(*args, **kwargs),
+    )
     (corpus / "more.txt").write_text("Bahrain sent observers to the talks.")
     build_index(settings, fake_embedder)  # an update reads the published build to reuse its vectors
     assistant = Assistant(settings, fake_embedder)
@@ -261,15 +284,24 @@ def test_building_opening_and_searching_an_index_never_unpickles(indexed, settin
         assert assistant.document_of(passage.chunk_id)["source"] == "doc.txt"
     assert assistant.status()["documents"] == 2
     assert allow_pickle and all(value is False for value in allow_pickle)  # bm25s's arrays, each said so explicitly
-    reliability("security", "index built, opened and searched with pickle disabled", tried=1 + len(MODES) + 1,
-                detail="an update build, a search in each mode, the status")
+    reliability(
+        "security",
+        "index built, opened and searched with pickle disabled",
+        tried=1 + len(MODES) + 1,
+        detail="an update build, a search in each mode, the status",
+    )
 
 
 def test_a_pickle_planted_beside_the_index_files_is_ignored(indexed, settings, tmp_path):
     marker = tmp_path / "unpickled"
     folder = current_build(settings.index)
-    for extra in (folder / "index.pkl", folder / "bm25" / "retriever.pkl", settings.index / "index.pkl",
-                  folder / "vectors.npy", folder / "bm25" / "corpus.jsonl"):
+    for extra in (
+        folder / "index.pkl",
+        folder / "bm25" / "retriever.pkl",
+        settings.index / "index.pkl",
+        folder / "vectors.npy",
+        folder / "bm25" / "corpus.jsonl",
+    ):
         plant(extra, marker)
     assistant = Assistant(settings, indexed.embedder)
     assert all(assistant.ask("Kuwait observed the talks", 2, mode).passages for mode in MODES)
@@ -292,8 +324,13 @@ def test_a_pickle_in_place_of_any_index_file_is_refused_as_damaged_never_run(ind
         path.write_bytes(original)
     assert refused == [path.relative_to(folder).as_posix() for path in files]
     assert not marker.exists()
-    reliability("security", "a pickle in place of each index file", tried=len(files), survived=len(refused),
-                detail="refused as damaged, never unpickled")
+    reliability(
+        "security",
+        "a pickle in place of each index file",
+        tried=len(files),
+        survived=len(refused),
+        detail="refused as damaged, never unpickled",
+    )
 
 
 def test_the_api_answers_503_for_a_planted_index_and_a_build_replaces_it(indexed, settings, tmp_path):
@@ -318,8 +355,15 @@ SECRETS = (TOKEN, WRONG_TOKEN, PASSWORD, WRONG_PASSWORD)
 def secret_app(settings, corpus, fake_embedder, monkeypatch, caplog):
     """The app as `assistant serve` makes it from ASSISTANT_* variables with a token and a user, logging at DEBUG."""
     (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.\n\nKuwait observed the talks on Tuesday.")
-    for name, value in {"CORPUS": corpus, "INDEX": settings.index, "MODEL": "fake", "MIN_SCORE": "-1",
-                        "API_TOKEN": TOKEN, "USERS": f"ana:{PASSWORD}", "LOG_QUESTIONS": "1"}.items():
+    for name, value in {
+        "CORPUS": corpus,
+        "INDEX": settings.index,
+        "MODEL": "fake",
+        "MIN_SCORE": "-1",
+        "API_TOKEN": TOKEN,
+        "USERS": f"ana:{PASSWORD}",
+        "LOG_QUESTIONS": "1",
+    }.items():
         monkeypatch.setenv(f"ASSISTANT_{name}", str(value))
     caplog.set_level(logging.DEBUG)
     served = Settings.from_env()
@@ -334,12 +378,16 @@ def logins_and_calls(post, get) -> int:
     calls = [
         lambda: post("/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {TOKEN}"}),
         lambda: post("/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {WRONG_TOKEN}"}),
-        lambda: post("/api/ask", json={"question": "Oman", "token": TOKEN}, headers={"Authorization": f"Bearer {TOKEN}"}),
+        lambda: post(
+            "/api/ask", json={"question": "Oman", "token": TOKEN}, headers={"Authorization": f"Bearer {TOKEN}"}
+        ),
         lambda: get("/api/status", headers=basic("ana", PASSWORD)),
         lambda: post("/login", data={"username": "ana", "password": PASSWORD}),
         lambda: post("/login", data={"username": PASSWORD, "password": PASSWORD}),
         *[lambda: post("/login", data={"username": "ana", "password": WRONG_PASSWORD})] * (LOGIN_FAILURES + 1),
-        lambda: post("/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {TOKEN}"}),  # refused: 429
+        lambda: post(
+            "/api/ask", json={"question": "Oman"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        ),  # refused: 429
     ]
     return len([call() for call in calls])
 
@@ -362,8 +410,9 @@ def test_a_served_app_logs_no_secret_even_with_uvicorns_access_log_on_at_debug(s
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(secret_app, host="127.0.0.1", port=port, log_level="debug", access_log=True,
-                                          log_config=None))  # uvicorn's loggers reach the root logger, and caplog
+    server = uvicorn.Server(
+        uvicorn.Config(secret_app, host="127.0.0.1", port=port, log_level="debug", access_log=True, log_config=None)
+    )  # uvicorn's loggers reach the root logger, and caplog
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -384,5 +433,3 @@ def test_settings_and_a_bad_users_setting_do_not_show_the_secrets(settings):
     with pytest.raises(ConfigError) as refused:
         load_users(f"ana:{PASSWORD}/x")  # a / makes it a path, and there is no such file
     assert PASSWORD not in str(refused.value) and "ana:…" in str(refused.value)
-
-

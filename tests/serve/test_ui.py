@@ -1,11 +1,12 @@
 from dataclasses import replace
+
 import pytest
 from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 
 from assistant.index import build_index
-from assistant.service import Assistant
 from assistant.serve.ui import build_demo, document_view, escape_text, index_notice, reply
+from assistant.service import Assistant
 
 HOSTILE = "Speakers list: <script>alert('x')</script> then ![](http://127.0.0.1:9/track.png) and $x$ end."
 
@@ -87,12 +88,15 @@ def test_demo_has_chat_examples_and_passage_count_control(assistant):
 def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant, corpus):
     (corpus / "talks.txt").write_text(
         "Federal Minister of Interior, Ahsan Iqbal in his remarks said hospitals need more nurses.\n\n"
-        "The weather was fine all week.")
+        "The weather was fine all week."
+    )
     html = reply(assistant, "Who spoke about hospitals?", 2)
     assert html.index('class="answer"') < html.index('class="passage"')
     assert "<strong>Ahsan Iqbal</strong> — Federal Minister of Interior" in html
     assert '<a href="#passage-1">[1]</a>' in html and 'id="passage-1"' in html
-    assert "<mark>" in html and "<strong>Ahsan Iqbal</strong> in his" in html.replace("<mark>", "").replace("</mark>", "")
+    assert "<mark>" in html and "<strong>Ahsan Iqbal</strong> in his" in html.replace("<mark>", "").replace(
+        "</mark>", ""
+    )
 
 
 def test_each_passage_links_to_its_document_view_with_a_relative_link_in_a_new_tab(assistant, corpus):
@@ -105,7 +109,9 @@ def test_each_passage_links_to_its_document_view_with_a_relative_link_in_a_new_t
     assert 'href="/' not in html  # absolute paths would escape the proxy's /qa/ prefix
 
 
-def test_document_view_shows_the_whole_text_as_text_with_exactly_the_passage_marked(assistant, corpus, settings, fake_embedder):
+def test_document_view_shows_the_whole_text_as_text_with_exactly_the_passage_marked(
+    assistant, corpus, settings, fake_embedder
+):
     intro = "Delegates from twenty countries met in Islamabad for two days of talks on border control and trafficking."
     text = f"# Speakers\n\n{intro}\n\n{HOSTILE}\n\nClosing words & thanks to the hosts for a week of hard work."
     (corpus / "hostile.md").write_text(text)
@@ -117,8 +123,8 @@ def test_document_view_shows_the_whole_text_as_text_with_exactly_the_passage_mar
     page = BeautifulSoup(html, "html.parser")
     marks = page.select("mark")
     assert len(marks) == 1 and marks[0]["id"] == "cited-passage"
-    assert marks[0].get_text() == text[passage.start:passage.end] == passage.text
-    before, after = (piece.replace("\n", "") for piece in (text[:passage.start], text[passage.end:]))
+    assert marks[0].get_text() == text[passage.start : passage.end] == passage.text
+    before, after = (piece.replace("\n", "") for piece in (text[: passage.start], text[passage.end :]))
     assert page.select_one(".text").get_text() == before + passage.text + after  # newlines became <br>
     assert "hostile.md" in page.select_one(".source").get_text()
 

@@ -8,6 +8,7 @@ JSON, [event, detail]; the first is ["audit", pid]. Every lookup, connect and da
 Python's socket module is logged (httpx, requests, urllib, huggingface_hub and Gradio all use it), and so is
 every child process, which the hook could not follow. `outside_calls(LOG)` lists what left the machine.
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -1,4 +1,5 @@
 """The chat in a real browser (Debian's Chromium driven by Playwright): `python app.py` from a fresh folder."""
+
 import os
 import shutil
 import subprocess
@@ -11,7 +12,10 @@ import pytest
 from tests.helpers import ROOT, free_port
 
 CHROMIUM = "/usr/bin/chromium"
-HOSTILE = "# Speakers\n\nSpeakers list: <script>document.title='PWNED'</script> then ![](http://127.0.0.1:9/track.png) and $x$ end.\n"
+HOSTILE = (
+    "# Speakers\n\nSpeakers list: <script>document.title='PWNED'</script> "
+    "then ![](http://127.0.0.1:9/track.png) and $x$ end.\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,9 @@ def app_url(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "ASSISTANT_PORT": str(port)}
     log = open(folder / "app.log", "w")
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -46,8 +52,17 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--disable-sync"])
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-gpu",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield chromium
         chromium.close()
 
@@ -96,7 +111,10 @@ def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     import json
 
     assert urllib.request.urlopen(app_url + "readyz", timeout=10).status == 200
-    request = urllib.request.Request(app_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        app_url + "api/ask",
+        data=json.dumps({"question": "Which countries took part?"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     body = json.loads(urllib.request.urlopen(request, timeout=60).read())
     assert len(body["answer"]["items"]) == 21 and body["no_answer"] is False

@@ -1,8 +1,9 @@
 """End to end over the shipped corpus/ with the real bundled model (all-MiniLM-L6-v2), on both stores:
 FAISS files and Milvus Lite."""
-from dataclasses import replace
+
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,6 @@ from assistant.config import Settings
 from assistant.index.milvus.collections import close_clients
 from assistant.search import relevance_floor
 from assistant.service import Assistant
-
 from tests.helpers import ROOT
 
 
@@ -93,9 +93,29 @@ def test_speakers_question_answers_the_three_speakers_and_the_ambassador_whose_m
 def test_countries_question_answers_exactly_the_21_participants(seed_assistant):
     answer = seed_assistant.ask("Which countries took part?", 5)
     names = [item.text for item in answer.answer.items]
-    assert names == ["Pakistan", "Afghanistan", "Iran", "Turkey", "Greece", "Spain", "Italy", "Austria", "Oman",
-                     "Qatar", "Bahrain", "Saudi Arabia", "Kuwait", "Thailand", "Malaysia", "Indonesia", "Hungary",
-                     "Russian Federation", "Czech Republic", "UAE", "Iraq"]
+    assert names == [
+        "Pakistan",
+        "Afghanistan",
+        "Iran",
+        "Turkey",
+        "Greece",
+        "Spain",
+        "Italy",
+        "Austria",
+        "Oman",
+        "Qatar",
+        "Bahrain",
+        "Saudi Arabia",
+        "Kuwait",
+        "Thailand",
+        "Malaysia",
+        "Indonesia",
+        "Hungary",
+        "Russian Federation",
+        "Czech Republic",
+        "UAE",
+        "Iraq",
+    ]
 
 
 def test_france_question_is_not_in_the_documents_and_has_no_answer(seed_assistant):
@@ -115,10 +135,12 @@ def test_index_built_in_bf16_is_asked_in_fp32_with_the_same_passages(tmp_path, r
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for name, text in {"talks.txt": "Delegates from Spain and Italy attended the talks in Islamabad.",
-                       "budget.txt": "The budget for border control grew this year.",
-                       "routes.txt": "Smugglers moved migrants along new sea routes.",
-                       "speech.txt": "The ambassador's message was delivered by his deputy."}.items():
+    for name, text in {
+        "talks.txt": "Delegates from Spain and Italy attended the talks in Islamabad.",
+        "budget.txt": "The budget for border control grew this year.",
+        "routes.txt": "Smugglers moved migrants along new sea routes.",
+        "speech.txt": "The ambassador's message was delivered by his deputy.",
+    }.items():
         (corpus / name).write_text(text)
     settings = Settings(corpus=corpus, index=tmp_path / "index", precision="bf16")
     built = Assistant(settings)

@@ -1,4 +1,5 @@
 """Hostile queries: the API and the chat answer each with a result or a clear message, never a 500 or a traceback."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ from assistant.config import MODES
 from assistant.search import MAX_QUESTION_CHARS
 from assistant.serve import create_server
 from assistant.serve.ui import chat_turn
-
 from tests.helpers import ROOT
 
 SEED = 6
@@ -24,22 +24,89 @@ def hostile_questions() -> dict[str, list[str]]:
     """The generated set, by kind; the same on every run (seeded)."""
     rng = random.Random(SEED)
     controls = [chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]]
-    quotes = ['"', "'", "`", '"Oman', "Oman'", "'Kuwait\"", "“Oman", "Qatar»", "«", "(", ")", "((Oman", "Oman]]", "[",
-              "{", "}", "{{Qatar", "<", "<<<", "</p>", '"""', "'''", "(\"'[{", "}]'\")", "Oman's \"talks"]
-    metas = list(".*+?^$()[]{}|\\") + [".*", "(?i)Oman", "[a-", "a{2,", "a{99999999}", "(?P<x>", "[^]", "\\d+\\",
-                                        "((((" * 50, "+" * 500, "^$", "Oman|Qatar", "%", "_", "'; DROP TABLE chunks; --",
-                                        "Oman AND NOT Qatar", "NEAR(Oman", "*", "\\x00", "$(rm -rf /)", "{{7*7}}"]
+    quotes = [
+        '"',
+        "'",
+        "`",
+        '"Oman',
+        "Oman'",
+        "'Kuwait\"",
+        "“Oman",
+        "Qatar»",
+        "«",
+        "(",
+        ")",
+        "((Oman",
+        "Oman]]",
+        "[",
+        "{",
+        "}",
+        "{{Qatar",
+        "<",
+        "<<<",
+        "</p>",
+        '"""',
+        "'''",
+        "(\"'[{",
+        "}]'\")",
+        "Oman's \"talks",
+    ]
+    metas = list(".*+?^$()[]{}|\\") + [
+        ".*",
+        "(?i)Oman",
+        "[a-",
+        "a{2,",
+        "a{99999999}",
+        "(?P<x>",
+        "[^]",
+        "\\d+\\",
+        "((((" * 50,
+        "+" * 500,
+        "^$",
+        "Oman|Qatar",
+        "%",
+        "_",
+        "'; DROP TABLE chunks; --",
+        "Oman AND NOT Qatar",
+        "NEAR(Oman",
+        "*",
+        "\\x00",
+        "$(rm -rf /)",
+        "{{7*7}}",
+    ]
     planes = [chr(cp) for plane in range(17) for cp in _plane_sample(rng, plane)]
-    specials = ["\ufeff", "\u200d", "\u202e", "\u2028", "\u2029", "\u0301", "\ufffd", "\U0001F600", "\U000E0001",
-                "\ue000", "\uf8ff", "\U000F0000", "\U0010FFFD", "\ufdd0", "\U0010FFFF", "\u0301" * 50]
+    specials = [
+        "\ufeff",
+        "\u200d",
+        "\u202e",
+        "\u2028",
+        "\u2029",
+        "\u0301",
+        "\ufffd",
+        "\U0001f600",
+        "\U000e0001",
+        "\ue000",
+        "\uf8ff",
+        "\U000f0000",
+        "\U0010fffd",
+        "\ufdd0",
+        "\U0010ffff",
+        "\u0301" * 50,
+    ]
     pool = controls + list(".*+?^$()[]{}|\\\"'`<>&;%") + planes + specials + list("OmanQatr ")
     return {
         "control characters": controls + [_template(rng, c) for c in controls],
         "unbalanced quotes and brackets": quotes,
         "regex metacharacters": metas + [_template(rng, m) for m in metas],
         "a character of every Unicode plane": planes + specials + [_template(rng, ch) for ch in planes + specials],
-        "long questions": ["x" * 1999, "Oman " * 400, "\U0001F600" * MAX_QUESTION_CHARS, "\u0301" * MAX_QUESTION_CHARS,
-                           "a" * MAX_QUESTION_CHARS, "Kuwait" + "\x00" * 1994],
+        "long questions": [
+            "x" * 1999,
+            "Oman " * 400,
+            "\U0001f600" * MAX_QUESTION_CHARS,
+            "\u0301" * MAX_QUESTION_CHARS,
+            "a" * MAX_QUESTION_CHARS,
+            "Kuwait" + "\x00" * 1994,
+        ],
         "empty and blank": ["", " ", "\t\n\r", "\u3000", "\u200b", "\xa0", "\u2028\u2029", "\x00" * 10, "\ufeff"],
         "random mixtures": ["".join(rng.choice(pool) for _ in range(rng.randint(1, 80))) for _ in range(150)],
     }
@@ -76,7 +143,9 @@ def api_problem(response) -> str | None:
         return "not JSON"
     if any(leak in response.text for leak in LEAKS):
         return "shows a traceback or a source path"
-    if response.status_code >= 400 and not (isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"]):
+    if response.status_code >= 400 and not (
+        isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"]
+    ):
         return "no message in detail"
     if response.status_code == 200 and "passages" not in body:
         return "200 without passages"
@@ -99,7 +168,9 @@ def chat_problem(assistant, question: str, k: float = 5, mode: str | None = None
 
 
 @pytest.mark.parametrize("kind", list(hostile_questions()))
-def test_hostile_questions_get_an_answer_or_a_clear_message_from_the_api_and_the_chat(client, assistant, reliability, kind):
+def test_hostile_questions_get_an_answer_or_a_clear_message_from_the_api_and_the_chat(
+    client, assistant, reliability, kind
+):
     questions = hostile_questions()[kind]
     failures = []
     for i, question in enumerate(questions):
@@ -109,8 +180,13 @@ def test_hostile_questions_get_an_answer_or_a_clear_message_from_the_api_and_the
         if problem := chat_problem(assistant, question, 3, mode):
             failures.append(("chat", question[:40], problem))
     assert failures == []
-    reliability("queries", kind, tried=2 * len(questions), survived=2 * len(questions) - len(failures),
-                detail="API and chat, seed 6")
+    reliability(
+        "queries",
+        kind,
+        tried=2 * len(questions),
+        survived=2 * len(questions) - len(failures),
+        detail="API and chat, seed 6",
+    )
 
 
 def test_a_question_at_the_limit_is_answered_and_one_over_it_gets_422_naming_the_limit(client, assistant, reliability):
@@ -125,10 +201,16 @@ def test_a_question_at_the_limit_is_answered_and_one_over_it_gets_422_naming_the
     reliability("queries", "questions over the 2,000-character limit", tried=7, survived=7)
 
 
-@pytest.mark.parametrize("question, message", [
-    ("", "at least 1 character"), ("   ", "the question is empty"), ("\x00\x01\x7f", "only control or invisible characters"),
-    ("\u200b\ufeff", "only control or invisible characters"), ("\uffff\U0010FFFF", "only control or invisible characters"),
-])
+@pytest.mark.parametrize(
+    "question, message",
+    [
+        ("", "at least 1 character"),
+        ("   ", "the question is empty"),
+        ("\x00\x01\x7f", "only control or invisible characters"),
+        ("\u200b\ufeff", "only control or invisible characters"),
+        ("\uffff\U0010ffff", "only control or invisible characters"),
+    ],
+)
 def test_empty_and_invisible_questions_get_422_and_say_why(client, question, message):
     response = client.post("/api/ask", json={"question": question})
     assert response.status_code == 422 and message in response.json()["detail"]
@@ -188,15 +270,21 @@ def test_wrong_json_for_ask_gets_a_4xx_with_a_message_never_a_500(client, reliab
     for name, request in WRONG_BODIES.items():
         request = {"headers": {"Content-Type": "application/json"}, **request}
         response = client.post("/api/ask", **request)
-        if problem := api_problem(response) or (None if 400 <= response.status_code < 500 else f"status {response.status_code}"):
+        if problem := api_problem(response) or (
+            None if 400 <= response.status_code < 500 else f"status {response.status_code}"
+        ):
             failures[name] = problem
     assert failures == {}
-    reliability("queries", "wrong JSON for /api/ask", tried=len(WRONG_BODIES), survived=len(WRONG_BODIES) - len(failures))
+    reliability(
+        "queries", "wrong JSON for /api/ask", tried=len(WRONG_BODIES), survived=len(WRONG_BODIES) - len(failures)
+    )
 
 
 def test_validation_errors_name_the_field_and_do_not_echo_the_input(client):
     body = client.post("/api/ask", json={"question": "Oman", "k": "three", "mode": "fuzzy"}).json()
-    assert body["detail"].startswith("k: Input should be a valid integer; mode: Input should be 'dense', 'bm25' or 'hybrid'")
+    assert body["detail"].startswith(
+        "k: Input should be a valid integer; mode: Input should be 'dense', 'bm25' or 'hybrid'"
+    )
     assert "three" not in json.dumps(body) and "fuzzy" not in json.dumps(body)
     assert [e["loc"] for e in body["errors"]] == [["body", "k"], ["body", "mode"]]
 
@@ -223,11 +311,17 @@ def test_a_bm25_question_with_no_word_in_the_documents_is_not_in_the_documents(c
     assert "Not in the documents" in shown and "no passage holds a word of the question" in shown
 
 
-@pytest.mark.parametrize("request_, message", [
-    ({"content": b"question=Oman"}, "body: not valid JSON (Expecting value)"),
-    ({"content": b'["Oman"]'}, "body: expected a JSON object, sent with Content-Type: application/json"),
-    ({"content": b'{"question": "Oman"}', "headers": {"Content-Type": "text/plain"}}, "body: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        ({"content": b"question=Oman"}, "body: not valid JSON (Expecting value)"),
+        ({"content": b'["Oman"]'}, "body: expected a JSON object, sent with Content-Type: application/json"),
+        (
+            {"content": b'{"question": "Oman"}', "headers": {"Content-Type": "text/plain"}},
+            "body: expected a JSON object",
+        ),
+    ],
+)
 def test_a_body_that_is_not_a_json_object_gets_422_saying_what_to_send(client, request_, message):
     response = client.post("/api/ask", **{"headers": {"Content-Type": "application/json"}, **request_})
     assert response.status_code == 422 and response.json()["detail"].startswith(message)

@@ -2,6 +2,7 @@
 
 The whole server (start-up, index build, model load, the page, the chat and the API) is watched by the same
 hook in tests/system/test_proxy.py."""
+
 import os
 import subprocess
 import sys
@@ -9,8 +10,8 @@ import time
 from pathlib import Path
 
 from assistant import OFFLINE_DEFAULTS
-from tests.system.netaudit import outside_calls, read_log
 from tests.helpers import free_port
+from tests.system.netaudit import outside_calls, read_log
 
 NETAUDIT = Path(__file__).with_name("netaudit.py")
 
@@ -25,15 +26,20 @@ def test_the_audit_hook_reports_outside_addresses_and_child_processes_but_not_lo
     script.write_text(
         "import socket, subprocess\n"
         "for host in ('127.0.0.1', '::1', '192.0.2.1'):\n"  # UDP connect sends nothing; 192.0.2.1 is TEST-NET-1
-        "    try: socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_DGRAM).connect((host, 9))\n"
+        "    family = socket.AF_INET6 if ':' in host else socket.AF_INET\n"
+        "    try: socket.socket(family, socket.SOCK_DGRAM).connect((host, 9))\n"
         "    except OSError: pass\n"
         "socket.getaddrinfo('localhost', 80); socket.getaddrinfo('192.0.2.2', 80)\n"  # numeric: no DNS query
-        "subprocess.run(['true'])\n")
+        "subprocess.run(['true'])\n"
+    )
     log = tmp_path / "net.log"
     subprocess.run([sys.executable, str(NETAUDIT), str(log), str(script)], check=True, timeout=60)
     assert read_log(log)[0][0] == "audit"
-    assert outside_calls(log) == [("socket.connect", ["192.0.2.1", 9]), ("socket.getaddrinfo", ["192.0.2.2", 80]),
-                                  ("subprocess.Popen", ["true", ["true"]])]
+    assert outside_calls(log) == [
+        ("socket.connect", ["192.0.2.1", 9]),
+        ("socket.getaddrinfo", ["192.0.2.2", 80]),
+        ("subprocess.Popen", ["true", ["true"]]),
+    ]
 
 
 def test_serve_with_a_model_that_is_not_installed_fails_fast_without_asking_the_hub(tmp_path):
@@ -43,9 +49,25 @@ def test_serve_with_a_model_that_is_not_installed_fails_fast_without_asking_the_
     (tmp_path / "corpus" / "note.txt").write_text("Delegates from Oman arrived on Tuesday.\n")
     log = tmp_path / "net.log"
     start = time.monotonic()
-    done = subprocess.run([sys.executable, str(NETAUDIT), str(log), "-m", "assistant", "serve", "--port", str(free_port()),
-                           "--model", "no-such-org/no-such-model"], cwd=tmp_path, env=product_env(),
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(NETAUDIT),
+            str(log),
+            "-m",
+            "assistant",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--model",
+            "no-such-org/no-such-model",
+        ],
+        cwd=tmp_path,
+        env=product_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 1 and "cannot load embedding model 'no-such-org/no-such-model'" in done.stderr
     assert outside_calls(log) == []
     assert time.monotonic() - start < 60

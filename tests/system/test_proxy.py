@@ -1,4 +1,5 @@
 """Behind Debian's nginx under /qa/, with the location block of docs/deploying.md: the chat in Chromium, and the API."""
+
 import json
 import re
 import shutil
@@ -66,12 +67,29 @@ def behind_nginx(tmp: Path, env: dict[str, str]):
     (tmp / "corpus" / "payloads.txt").write_text(XSS_TEXT)
     app_port, proxy_port = free_port(), free_port()
     app_log = tmp / "app.log"
-    app = subprocess.Popen([sys.executable, str(NETAUDIT), str(tmp / "net.log"), "-m", "assistant", "serve", "--root-path", "/qa",
-                            "--port", str(app_port)], cwd=tmp, stdout=open(app_log, "w"), stderr=subprocess.STDOUT,
-                           env={**product_env(), **env})
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            str(NETAUDIT),
+            str(tmp / "net.log"),
+            "-m",
+            "assistant",
+            "serve",
+            "--root-path",
+            "/qa",
+            "--port",
+            str(app_port),
+        ],
+        cwd=tmp,
+        stdout=open(app_log, "w"),
+        stderr=subprocess.STDOUT,
+        env={**product_env(), **env},
+    )
     (tmp / "qa.conf").write_text(LOCATION.read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}"))
     (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=proxy_port))
-    nginx = subprocess.Popen([NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], stderr=open(tmp / "nginx.log", "w"))
+    nginx = subprocess.Popen(
+        [NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], stderr=open(tmp / "nginx.log", "w")
+    )
     url = f"http://127.0.0.1:{proxy_port}/qa/"
     try:
         wait_for(url + "healthz", app, app_log)
@@ -102,21 +120,29 @@ def test_the_deploying_page_shows_the_location_block_the_tests_use():
 def test_api_through_the_proxy(proxy_url):
     assert json.loads(urllib.request.urlopen(proxy_url + "healthz").read()) == {"status": "ok"}
     assert json.loads(urllib.request.urlopen(proxy_url + "api/status").read())["documents"] == 2
-    request = urllib.request.Request(proxy_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        proxy_url + "api/ask",
+        data=json.dumps({"question": "Which countries took part?"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert len(json.loads(urllib.request.urlopen(request).read())["answer"]["items"]) == 21
     assert json.loads(urllib.request.urlopen(proxy_url + "readyz").read())["status"] == "ready"
-    for payload, message in [({"question": ""}, "at least 1 character"), ({"question": "x" * 2001}, "at most 2000 characters"),
-                             ({"question": "Who?", "k": 0}, "greater than or equal to 1"),
-                             ({"question": "Who?", "k": 51}, "less than or equal to 50"),
-                             ({"question": "Who?", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'")]:
+    for payload, message in [
+        ({"question": ""}, "at least 1 character"),
+        ({"question": "x" * 2001}, "at most 2000 characters"),
+        ({"question": "Who?", "k": 0}, "greater than or equal to 1"),
+        ({"question": "Who?", "k": 51}, "less than or equal to 50"),
+        ({"question": "Who?", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'"),
+    ]:
         status, body = post_error(proxy_url + "api/ask", payload)
         assert status == 422 and message in body, (payload, body)
 
 
 def post_error(url: str, payload: dict, headers: dict | None = None) -> tuple[int, str] | None:
     """(status, body) of a refused POST; None if it was accepted."""
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         urllib.request.urlopen(request)
     except urllib.error.HTTPError as error:
@@ -134,8 +160,17 @@ def test_files_outside_the_ui_are_not_served_through_the_proxy(proxy_url, proxy_
 
 
 def launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--disable-sync"])
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-background-networking",
+            "--disable-gpu",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
 
 
 def page_links(html: str, page_url: str) -> list[str]:
@@ -144,10 +179,19 @@ def page_links(html: str, page_url: str) -> list[str]:
 
     soup = BeautifulSoup(html, "html.parser")
     base = urljoin(page_url, soup.base["href"]) if soup.base else page_url
-    named = [tag[attr] for tag in soup.find_all(True) if tag.name != "base" for attr in ("href", "src", "srcset") if tag.get(attr)]
-    named += [meta["content"] for meta in soup.find_all("meta", content=True)
-              if meta["content"].startswith(("http:", "https:", "/", "./", "../", "{"))
-              or (meta.get("property") or meta.get("name") or "").endswith(("image", "url"))]
+    named = [
+        tag[attr]
+        for tag in soup.find_all(True)
+        if tag.name != "base"
+        for attr in ("href", "src", "srcset")
+        if tag.get(attr)
+    ]
+    named += [
+        meta["content"]
+        for meta in soup.find_all("meta", content=True)
+        if meta["content"].startswith(("http:", "https:", "/", "./", "../", "{"))
+        or (meta.get("property") or meta.get("name") or "").endswith(("image", "url"))
+    ]
     return [urljoin(base, link) for link in named]
 
 
@@ -183,8 +227,11 @@ def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy
         page.keyboard.press("Enter")
         page.wait_for_selector(".answer li", timeout=60_000)
         browser.close()
-    request = urllib.request.Request(proxy_url + "api/ask", data=json.dumps({"question": "Which countries took part?"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        proxy_url + "api/ask",
+        data=json.dumps({"question": "Which countries took part?"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert json.loads(urllib.request.urlopen(request).read())["answer"]
     log = proxy_dir / "net.log"
     assert read_log(log)[0][0] == "audit" and (proxy_dir / "index" / "CURRENT").exists()  # watched, and it built
@@ -227,7 +274,9 @@ def test_the_deploying_page_embedding_snippet_shows_the_chat_in_an_intranet_page
         browser.close()
 
 
-def test_the_deploying_page_web_component_snippet_shows_the_chat_in_an_intranet_page_from_the_app_alone(proxy_url, tmp_path):
+def test_the_deploying_page_web_component_snippet_shows_the_chat_in_an_intranet_page_from_the_app_alone(
+    proxy_url, tmp_path
+):
     from playwright.sync_api import sync_playwright
 
     with intranet_page(tmp_path, "embed-component.html", proxy_url) as url, sync_playwright() as p:
@@ -260,8 +309,14 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
         context.on("request", lambda r: requests.append(r.url))
         context.on("response", lambda r: errors.append((r.status, r.url)) if r.status >= 400 else None)
         # the page closes the queue's event stream once the answer is in: Chromium reports it as aborted
-        context.on("requestfailed", lambda r: None if r.failure == "net::ERR_ABORTED" and "/gradio_api/queue/data" in r.url
-                   else errors.append((r.failure, r.url)))
+        context.on(
+            "requestfailed",
+            lambda r: (
+                None
+                if r.failure == "net::ERR_ABORTED" and "/gradio_api/queue/data" in r.url
+                else errors.append((r.failure, r.url))
+            ),
+        )
         page = context.new_page()
         page.goto(proxy_url)
         page.fill("textarea", "Which countries took part?")
@@ -301,7 +356,7 @@ def test_the_api_docs_page_works_under_the_sub_path_from_the_app_alone(proxy_url
         page.on("response", lambda r: errors.append((r.status, r.url)) if r.status >= 400 else None)
         page.on("requestfailed", lambda r: errors.append((r.failure, r.url)))
         page.goto(proxy_url + "api/docs")
-        page.wait_for_selector(".opblock-summary-path[data-path=\"/api/ask\"]", timeout=30_000)  # drawn from the schema
+        page.wait_for_selector('.opblock-summary-path[data-path="/api/ask"]', timeout=30_000)  # drawn from the schema
         browser.close()
     assert [u for u in requests if not u.startswith(proxy_url)] == [] and errors == []
 
@@ -372,14 +427,22 @@ def check_document_view_needs_the_login(url: str) -> None:
     """A document link opened without a session shows the login, not the text; after the login, the passage."""
     from playwright.sync_api import sync_playwright
 
-    ask = urllib.request.Request(url + "api/ask", data=json.dumps({"question": "Senator Mushahid Hussain Syed legislation"}).encode(),
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer t0k"})
+    ask = urllib.request.Request(
+        url + "api/ask",
+        data=json.dumps({"question": "Senator Mushahid Hussain Syed legislation"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer t0k"},
+    )
     chunk_id = json.loads(urllib.request.urlopen(ask).read())["passages"][0]["chunk_id"]
     link = f"{url}?doc={chunk_id}"
     assert "holistic manner" not in urllib.request.urlopen(link).read().decode()
     with pytest.raises(urllib.error.HTTPError) as refused:  # Gradio's own route to the view's handler
-        urllib.request.urlopen(urllib.request.Request(f"{url}gradio_api/call/open_document?doc={chunk_id}", data=b'{"data": []}',
-                                                      headers={"Content-Type": "application/json"}))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{url}gradio_api/call/open_document?doc={chunk_id}",
+                data=b'{"data": []}',
+                headers={"Content-Type": "application/json"},
+            )
+        )
     assert refused.value.code == 401
     with sync_playwright() as p:
         browser = launch(p)

@@ -1,22 +1,22 @@
 """A running server under rebuilds and load: a new index is served without a restart, a question in flight
 finishes on the index it started with, a build never blocks the server, and the concurrency limits hold."""
-from __future__ import annotations
 
-from dataclasses import replace
+from __future__ import annotations
 
 import http.client
 import json
 import random
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers import free_port, wait_until
 
 from assistant.index import build_index
 from assistant.service import Assistant
+from tests.helpers import free_port, wait_until
 
 OLD_A = "Alpha conference opened in Islamabad.\n\nDelegates from Spain and Italy attended the talks."
 NEW_A = "Zanzibar hosted the follow-up meeting.\n\nDelegates from Oman and Qatar signed the Zanzibar accord."
@@ -25,8 +25,16 @@ OTHERS = {
     "c.txt": "Charlie notes about migrant smuggling routes and victims.",
     "d.txt": "Officials from Pakistan and Iran spoke about maritime patrols in the Arabian Sea.",
 }
-QUESTIONS = ["Who attended the talks?", "What grew this year?", "smuggling routes", "maritime patrols",
-             "Which countries took part?", "Where did the conference open?", "Zanzibar accord", "border budget"]
+QUESTIONS = [
+    "Who attended the talks?",
+    "What grew this year?",
+    "smuggling routes",
+    "maritime patrols",
+    "Which countries took part?",
+    "Where did the conference open?",
+    "Zanzibar accord",
+    "border budget",
+]
 
 
 class Gate:
@@ -65,7 +73,9 @@ class Served:
 
     def ask(self, question: str, k: int = 5, connection: http.client.HTTPConnection | None = None) -> tuple[int, dict]:
         web = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        web.request("POST", "/api/ask", json.dumps({"question": question, "k": k}), {"Content-Type": "application/json"})
+        web.request(
+            "POST", "/api/ask", json.dumps({"question": question, "k": k}), {"Content-Type": "application/json"}
+        )
         response = web.getresponse()
         return response.status, json.loads(response.read() or b"{}")
 
@@ -104,8 +114,9 @@ def test_a_new_build_is_served_from_the_next_question_without_a_restart(served, 
     reliability("load", "a rebuild picked up by the running server, no restart")
 
 
-def test_a_question_in_flight_finishes_on_its_index_after_a_build_removes_it(served, settings, corpus, fake_embedder,
-                                                                            reliability):
+def test_a_question_in_flight_finishes_on_its_index_after_a_build_removes_it(
+    served, settings, corpus, fake_embedder, reliability
+):
     from tests.helpers import FakeEmbedder
 
     gate = Gate(fake_embedder, "Delegates attended")
@@ -162,8 +173,13 @@ def test_ten_clients_for_ten_seconds_with_a_rebuild_in_the_middle_get_no_error(s
     late = [answer for begun, _, _, answer in results if begun > published]
     assert late and not any(_mentions(answer, "Spain and Italy") for answer in late)
     p50, p99 = np.percentile([seconds * 1000 for _, seconds, _, _ in results], [50, 99])
-    reliability("load", "10 API clients for 10 s, a rebuild in the middle (fake embedder)", tried=len(results),
-                survived=len(results) - len(errors), detail=f"p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    reliability(
+        "load",
+        "10 API clients for 10 s, a rebuild in the middle (fake embedder)",
+        tried=len(results),
+        survived=len(results) - len(errors),
+        detail=f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
+    )
 
 
 def test_a_build_started_by_the_chat_never_blocks_the_server(settings, corpus, fake_embedder, reliability):
@@ -199,7 +215,9 @@ def test_beyond_the_workers_and_the_queue_a_question_is_refused_as_busy(settings
         holding.start()
         assert gate.entered.wait(10)
         web = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
-        web.request("POST", "/api/ask", json.dumps({"question": "smuggling routes"}), {"Content-Type": "application/json"})
+        web.request(
+            "POST", "/api/ask", json.dumps({"question": "smuggling routes"}), {"Content-Type": "application/json"}
+        )
         response = web.getresponse()
         refused = json.loads(response.read())
         assert response.status == 503 and response.getheader("Retry-After") == "1"

@@ -1,4 +1,5 @@
 """Helpers of the FAISS store's tests: a small corpus of three documents, one in a sub-folder."""
+
 from pathlib import Path
 
 PARAGRAPHS = {

@@ -1,13 +1,14 @@
 """A FAISS build (assistant/index/faiss/build.py, through build_index): what it embeds, reuses, skips and
 records in the manifest."""
+
 from dataclasses import replace
 
 import pytest
 
 from assistant.index import build_index
-from assistant.ingest import stale_documents
 from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
+from assistant.ingest import stale_documents
 from tests.index.faiss.helpers import write_corpus
 
 
@@ -107,7 +108,11 @@ def test_manifest_records_the_precision_of_the_build_and_of_each_document(settin
     summary = build_index(settings, fake_embedder)
     manifest = open_index(settings.index).manifest
     assert summary.embedded == 1 and manifest["precision"] == "fp32"
-    assert {p: d["precision"] for p, d in manifest["documents"].items()} == {"a.txt": "bf16", "b.md": "fp32", "sub/c.txt": "bf16"}
+    assert {p: d["precision"] for p, d in manifest["documents"].items()} == {
+        "a.txt": "bf16",
+        "b.md": "fp32",
+        "sub/c.txt": "bf16",
+    }
 
 
 def test_a_build_with_nothing_changed_loads_no_model(settings, corpus, fake_embedder, monkeypatch):

@@ -1,12 +1,13 @@
 """The build folders of a FAISS index (assistant/index/faiss/folder.py): the CURRENT pointer, the files of a
 build, old builds removed after publishing, and the build lock."""
+
 import json
 import sqlite3
 
 import pytest
 
-from assistant.index import build_index
 from assistant.errors import IndexLocked
+from assistant.index import build_index
 from assistant.index.faiss.folder import build_lock, current_build
 from tests.index.faiss.helpers import write_corpus
 

@@ -1,11 +1,12 @@
 """Opening a FAISS index (assistant/index/faiss/store.py): missing, mismatched or older indexes, old manifests,
 and the search on one thread."""
+
 import json
 
 import pytest
 
-from assistant.index import build_index
 from assistant.errors import IndexMismatch, IndexNotFound
+from assistant.index import build_index
 from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
 from tests.index.faiss.helpers import write_corpus

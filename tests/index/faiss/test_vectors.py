@@ -1,13 +1,13 @@
-from dataclasses import replace
 import json
 import random
+from dataclasses import replace
 
 import faiss
 import numpy as np
 import pytest
 
-from assistant.index import build_index
 from assistant.config import Settings
+from assistant.index import build_index
 from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
 from assistant.search import Retriever
@@ -90,8 +90,11 @@ def test_incremental_ivf_build_adds_changes_and_deletes_like_a_full_rebuild(ann,
     build_index(ann, fake_embedder)
     before = open_index(ann.index)
     centroids = before.vectors.quantizer.reconstruct_n(0, before.vectors.nlist)
-    gone = {row["id"]: row["embed_text"] for row in all_chunks(ann.index).values()
-            if row["source"] in ("d05.txt", "d07.txt", "d08.txt")}
+    gone = {
+        row["id"]: row["embed_text"]
+        for row in all_chunks(ann.index).values()
+        if row["source"] in ("d05.txt", "d07.txt", "d08.txt")
+    }
     write_documents(corpus, 3, start=40)
     write_documents(corpus, 1, start=5, version="changed")
     (corpus / "d07.txt").unlink()

@@ -1,4 +1,5 @@
 """The fixture of the Milvus tests; their other helpers are in tests/index/milvus/helpers.py."""
+
 from dataclasses import replace
 
 import pytest

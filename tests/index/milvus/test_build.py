@@ -1,18 +1,18 @@
 """Milvus builds (assistant/index/milvus/build.py), on Milvus Lite: incremental by document, served without a
 restart, odd names and long documents, rebuilds into new collections, and the lease."""
-from dataclasses import replace
+
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from assistant.index import build_index
 from assistant.errors import IndexMismatch, IndexNotFound
+from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import Collections
 from assistant.index.milvus.store import open_milvus
 from assistant.search import Retriever
 from assistant.service import Assistant
-from assistant.index import open_store
 from tests.index.milvus.helpers import chunk_rows
 
 
@@ -91,11 +91,14 @@ def test_a_passage_too_long_for_a_milvus_field_skips_its_document_with_the_reaso
     assert Assistant(milvus, fake_embedder).status()["skipped"][0]["path"] == "blob.txt"
 
 
-def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_switches_collections(milvus, corpus,
-                                                                                                  fake_embedder):
+def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_switches_collections(
+    milvus, corpus, fake_embedder
+):
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
-    with pytest.raises(IndexMismatch, match=r"Milvus collection assistant .* built with model fake.*assistant build --rebuild"):
+    with pytest.raises(
+        IndexMismatch, match=r"Milvus collection assistant .* built with model fake.*assistant build --rebuild"
+    ):
         open_store(replace(milvus, model="other-model"))
     with pytest.raises(IndexMismatch, match="chunking"):
         open_store(replace(milvus, chunk_tokens=64, chunk_overlap=8))
@@ -105,15 +108,18 @@ def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_swit
     store = open_store(rechunked)
     assert store.manifest["live"] != old and store.manifest["chunking"]["chunk_tokens"] == 64
     collections = Collections(milvus).client.list_collections()
-    assert sorted(collections) == sorted(["assistant_meta"] + [f"assistant_{store.manifest['live']}_{kind}"
-                                                                 for kind in ("chunks", "docs", "texts")])
+    assert sorted(collections) == sorted(
+        ["assistant_meta"] + [f"assistant_{store.manifest['live']}_{kind}" for kind in ("chunks", "docs", "texts")]
+    )
 
 
 def test_collections_of_one_name_leave_another_alone(milvus, corpus, fake_embedder):
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
     other = replace(milvus, milvus_collection="assistant_bob")  # a name that starts like the first one's collections
-    with pytest.raises(IndexNotFound, match="no index in the Milvus collection assistant_bob .* assistant build --store milvus"):
+    with pytest.raises(
+        IndexNotFound, match="no index in the Milvus collection assistant_bob .* assistant build --store milvus"
+    ):
         open_store(other)
     (corpus / "a.txt").write_text("Delegates from Qatar arrived.")
     build_index(other, fake_embedder)
@@ -123,8 +129,9 @@ def test_collections_of_one_name_leave_another_alone(milvus, corpus, fake_embedd
     assert open_store(other).documents()["a.txt"]["text"] == "Delegates from Qatar arrived."
 
 
-def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_a_dead_ones(milvus, corpus,
-                                                                                           fake_embedder):
+def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_a_dead_ones(
+    milvus, corpus, fake_embedder
+):
     import socket
     import time
 
@@ -136,7 +143,9 @@ def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_
     (corpus / "a.txt").write_text("Delegates from Qatar arrived.")
     writer = Writer(milvus)
     writer.put_meta("lease", {"owner": "build-host-2:4242", "until": time.time() + 300})  # another machine, running
-    with pytest.raises(IndexLocked, match=r"another build is running on the Milvus collection assistant .*build-host-2:4242"):
+    with pytest.raises(
+        IndexLocked, match=r"another build is running on the Milvus collection assistant .*build-host-2:4242"
+    ):
         build_index(milvus, fake_embedder)
     assert open_store(milvus).documents()["a.txt"]["text"] == "Delegates from Oman arrived."  # untouched
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -1,5 +1,6 @@
 """Milvus failures, on Milvus Lite: builds killed with -9 at each fault point, an unreachable URI, a Lite file held
 by another process, the missing extra, and Milvus failing while the server runs."""
+
 import os
 import signal
 import subprocess
@@ -9,22 +10,26 @@ import textwrap
 import pytest
 
 from assistant import cli
-from assistant.index import build_index
 from assistant.errors import ConfigError, StoreUnavailable
+from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import Collections, close_clients
 from assistant.index.milvus.store import open_milvus
 from assistant.service import Assistant
-from assistant.index import open_store
 from tests.helpers import ROOT, free_port
 from tests.index.milvus.helpers import chunk_rows
 
-
 # ---- a build killed with -9 ------------------------------------------------------------------------------
 
-OLD = {"a.txt": "Alpha conference opened in Islamabad.", "b.txt": "Bravo talks on border control.",
-       "c.txt": "Charlie notes on migrant smuggling."}
-NEW = {"a.txt": "Alpha now speaks of Bahrain and Kuwait.", "c.txt": "Charlie moved to maritime patrols.",
-       "d.txt": "Delta is a new document on visa fraud."}  # b.txt is removed
+OLD = {
+    "a.txt": "Alpha conference opened in Islamabad.",
+    "b.txt": "Bravo talks on border control.",
+    "c.txt": "Charlie notes on migrant smuggling.",
+}
+NEW = {
+    "a.txt": "Alpha now speaks of Bahrain and Kuwait.",
+    "c.txt": "Charlie moved to maritime patrols.",
+    "d.txt": "Delta is a new document on visa fraud.",
+}  # b.txt is removed
 _BUILD = textwrap.dedent("""
     import sys
     from pathlib import Path
@@ -50,8 +55,9 @@ def versions(settings) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("point", ["embedding", "writing", "switch", "published"])
-def test_a_killed_build_leaves_each_document_old_or_new_and_the_next_build_finishes(milvus, corpus, fake_embedder,
-                                                                                    point, reliability):
+def test_a_killed_build_leaves_each_document_old_or_new_and_the_next_build_finishes(
+    milvus, corpus, fake_embedder, point, reliability
+):
     for name, text in OLD.items():
         (corpus / name).write_text(text)
     build_index(milvus, fake_embedder)
@@ -76,13 +82,20 @@ def test_a_killed_build_leaves_each_document_old_or_new_and_the_next_build_finis
     assert sorted({r["source"] for r in chunk_rows(milvus)}) == ["a.txt", "c.txt", "d.txt"]
     assert len(chunk_rows(milvus)) == 3  # what the killed build left behind is gone
     assert summary.published == (point != "published")
-    reliability("faults", f"kill -9 at {point!r} in a Milvus build", tried=1, survived=1, lost=0,
-                detail=f"every document old or new ({', '.join(f'{k} {v}' for k, v in sorted(seen.items()))}); "
-                       "the next build finished the job")
+    reliability(
+        "faults",
+        f"kill -9 at {point!r} in a Milvus build",
+        tried=1,
+        survived=1,
+        lost=0,
+        detail=f"every document old or new ({', '.join(f'{k} {v}' for k, v in sorted(seen.items()))}); "
+        "the next build finished the job",
+    )
 
 
 def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_build_drops_its_leftovers(
-        milvus, corpus, fake_embedder, reliability):
+    milvus, corpus, fake_embedder, reliability
+):
     for name, text in OLD.items():
         (corpus / name).write_text(text)
     build_index(milvus, fake_embedder)
@@ -90,7 +103,8 @@ def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_bu
     (corpus / "a.txt").write_text(NEW["a.txt"])
     close_clients()
     script = _BUILD.format(root=str(ROOT), corpus=str(corpus), index=str(milvus.index)).replace(
-        "FakeEmbedder())", "FakeEmbedder(), rebuild=True)")
+        "FakeEmbedder())", "FakeEmbedder(), rebuild=True)"
+    )
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ASSISTANT_FAULT": "switch"}, timeout=120)
     assert done.returncode == -signal.SIGKILL
     assert versions(milvus) == {"a.txt": "old", "b.txt": "old", "c.txt": "old"}  # its new collections are unused
@@ -98,18 +112,38 @@ def test_a_killed_full_rebuild_leaves_the_old_collections_served_and_the_next_bu
     assert build_index(milvus, fake_embedder).changed == 1
     assert versions(milvus)["a.txt"] == "new" and open_milvus(milvus).manifest["live"] == live
     assert len(Collections(milvus).client.list_collections()) == 1 + 3
-    reliability("faults", "kill -9 in a full Milvus rebuild, before the switch to its new collections", tried=1,
-                survived=1, lost=0, detail="the old collections served, whole; the next build dropped the leftovers")
+    reliability(
+        "faults",
+        "kill -9 in a full Milvus rebuild, before the switch to its new collections",
+        tried=1,
+        survived=1,
+        lost=0,
+        detail="the old collections served, whole; the next build dropped the leftovers",
+    )
 
 
 # ---- failures ----------------------------------------------------------------------------------------------
+
 
 def test_an_unreachable_milvus_uri_is_one_clear_line(corpus, tmp_path, capsys):
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     uri = f"http://127.0.0.1:{free_port()}"
     for argv in (["build"], ["ask", "Who arrived?"], ["status"]):
-        code = cli.main([*argv, "--corpus", str(corpus), "--index", str(tmp_path / "index"), "--model", "fake",
-                         "--store", "milvus", "--milvus-uri", uri])
+        code = cli.main(
+            [
+                *argv,
+                "--corpus",
+                str(corpus),
+                "--index",
+                str(tmp_path / "index"),
+                "--model",
+                "fake",
+                "--store",
+                "milvus",
+                "--milvus-uri",
+                uri,
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
         assert f"cannot reach Milvus at {uri}" in err and "ASSISTANT_MILVUS_URI" in err
@@ -119,13 +153,21 @@ def test_a_milvus_lite_file_open_in_another_process_is_a_clear_error(milvus, cor
     (corpus / "a.txt").write_text("Delegates from Oman arrived.")
     build_index(milvus, fake_embedder)
     close_clients()
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import time
         from pymilvus import MilvusClient
         MilvusClient({str(milvus.index / "milvus.db")!r})
         print("open", flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         with pytest.raises(StoreUnavailable, match="one process at a time"):

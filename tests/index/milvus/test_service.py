@@ -1,15 +1,16 @@
 """Milvus behind the product's edges, on Milvus Lite: its settings, the status, the REST API and the CLI give
 what they give on FAISS."""
-from dataclasses import replace
+
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from assistant import cli
-from assistant.index import build_index
 from assistant.errors import ConfigError
+from assistant.index import build_index
 from assistant.index.milvus.collections import close_clients
 from assistant.service import Assistant
 

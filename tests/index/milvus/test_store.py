@@ -1,17 +1,17 @@
 """The Milvus store (assistant/index/milvus/store.py and collections.py), on Milvus Lite: the same answers as
 FAISS, the scores, the filter literals and reads in slices."""
+
 import json
 
 import pytest
 
-from assistant.index import build_index
+from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import literal
 from assistant.search import Retriever
-from assistant.index import open_store
 from tests.index.milvus.helpers import TOPICS, write_topics
 
-
 # ---- the same answers as FAISS -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_milvus_returns_the_same_top5_chunks_as_faiss_exact_search(settings, milvus, corpus, fake_embedder, mode):
@@ -25,8 +25,9 @@ def test_milvus_returns_the_same_top5_chunks_as_faiss_exact_search(settings, mil
         expected, found = faiss_side.search(query, 5), milvus_side.search(query, 5)
         assert [p.chunk_id for p in found] == [p.chunk_id for p in expected], query
         assert [p.score for p in found] == pytest.approx([p.score for p in expected], abs=1e-5)
-        assert [(p.text, p.source, p.title, p.start, p.end) for p in found] == \
-               [(p.text, p.source, p.title, p.start, p.end) for p in expected]
+        assert [(p.text, p.source, p.title, p.start, p.end) for p in found] == [
+            (p.text, p.source, p.title, p.start, p.end) for p in expected
+        ]
 
 
 def test_dense_scores_are_the_cosines_and_bm25_ranks_like_bm25s(settings, milvus, corpus, fake_embedder):
@@ -51,6 +52,7 @@ def test_dense_scores_are_the_cosines_and_bm25_ranks_like_bm25s(settings, milvus
 
 # ---- reads --------------------------------------------------------------------------------------------
 
+
 def test_filter_literals_keep_quotes_and_backslashes_inside_the_string():
     assert literal('a"b\\c') == '"a\\"b\\\\c"'
     assert json.loads(literal("plain")) == "plain"
@@ -59,7 +61,9 @@ def test_filter_literals_keep_quotes_and_backslashes_inside_the_string():
 def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corpus, fake_embedder, monkeypatch):
     write_topics(corpus, 12)
     build_index(milvus, fake_embedder)
-    monkeypatch.setattr("assistant.index.milvus.collections.LIMIT", 5)  # as if the 24 chunks and 12 documents were millions
+    monkeypatch.setattr(
+        "assistant.index.milvus.collections.LIMIT", 5
+    )  # as if the 24 chunks and 12 documents were millions
     store = open_store(milvus)
     assert len(store.catalog()) == 12
     assert len(store.chunks_of([f"d{i:02}.txt" for i in range(12)])) == len(store) == 24

@@ -2,6 +2,7 @@
 one printable line, a file read alone next to a good one, DOCX makers, and the time and memory of reading
 each file of a corpus, measured in a fresh process.
 """
+
 from __future__ import annotations
 
 import io
@@ -57,7 +58,11 @@ def docx_with_body(body: str, extra: dict[str, bytes] | None = None) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in source.infolist():
-            data = (head + "<w:body>" + body + tail).encode() if item.filename == "word/document.xml" else source.read(item)
+            data = (
+                (head + "<w:body>" + body + tail).encode()
+                if item.filename == "word/document.xml"
+                else source.read(item)
+            )
             archive.writestr(item.filename, data)
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
@@ -103,7 +108,8 @@ for path, rel in iter_corpus(corpus):
         outcome = "indexed" if read_document(path, rel, max_file_mb, corpus) else ""
     except Exception as err:
         outcome = skipped_file(rel, err).reason
-    rows.append({"path": rel, "seconds": time.monotonic() - started, "growth_mb": peak_mb() - baseline, "outcome": outcome})
+    seconds, growth = time.monotonic() - started, peak_mb() - baseline
+    rows.append({"path": rel, "seconds": seconds, "growth_mb": growth, "outcome": outcome})
 print(json.dumps(rows))
 """
 
@@ -112,7 +118,13 @@ def measure(corpus: Path, max_file_mb: float = 50.0) -> list[dict]:
     """Read each file of `corpus` in a fresh Python: seconds per file, and the growth of the peak RSS since
     the imports (the peak only rises, so each file's figure also covers every file before it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", _MEASURE, str(corpus), str(max_file_mb)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(corpus), str(max_file_mb)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)

@@ -4,6 +4,7 @@ indexed or skipped with a one-line reason, and read within 30 s and 500 MB.
 
 Every generated file comes from a fixed seed, so that a failure reproduces.
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,7 +72,9 @@ def test_the_cli_shows_a_name_with_a_newline_escaped_on_one_line(settings, corpu
 
 
 def test_a_file_name_that_is_not_utf8_is_skipped_and_shown_escaped(settings, corpus, fake_embedder):
-    (corpus / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 name.", encoding="utf-8")  # Linux file systems take any bytes
+    (corpus / os.fsdecode(b"caf\xe9.txt")).write_text(
+        "Latin-1 name.", encoding="utf-8"
+    )  # Linux file systems take any bytes
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     documents, skipped = build(settings, fake_embedder)
     assert list(documents) == ["good.txt"]
@@ -88,7 +91,9 @@ def test_symlink_loops_are_skipped_and_the_build_goes_on(settings, corpus, fake_
     assert skipped == dict.fromkeys(["ping.txt", "pong.txt", "self.txt"], "symlink loop — not followed")
 
 
-def test_links_out_of_the_corpus_are_not_followed_and_dangling_ones_are_skipped(tmp_path, settings, corpus, fake_embedder):
+def test_links_out_of_the_corpus_are_not_followed_and_dangling_ones_are_skipped(
+    tmp_path, settings, corpus, fake_embedder
+):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("The password is ZEBRAFISH-SECRET.", encoding="utf-8")
@@ -100,8 +105,12 @@ def test_links_out_of_the_corpus_are_not_followed_and_dangling_ones_are_skipped(
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     documents, skipped = build(settings, fake_embedder)
     assert list(documents) == ["good.txt"]  # to-folder/ is not walked into
-    assert skipped == {**dict.fromkeys(["chain.txt", "relative.txt", "to-file.txt"], "symlink points outside the corpus — not followed"),
-                       "dangling.txt": "broken symlink: its target does not exist"}
+    assert skipped == {
+        **dict.fromkeys(
+            ["chain.txt", "relative.txt", "to-file.txt"], "symlink points outside the corpus — not followed"
+        ),
+        "dangling.txt": "broken symlink: its target does not exist",
+    }
     assert "ZEBRAFISH" not in " ".join(fake_embedder.texts)
 
 
@@ -117,14 +126,19 @@ def test_a_named_pipe_is_skipped_without_blocking(settings, corpus, fake_embedde
 
 
 @pytest.mark.parametrize("moment", ["before the checks", "before hashing", "before reading"])
-def test_a_file_that_vanishes_during_the_build_is_skipped_as_vanished(settings, corpus, fake_embedder, monkeypatch, moment):
+def test_a_file_that_vanishes_during_the_build_is_skipped_as_vanished(
+    settings, corpus, fake_embedder, monkeypatch, moment
+):
     import assistant.ingest
 
     victim = corpus / "vanishing.txt"
     victim.write_text("Here now, gone soon.", encoding="utf-8")
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
-    module, name = {"before the checks": (assistant.ingest, "check_readable"), "before hashing": (assistant.ingest, "file_sha256"),
-                    "before reading": (assistant.ingest, "_read_capped")}[moment]
+    module, name = {
+        "before the checks": (assistant.ingest, "check_readable"),
+        "before hashing": (assistant.ingest, "file_sha256"),
+        "before reading": (assistant.ingest, "_read_capped"),
+    }[moment]
     original = getattr(module, name)
 
     def vanish_then(path, *args):
@@ -206,8 +220,10 @@ def fixtures() -> dict[str, bytes]:
     buffer = io.BytesIO()
     document.save(buffer)
     fixtures["exports.docx"] = buffer.getvalue()
-    fixtures["page.html"] = (f"<html><head><title>Port</title><style>p {{}}</style></head><body><nav>Home</nav>"
-                             f"<h1>Port</h1><p>{GOOD_TEXT}</p><ul><li>one</li><li>two</li></ul></body></html>").encode()
+    fixtures["page.html"] = (
+        f"<html><head><title>Port</title><style>p {{}}</style></head><body><nav>Home</nav>"
+        f"<h1>Port</h1><p>{GOOD_TEXT}</p><ul><li>one</li><li>two</li></ul></body></html>"
+    ).encode()
     fixtures["notes.txt"] = f"Notes\n\n{GOOD_TEXT}\n\nCafé, naïve, 東京.\n".encode()
     fixtures["readme.md"] = f"# Readme\n\n{GOOD_TEXT}\n".encode()
     return fixtures
@@ -269,10 +285,16 @@ def hostile_files() -> dict[str, tuple[str, bytes]]:
     files["nested/mixed.html"] = ("deep nesting", b"<div><span><p><b><table><tr><td>" * 6_000 + b"deepest words")
     files["nested/over-the-limit.html"] = ("deep nesting", b"<div>" * 250_000 + b"deepest words")
     files["nested/unclosed-comment.html"] = ("deep nesting", b"<p>Before.</p><!--" + b"<a" * 50_000)
-    files["nested/merged-rows.docx"] = ("deep nesting", docx_with_body(
-        "<w:tbl><w:tblGrid><w:gridCol w:w='100'/></w:tblGrid><w:tr><w:tc><w:tcPr><w:vMerge w:val='restart'/></w:tcPr>"
-        "<w:p><w:r><w:t>merged</w:t></w:r></w:p></w:tc></w:tr>"
-        + "<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc></w:tr>" * 2_000 + "</w:tbl>"))
+    files["nested/merged-rows.docx"] = (
+        "deep nesting",
+        docx_with_body(
+            "<w:tbl><w:tblGrid><w:gridCol w:w='100'/></w:tblGrid>"
+            "<w:tr><w:tc><w:tcPr><w:vMerge w:val='restart'/></w:tcPr>"
+            "<w:p><w:r><w:t>merged</w:t></w:r></w:p></w:tc></w:tr>"
+            + "<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc></w:tr>" * 2_000
+            + "</w:tbl>"
+        ),
+    )
     for number, name in enumerate(ODD_NAMES):
         files[f"names/{name}"] = ("odd names", f"Odd name {number}. {GOOD_TEXT}".encode())
     return files
@@ -286,17 +308,27 @@ def write_hostile_corpus(corpus: Path, outside: Path) -> dict[str, str]:
         (corpus / rel).write_bytes(data)
     with open(corpus / "bombs" / "100-mb.txt", "wb") as big:  # sparse: instant, and takes no disk
         big.truncate(100 * 1024 * 1024)
-    return {**{rel: category for rel, (category, _) in files.items()}, "bombs/100-mb.txt": "zip bomb and oversized",
-            **_hostile_links(corpus, outside)}
+    return {
+        **{rel: category for rel, (category, _) in files.items()},
+        "bombs/100-mb.txt": "zip bomb and oversized",
+        **_hostile_links(corpus, outside),
+    }
 
 
 def _hostile_links(corpus: Path, outside: Path) -> dict[str, str]:
     outside.mkdir(exist_ok=True)
     (outside / "secret.txt").write_text(f"The password is {SECRET}.", encoding="utf-8")
-    links = {"links/self-loop.txt": "self-loop.txt", "links/ping.txt": "pong.txt", "links/pong.txt": "ping.txt",
-             "links/outside.txt": str(outside / "secret.txt"), "links/relative-out.txt": "../../outside/secret.txt",
-             "links/chain-out.txt": "relative-out.txt", "links/dangling.txt": "nowhere.txt",
-             "links/inside.txt": "../names/with spaces in the name.txt", "links/outside-folder": str(outside)}
+    links = {
+        "links/self-loop.txt": "self-loop.txt",
+        "links/ping.txt": "pong.txt",
+        "links/pong.txt": "ping.txt",
+        "links/outside.txt": str(outside / "secret.txt"),
+        "links/relative-out.txt": "../../outside/secret.txt",
+        "links/chain-out.txt": "relative-out.txt",
+        "links/dangling.txt": "nowhere.txt",
+        "links/inside.txt": "../names/with spaces in the name.txt",
+        "links/outside-folder": str(outside),
+    }
     (corpus / "links").mkdir()
     for link, target in links.items():
         _symlink(corpus / link, target)
@@ -319,8 +351,11 @@ def _vanish_when_hashed(monkeypatch, victim: Path) -> None:
     import assistant.ingest
 
     hashing = assistant.ingest.file_sha256
-    monkeypatch.setattr(assistant.ingest, "file_sha256",
-                        lambda path: (victim.unlink(missing_ok=True) if path == victim else None) or hashing(path))
+    monkeypatch.setattr(
+        assistant.ingest,
+        "file_sha256",
+        lambda path: (victim.unlink(missing_ok=True) if path == victim else None) or hashing(path),
+    )
 
 
 def _indexed_texts(settings) -> str:
@@ -332,7 +367,8 @@ def _indexed_texts(settings) -> str:
 
 
 def test_a_corpus_of_hostile_files_builds_and_each_is_indexed_or_skipped_with_a_reason(
-        tmp_path, settings, corpus, fake_embedder, monkeypatch, reliability):
+    tmp_path, settings, corpus, fake_embedder, monkeypatch, reliability
+):
     made = write_hostile_corpus(corpus, tmp_path / "outside")
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     (corpus / "vanishing.txt").write_text("Gone before it is read.", encoding="utf-8")
@@ -352,8 +388,13 @@ def test_a_corpus_of_hostile_files_builds_and_each_is_indexed_or_skipped_with_a_
     for category in sorted(set(made.values())):
         names = [rel for rel, kind in made.items() if kind == category]
         indexed = sum(rel in documents for rel in names)
-        reliability("files", category, tried=len(names), survived=len(names),
-                    detail=f"{indexed} indexed, {len(names) - indexed} skipped with a reason")
+        reliability(
+            "files",
+            category,
+            tried=len(names),
+            survived=len(names),
+            detail=f"{indexed} indexed, {len(names) - indexed} skipped with a reason",
+        )
 
 
 # ---------------------------------------------------------------- time and memory, measured in a fresh process
@@ -370,6 +411,11 @@ def test_every_hostile_file_is_read_within_30_s_and_500_mb(tmp_path, reliability
     assert not slow and not heavy, (slow, heavy[:1])
     assert all(row["outcome"] for row in rows)
     worst = max(rows, key=lambda row: row["seconds"])
-    reliability("files", "each hostile file read within 30 s and 500 MB", tried=len(rows), survived=len(rows),
-                detail=f"slowest {worst['seconds']:.1f} s ({printable(worst['path'])}), "
-                       f"peak +{max(row['growth_mb'] for row in rows):.0f} MB")
+    reliability(
+        "files",
+        "each hostile file read within 30 s and 500 MB",
+        tried=len(rows),
+        survived=len(rows),
+        detail=f"slowest {worst['seconds']:.1f} s ({printable(worst['path'])}), "
+        f"peak +{max(row['growth_mb'] for row in rows):.0f} MB",
+    )

@@ -1,5 +1,6 @@
 """Hostile DOCX files: zip bombs, lying zip sizes, too many XML tags, long vertical merges,
 many paragraphs without headings, and the time limit."""
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,8 @@ def test_a_docx_whose_zip_sizes_lie_is_refused_at_the_declared_size(corpus):
     central = real.index(name, real.index(b"PK\x01\x02")) - 46  # its record in the central directory
     local = real.index(name) - 30  # its local header, before its data
     lying = bytearray(real)
-    lying[central + 24:central + 28] = (1000).to_bytes(4, "little")  # declares 1,000 bytes, inflates to 20 MB
-    lying[local + 22:local + 26] = (1000).to_bytes(4, "little")
+    lying[central + 24 : central + 28] = (1000).to_bytes(4, "little")  # declares 1,000 bytes, inflates to 20 MB
+    lying[local + 22 : local + 26] = (1000).to_bytes(4, "little")
     texts, skipped, _ = _read_alone(corpus, "liar.docx", bytes(lying))
     assert texts == {}
     assert skipped["liar.docx"].startswith("corrupt or unreadable DOCX (BadZipFile: Bad CRC-32")
@@ -38,7 +39,9 @@ def test_a_docx_with_too_many_xml_tags_is_skipped_naming_the_limit(corpus):
 
 
 def test_a_docx_with_a_long_vertical_merge_is_read_in_one_pass(corpus):
-    top = "<w:tr><w:tc><w:tcPr><w:vMerge w:val='restart'/></w:tcPr><w:p><w:r><w:t>merged</w:t></w:r></w:p></w:tc></w:tr>"
+    top = (
+        "<w:tr><w:tc><w:tcPr><w:vMerge w:val='restart'/></w:tcPr><w:p><w:r><w:t>merged</w:t></w:r></w:p></w:tc></w:tr>"
+    )
     below = "<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc></w:tr>"
     body = "<w:tbl><w:tblGrid><w:gridCol w:w='100'/></w:tblGrid>" + top + below * 3000 + "</w:tbl>"
     texts, skipped, seconds = _read_alone(corpus, "merged.docx", docx_with_body(body))
@@ -58,4 +61,6 @@ def test_a_docx_made_to_take_long_is_skipped_at_the_time_limit(corpus):
     (corpus / "slow.docx").write_bytes(docx_with_body("<w:p/>" * 150_000))
     documents, skipped = read_corpus(corpus, max_file_seconds=0.5)
     assert documents == []
-    assert [s.reason for s in skipped] == ["reading took over 0.5 s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit"]
+    assert [s.reason for s in skipped] == [
+        "reading took over 0.5 s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit"
+    ]

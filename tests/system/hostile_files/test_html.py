@@ -1,5 +1,6 @@
 """Hostile HTML: deep nesting and unclosed markup read in linear time, too many tags skipped
 naming the limit."""
+
 from __future__ import annotations
 
 from tests.system.hostile_files.helpers import _read_alone
@@ -20,5 +21,7 @@ def test_unclosed_markup_that_python_html_parser_chews_on_is_read_quickly(corpus
 def test_html_with_too_many_tags_is_skipped_naming_the_limit(corpus):
     texts, skipped, _ = _read_alone(corpus, "huge.html", b"<p>x</p>" * 200_001)
     assert texts == {}
-    assert skipped == {"huge.html": "HTML has about 200,001 tags and attributes, over the limit of 200,000 "
-                                    "— split the page or save it as text"}
+    assert skipped == {
+        "huge.html": "HTML has about 200,001 tags and attributes, over the limit of 200,000 "
+        "— split the page or save it as text"
+    }

@@ -1,5 +1,6 @@
 """Hostile PDFs: a PDF made to take minutes is stopped at the time limit, a good one is read
 within it."""
+
 from __future__ import annotations
 
 import io
@@ -17,7 +18,9 @@ def pdf_with_pages(contents: list[bytes]) -> bytes:
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(contents))]
     for i, content in enumerate(contents):
         packed = zlib.compress(content, 9)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R %s >>" % (4 + 2 * i, font))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R %s >>" % (4 + 2 * i, font)
+        )
         objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed))
     out, offsets = io.BytesIO(b"%PDF-1.4\n"), []
     out.seek(0, io.SEEK_END)
@@ -25,7 +28,9 @@ def pdf_with_pages(contents: list[bytes]) -> bytes:
         offsets.append(out.tell())
         out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
     xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets))
+    out.write(
+        b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    )
     out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
     return out.getvalue()
 
@@ -41,12 +46,15 @@ def test_a_pdf_made_to_take_minutes_is_skipped_at_the_time_limit(corpus):
     seconds = time.monotonic() - started
     assert documents == []
     assert [(s.path, s.reason) for s in skipped] == [
-        ("slow.pdf", "reading took over 1.5 s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit")]
+        ("slow.pdf", "reading took over 1.5 s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit")
+    ]
     assert seconds < 1.5 + 5, seconds  # stopped between two content-stream operators
 
 
 def test_a_good_pdf_is_read_within_the_default_time_limit(corpus):
     page = b"BT /F1 11 Tf 72 712 Td (%s) Tj ET\n"
-    data = pdf_with_pages([b"".join(page % f"Line {i} of page {n} about copper.".encode() for i in range(40)) for n in range(30)])
+    data = pdf_with_pages(
+        [b"".join(page % f"Line {i} of page {n} about copper.".encode() for i in range(40)) for n in range(30)]
+    )
     texts, skipped, _ = _read_alone(corpus, "report.pdf", data)
     assert skipped == {} and texts["report.pdf"].count("about copper") == 1200

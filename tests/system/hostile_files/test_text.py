@@ -1,5 +1,6 @@
 """Hostile text files: a reader's lone surrogates stored as replacement characters, and a
 100 MB text file read within 500 MB under a raised limit."""
+
 from __future__ import annotations
 
 from assistant.index.faiss.store import open_index
@@ -9,7 +10,9 @@ from tests.system.hostile_files.helpers import build, measure
 def test_text_with_lone_surrogates_is_stored_with_replacement_characters(settings, corpus, fake_embedder, monkeypatch):
     import assistant.formats
 
-    monkeypatch.setattr(assistant.formats, "_read_text", lambda data, path, *args: ("Ti\ud800tle", "Broken \udfff font map.", []))
+    monkeypatch.setattr(
+        assistant.formats, "_read_text", lambda data, path, *args: ("Ti\ud800tle", "Broken \udfff font map.", [])
+    )
     (corpus / "font.txt").write_text("whatever", encoding="utf-8")
     build(settings, fake_embedder)
     index = open_index(settings.index)
@@ -31,5 +34,10 @@ def test_a_100_mb_text_file_under_a_raised_limit_is_read_within_500_mb(tmp_path,
     [row] = measure(corpus, max_file_mb=200)
     assert row["outcome"] == "indexed"
     assert row["seconds"] <= 30 and row["growth_mb"] <= 500, row
-    reliability("files", "100 MB text file read under a 200 MB limit", tried=1, survived=1,
-                detail=f"{row['seconds']:.1f} s, peak +{row['growth_mb']:.0f} MB")
+    reliability(
+        "files",
+        "100 MB text file read under a 200 MB limit",
+        tried=1,
+        survived=1,
+        detail=f"{row['seconds']:.1f} s, peak +{row['growth_mb']:.0f} MB",
+    )
