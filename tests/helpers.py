@@ -1,6 +1,6 @@
 """Shared helpers of the tests that are not fixtures: a deterministic fake embedder, the repository root, the
-build's own walk of a corpus, a free port, and a wait. Import them with `from tests.helpers import ...`; the
-fixtures are in tests/conftest.py."""
+build's own walk of a corpus, a free port, a wait, Chromium, and the seed article's participants. Import them
+with `from tests.helpers import ...`; the fixtures are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -65,3 +65,17 @@ def wait_until(ready, timeout: float = 20.0) -> None:
     while not ready():
         assert time.monotonic() < deadline, f"not ready within {timeout:.0f} s"
         time.sleep(0.05)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright cannot download its own here
+# the 21 countries the seed article lists as taking part, in its order
+PARTICIPANTS = ["Pakistan", "Afghanistan", "Iran", "Turkey", "Greece", "Spain", "Italy", "Austria", "Oman", "Qatar",
+                "Bahrain", "Saudi Arabia", "Kuwait", "Thailand", "Malaysia", "Indonesia", "Hungary",
+                "Russian Federation", "Czech Republic", "UAE", "Iraq"]  # fmt: skip
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless, with no calls out of the machine (no background networking, no updates)."""
+    flags = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
+             "--disable-sync"]  # fmt: skip
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)

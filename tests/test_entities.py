@@ -9,31 +9,9 @@ import pytest
 
 from assistant.documents import Passage
 from assistant.entities import AnswerItem, extract_answer, is_list_question, question_type
+from tests.helpers import PARTICIPANTS
 
 SEED = Path(__file__).resolve().parent.parent / "corpus" / "unodc-regional-conference-islamabad.txt"
-PARTICIPANTS = [
-    "Pakistan",
-    "Afghanistan",
-    "Iran",
-    "Turkey",
-    "Greece",
-    "Spain",
-    "Italy",
-    "Austria",
-    "Oman",
-    "Qatar",
-    "Bahrain",
-    "Saudi Arabia",
-    "Kuwait",
-    "Thailand",
-    "Malaysia",
-    "Indonesia",
-    "Hungary",
-    "Russian Federation",
-    "Czech Republic",
-    "UAE",
-    "Iraq",
-]
 SPEAKERS = ["Cesar Guedes", "Ahsan Iqbal", "Leon Waskin", "Mushahid Hussain Syed"]
 
 

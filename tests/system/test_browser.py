@@ -9,9 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 HOSTILE = (
     "# Speakers\n\nSpeakers list: <script>document.title='PWNED'</script> "
     "then ![](http://127.0.0.1:9/track.png) and $x$ end.\n"
@@ -52,17 +51,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-gpu",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        chromium = launch_chromium(p)
         yield chromium
         chromium.close()
 

@@ -13,9 +13,8 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, launch_chromium
 from tests.system.netaudit import outside_calls, read_log
-from tests.system.test_browser import CHROMIUM
 from tests.system.test_offline import NETAUDIT, product_env
 
 NGINX = "/usr/sbin/nginx"
@@ -159,20 +158,6 @@ def test_files_outside_the_ui_are_not_served_through_the_proxy(proxy_url, proxy_
         assert refused.value.code in (403, 404), route
 
 
-def launch(p):
-    return p.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--no-sandbox",
-            "--disable-background-networking",
-            "--disable-gpu",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-    )
-
-
 def page_links(html: str, page_url: str) -> list[str]:
     """Every URL the page names in an attribute (links, scripts, icons, preloads, og:image …), resolved."""
     from bs4 import BeautifulSoup
@@ -220,7 +205,7 @@ def test_the_server_process_makes_no_outside_call_from_start_up_to_answers(proxy
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(proxy_url)
         page.fill("textarea", "Who spoke at the conference?")
@@ -263,7 +248,7 @@ def test_the_deploying_page_embedding_snippet_shows_the_chat_in_an_intranet_page
     from playwright.sync_api import sync_playwright
 
     with intranet_page(tmp_path, "embed.html", proxy_url) as url, sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(url)
         chat = page.frame_locator("iframe")
@@ -280,7 +265,7 @@ def test_the_deploying_page_web_component_snippet_shows_the_chat_in_an_intranet_
     from playwright.sync_api import sync_playwright
 
     with intranet_page(tmp_path, "embed-component.html", proxy_url) as url, sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         page = browser.new_page()
         requests = []
         page.on("request", lambda r: requests.append(r.url))
@@ -303,7 +288,7 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
 
     host = proxy_url.split("/")[2]
     with sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         context = browser.new_context()  # the chat's page and the document view's tab
         requests, errors = [], []
         context.on("request", lambda r: requests.append(r.url))
@@ -349,7 +334,7 @@ def test_the_api_docs_page_works_under_the_sub_path_from_the_app_alone(proxy_url
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         page = browser.new_page()
         requests, errors = [], []
         page.on("request", lambda r: requests.append(r.url))
@@ -365,7 +350,7 @@ def test_markup_payloads_in_a_document_are_shown_as_text_and_never_run(proxy_url
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         context = browser.new_context()
         dialogs = []
         context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -402,7 +387,7 @@ def test_with_users_the_chat_asks_for_a_login_and_the_right_one_gets_in(tmp_path
         assert post_error(url + "api/ask", {"question": "Who spoke?"}, {"Authorization": "Bearer t0k"}) is None
         assert urllib.request.urlopen(url + "healthz").status == 200  # probes stay open
         with sync_playwright() as p:
-            browser = launch(p)
+            browser = launch_chromium(p)
             page = browser.new_page()
             page.goto(url)
             page.wait_for_selector("input[type=password]", timeout=30_000)
@@ -445,7 +430,7 @@ def check_document_view_needs_the_login(url: str) -> None:
         )
     assert refused.value.code == 401
     with sync_playwright() as p:
-        browser = launch(p)
+        browser = launch_chromium(p)
         page = browser.new_context(viewport={"width": 800, "height": 300}).new_page()  # fresh: no session cookie
         page.goto(link)
         page.wait_for_selector("input[type=password]", timeout=30_000)

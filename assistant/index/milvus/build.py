@@ -44,7 +44,18 @@ from ..manifest import (
     now,
     skipped_entries,
 )
-from .collections import FORMAT, MAX_VARCHAR, NO_PAGE, PART_CHARS, PLACEHOLDER, Collections, bucket, literal, reached
+from .collections import (
+    FORMAT,
+    MAX_VARCHAR,
+    NO_PAGE,
+    PART_CHARS,
+    PLACEHOLDER,
+    Collections,
+    bucket,
+    catalog_entry,
+    literal,
+    reached,
+)
 from .lease import held, renew
 
 log = logging.getLogger(__name__)
@@ -162,16 +173,7 @@ class Writer(Collections):
             else:
                 self.client.delete(docs, filter=f"path == {literal(row['path'])}")
         rows = self.query_all(docs, 'sha != ""', ["path", "sha", "title", "chunks", "precision", "parts"])
-        return {
-            row["path"]: {
-                "sha256": row["sha"],
-                "title": row["title"],
-                "chunks": int(row["chunks"]),
-                "precision": row["precision"],
-                "parts": int(row["parts"]),
-            }
-            for row in rows
-        }
+        return {row["path"]: {**catalog_entry(row), "parts": int(row["parts"])} for row in rows}
 
     def _doc_row(self, live: str, path: str) -> dict:
         fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]

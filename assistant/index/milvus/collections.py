@@ -24,6 +24,7 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
+from ..manifest import CatalogEntry
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,11 @@ class Collections:
     def query(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
         """The rows that match, up to LIMIT: for lookups of a bounded number of keys."""
         return self.client.query(collection, filter=expression, output_fields=fields, limit=LIMIT)
+
+
+def catalog_entry(row: dict[str, Any]) -> CatalogEntry:
+    """A document's entry from its row in the docs collection."""
+    return {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]), "precision": row["precision"]}
 
 
 def bucket(key: str) -> int:

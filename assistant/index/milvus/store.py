@@ -14,7 +14,7 @@ from ...lru import LRU
 from ..lexical import terms
 from ..manifest import CatalogEntry, Manifest, check_built_with
 from ..store import ChunkRow, DocumentRow, TitledChunk
-from .collections import FORMAT, NO_PAGE, Collections, is_milvus_error, literal, one_of, reached
+from .collections import FORMAT, NO_PAGE, Collections, catalog_entry, is_milvus_error, literal, one_of, reached
 
 CACHED_VECTORS = 20_000  # chunk vectors kept by a store: about 30 MB at 384 dimensions
 CACHED_ROWS = 5_000  # chunk rows (text and offsets) kept by a store
@@ -215,16 +215,7 @@ class MilvusStore:
         if expression is None:
             return {}
         rows = self.db.query_all(self.doc_table, expression, ["path", "sha", "title", "chunks", "precision"])
-        return {
-            row["path"]: {
-                "sha256": row["sha"],
-                "title": row["title"],
-                "chunks": int(row["chunks"]),
-                "precision": row["precision"],
-            }
-            for row in sorted(rows, key=lambda row: row["path"])
-            if row["sha"]
-        }
+        return {row["path"]: catalog_entry(row) for row in sorted(rows, key=lambda row: row["path"]) if row["sha"]}
 
     def close(self) -> None:
         """The client stays open: it is shared by every store of this process on the same URI."""
