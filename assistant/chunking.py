@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from .config import Settings
-from .documents import Chunk, Document
+from .documents import Chunk, Document, Section
 from .errors import ConfigError
 
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
@@ -50,11 +50,11 @@ def chunk_document(
 ) -> list[Chunk]:
     """Chunks of at most `chunk_tokens` word pieces; the embedded text adds title and preceding context
     without going over `max_tokens`, the model's own limit."""
-    spans: list[tuple[int, int, int | None]] = []
-    for section in doc.sections:
-        for start, end in _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap):
-            spans.append((start, end, section.page))
-    return [_make_chunk(doc, s, e, page, tokenizer, max_tokens) for s, e, page in spans]
+    return [
+        _make_chunk(doc, start, end, section, tokenizer, max_tokens)
+        for section in doc.sections
+        for start, end in _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap)
+    ]
 
 
 def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -151,29 +151,44 @@ def _sentencizer():
     return nlp
 
 
-def _make_chunk(doc: Document, start: int, end: int, page: int | None, tok: Tokenizer, max_tokens: int) -> Chunk:
+def _make_chunk(doc: Document, start: int, end: int, section: Section, tok: Tokenizer, max_tokens: int) -> Chunk:
+    """The chunk at doc.text[start:end]; what is embedded adds the title, the heading path and the sentence
+    before, each cut to what the model's limit leaves."""
     text = doc.text[start:end]
-    title = _clip_title(doc.title, tok, max_tokens - len(tok.offsets(text)) - 2)
-    budget = max_tokens - len(tok.offsets(text)) - len(tok.offsets(title)) - 2
-    context = _preceding_context(doc.text, start, tok, min(budget, 64))
-    embed_text = "\n".join(part for part in (title, context, text) if part)
+    path = " › ".join(section.heading)
+    left = max_tokens - len(tok.offsets(text)) - 2
+    title = _clip(doc.title, tok, left)
+    left -= len(tok.offsets(title))
+    heading = _clip(path, tok, min(left, 48))
+    left -= len(tok.offsets(heading))
+    floor = section.start if section.heading else 0  # a page break is not a change of topic; a heading is
+    context = _preceding_context(doc.text, start, tok, min(left, 64), floor)
+    embed_text = "\n".join(part for part in (title, heading, context, text) if part)
     digest = hashlib.sha1(f"{doc.path}\0{start}\0{end}\0{text}".encode()).hexdigest()[:16]
-    return Chunk(digest, doc.path, page, start, end, text, embed_text)
+    return Chunk(digest, doc.path, section.page, start, end, text, embed_text, path, section.ocr)
 
 
-def _clip_title(title: str, tok: Tokenizer, budget: int) -> str:
-    """The title, cut to its first `budget` word pieces so that a very long one can't push the chunk over the limit."""
-    offsets = tok.offsets(title)
+def _clip(text: str, tok: Tokenizer, budget: int) -> str:
+    """`text` cut to its first `budget` word pieces, at a word's end, so that a very long title or heading
+    can't push the chunk over the model's limit."""
+    offsets = tok.offsets(text)
     if len(offsets) <= budget:
-        return title
-    return title[: offsets[budget - 1][1]] if budget > 0 else ""
-
-
-def _preceding_context(text: str, start: int, tok: Tokenizer, budget: int) -> str:
-    """The sentence before the chunk, so that "he said ..." can be found by asking about who said it."""
-    if budget <= 0 or start == 0:
+        return text
+    if budget <= 0:
         return ""
-    window_start = max(0, start - 1000)
+    cut = offsets[budget - 1][1]
+    if cut < len(text) and not text[cut].isspace():  # the last piece ends inside a word: drop that word
+        partial = re.search(r"\S+$", text[:cut])
+        cut = partial.start() if partial and partial.start() > 0 else cut  # a single long word is cut as it is
+    return text[:cut].rstrip()
+
+
+def _preceding_context(text: str, start: int, tok: Tokenizer, budget: int, floor: int = 0) -> str:
+    """The sentence before the chunk within its section (from `floor`), so that "he said ..." can be found by
+    asking about who said it. A sentence over the budget keeps its end, from a word's start."""
+    if budget <= 0 or start <= floor:
+        return ""
+    window_start = max(floor, start - 1000)
     sentences = sentence_spans(text, window_start, start)
     if not sentences:
         return ""
@@ -181,4 +196,6 @@ def _preceding_context(text: str, start: int, tok: Tokenizer, budget: int) -> st
     offsets = tok.offsets(text[s:e])
     if len(offsets) > budget:  # keep the end of the sentence: it is nearest to the chunk
         s += offsets[len(offsets) - budget][0]
-    return text[s:e]
+        while s < e and not text[s - 1].isspace():
+            s += 1  # not from the middle of a word
+    return text[s:e].strip()

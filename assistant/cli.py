@@ -195,6 +195,7 @@ def _format_answer(answer) -> str:
             lines.append(f"  - {item.text}" + (f" — {item.role}" if item.role else "") + f" {cites}")
     for rank, p in enumerate(answer.passages, start=1):
         where = printable(p.source) + (f", page {p.page}" if p.page is not None else "")
+        where += (f" › {printable(p.section)}" if p.section else "") + (" (read by OCR)" if p.ocr else "")
         lines.append(f"[{rank}] {where}  (score {p.score:.3f})")
         lines.extend("    " + line for line in p.text.splitlines() if line.strip())
     return "\n".join(lines) + "\n"

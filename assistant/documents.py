@@ -7,11 +7,18 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Section:
-    """A span of a document's text; `page` is the 1-based PDF page, or None."""
+    """A span of a document's text; `page` is the 1-based PDF page, or None. No chunk crosses a section."""
 
     start: int
     end: int
     page: int | None = None
+    heading: tuple[str, ...] = ()  # the headings this span sits under, outermost first
+    ocr: bool = False  # the text was read from an image by OCR
+
+    @classmethod
+    def from_json(cls, fields: dict) -> Section:
+        """A section as it is stored (JSON has lists, not tuples)."""
+        return cls(**{**fields, "heading": tuple(fields.get("heading", ()))})
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,9 @@ class Chunk:
     start: int
     end: int
     text: str  # exactly document.text[start:end]
-    embed_text: str  # what is embedded and indexed: title and context added
+    embed_text: str  # what is embedded and indexed: title, section and context added
+    section: str = ""  # the heading path, e.g. "Chapter 6 › 6.2 › aptitude"
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class Passage:
     end: int
     chunk_id: str
     title: str = ""
+    section: str = ""  # the heading path of the passage in its document
+    ocr: bool = False  # read from an image by OCR: the text may hold misread characters
     highlights: list[tuple[int, int]] = field(default_factory=list)  # best sentences, offsets within `text`
     entities: list[tuple[int, int]] = field(default_factory=list)  # answer entities, offsets within `text`
 
@@ -74,6 +85,8 @@ class Passage:
             "end": self.end,
             "chunk_id": self.chunk_id,
             "title": self.title,
+            "section": self.section,
+            "ocr": self.ocr,
             "highlights": [list(span) for span in self.highlights],
             "entities": [list(span) for span in self.entities],
         }

@@ -129,7 +129,18 @@ class Retriever:
     def _passages(self, keys: list[Key], cosines: list[float]) -> list[Passage]:
         stored = self.index.chunks(keys)  # with their document's title
         return [
-            Passage(r["text"], r["source"], r["page"], score, r["start"], r["end"], r["id"], r["title"] or "")
+            Passage(
+                r["text"],
+                r["source"],
+                r["page"],
+                score,
+                r["start"],
+                r["end"],
+                r["id"],
+                r["title"] or "",
+                r["section"] or "",
+                bool(r["ocr"]),
+            )
             for key, score in zip(keys, cosines)
             if (r := stored.get(key)) is not None
         ]

@@ -79,3 +79,42 @@ def launch_chromium(playwright):
     flags = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
              "--disable-sync"]  # fmt: skip
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+
+
+def read_as_headed_guide(monkeypatch) -> None:
+    """guide.txt reads as a two-section guide whose second section came from OCR, as the format
+    readers that know headings and OCR produce it: for the stores' tests of `section` and `ocr`."""
+    import hashlib
+
+    import assistant.ingest
+    from assistant.documents import Document, Section
+
+    install = "Run the installer from the first disc and answer its questions."
+    upgrade = "Back up your data first. Then change the sources and upgrade every package."
+    text = f"{install}\n\n{upgrade}"
+    sections = (
+        Section(0, len(install), heading=("Guide", "Installing")),
+        Section(len(install) + 2, len(text), heading=("Guide", "Upgrading"), ocr=True),
+    )
+
+    original = assistant.ingest.read_document
+
+    def read(path: Path, rel: str, *args, **kwargs) -> Document:
+        if rel != "guide.txt":
+            return original(path, rel, *args, **kwargs)
+        return Document(rel, "Admin guide", text, hashlib.sha256(path.read_bytes()).hexdigest(), sections)
+
+    monkeypatch.setattr(assistant.ingest, "read_document", read)
+
+
+def assert_section_and_ocr_reach_the_passage(settings, embedder) -> None:
+    """After a build over read_as_headed_guide's corpus: search returns each passage with its heading path and
+    OCR flag, in the JSON too, and the document keeps its sections."""
+    from assistant.service import Assistant
+
+    answer = Assistant(settings, embedder).ask("upgrade every package", 5)
+    found = {p.section: p for p in answer.passages if p.source == "guide.txt"}
+    assert set(found) == {"Guide › Installing", "Guide › Upgrading"}
+    assert found["Guide › Upgrading"].ocr and not found["Guide › Installing"].ocr
+    shown = found["Guide › Upgrading"].to_json()
+    assert shown["section"] == "Guide › Upgrading" and shown["ocr"] is True

@@ -352,3 +352,67 @@ def test_one_line_sentence_ending_with_a_period_is_not_a_heading(tok) -> None:
     line = "The delegates agreed on a plan to share information on smuggling routes."
     doc = make_doc(f"{line}\n\n{medium_paragraph(1)}")
     assert [c.text for c in chunk_document(doc, tok, 128, 24, 254)][0] == line
+
+
+# ---------------------------------------------------------------- sections and their headings
+
+
+class Pieces:
+    """A word-piece tokenizer in miniature: words longer than three letters split into pieces of three, as
+    WordPiece splits rare words, so that a cut at a piece can fall inside a word."""
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in re.finditer(r"\w{1,3}|[^\w\s]", text)]
+
+
+def test_the_context_before_a_chunk_starts_at_a_word_not_inside_one() -> None:
+    pieces = Pieces()
+    before = "The delegates listened carefully as Ahsan Iqbal spoke."
+    quote = '"It was great," he said.'
+    doc = make_doc(before + "\n\n" + quote, title="T")
+    max_tokens = count(pieces, "T") + count(pieces, quote) + 2 + 4  # room for 4 pieces: "al spo ke ."
+    chunks = chunk_document(doc, pieces, 128, 24, max_tokens)
+    context = chunks[1].embed_text.split("\n")[1]
+    assert context == "spoke." and before.endswith(" " + context)  # the pieces alone began with "al spoke."
+
+
+def test_a_title_too_long_for_the_budget_is_cut_after_a_whole_word() -> None:
+    pieces = Pieces()
+    doc = make_doc("Short text.", title="Regional conference proceedings")
+    chunks = chunk_document(doc, pieces, 128, 24, count(pieces, "Short text.") + 2 + 5)
+    assert chunks[0].embed_text.split("\n")[0] == "Regional"  # 5 pieces end inside "conference"
+
+
+def headed_document() -> Document:
+    install = "Run the installer from the first disc and answer its questions."
+    upgrade = "Back up your data first. Then change the sources and upgrade every package."
+    text = f"{install}\n\n{upgrade}"
+    sections = (
+        Section(0, len(install), heading=("Guide", "Installing")),
+        Section(len(install) + 2, len(text), heading=("Guide", "Upgrading")),
+    )
+    return make_doc(text, title="Admin guide", sections=sections)
+
+
+def test_no_chunk_crosses_a_section_and_each_carries_its_heading_path(tok) -> None:
+    doc = headed_document()
+    chunks = chunk_document(doc, tok, 128, 24, 254)  # room for both paragraphs in one chunk
+    assert_invariants(tok, doc, chunks, 128, 254)
+    assert [c.section for c in chunks] == ["Guide › Installing", "Guide › Upgrading"]
+    for chunk, section in zip(chunks, doc.sections):
+        assert section.start <= chunk.start and chunk.end <= section.end
+        assert chunk.embed_text.split("\n")[:2] == ["Admin guide", chunk.section]
+
+
+def test_the_context_of_a_chunk_stays_in_its_section_but_crosses_a_page_break(tok) -> None:
+    headed = chunk_document(headed_document(), tok, 128, 24, 254)
+    assert "installer" not in headed[1].embed_text  # the sentence before it belongs to another heading
+    first, second = "The talks opened on Monday.", "They closed on Friday."
+    paged = make_doc(f"{first}\n\n{second}", sections=(Section(0, len(first), 1), Section(len(first) + 2, 50, 2)))
+    chunks = chunk_document(paged, tok, 128, 24, 254)
+    assert chunks[1].page == 2 and first in chunks[1].embed_text
+
+
+def test_an_ocr_section_marks_its_chunks() -> None:
+    doc = make_doc("Scanned words.", sections=(Section(0, 14, 1, ocr=True),))
+    assert [c.ocr for c in chunk_document(doc, Pieces(), 128, 24, 254)] == [True]

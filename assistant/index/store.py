@@ -23,6 +23,8 @@ class ChunkRow(TypedDict):
     end: int
     text: str
     embed_text: str
+    section: str  # the heading path
+    ocr: bool  # FAISS stores it as 0 or 1
 
 
 class TitledChunk(ChunkRow):

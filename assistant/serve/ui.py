@@ -89,6 +89,8 @@ def _render_entities(answer: Answer) -> str:
 
 def _render_passage(rank: int, passage) -> str:
     where = escape_text(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
+    where += f" &#183; {escape_text(passage.section)}" if passage.section else ""
+    where += " &#183; read by OCR" if passage.ocr else ""
     link = (
         f'<a class="document-link" href="?{DOCUMENT_PARAM}={escape_text(quote(passage.chunk_id, safe=""))}" '
         'target="_blank" rel="noopener">view in document</a>'

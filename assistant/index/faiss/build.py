@@ -155,9 +155,19 @@ def _add_contents(
 
 
 def _stored_chunk(row: ChunkRow) -> Chunk:
-    return Chunk(row["id"], row["source"], row["page"], row["start"], row["end"], row["text"], row["embed_text"])
+    return Chunk(
+        row["id"],
+        row["source"],
+        row["page"],
+        row["start"],
+        row["end"],
+        row["text"],
+        row["embed_text"],
+        row["section"],
+        bool(row["ocr"]),
+    )
 
 
 def _stored_document(row: DocumentRow) -> Document:
-    sections = tuple(Section(**s) for s in json.loads(row["sections"]))
+    sections = tuple(Section.from_json(s) for s in json.loads(row["sections"]))
     return Document(row["path"], row["title"], row["text"], row["sha256"], sections)

@@ -20,13 +20,13 @@ from ...errors import IndexLocked, IndexWriteError
 from ..lexical import write_bm25
 from ..manifest import Manifest, fault_point
 
-FORMAT = 2  # 2: bm25/ beside the vectors
+FORMAT = 3  # 2: bm25/ beside the vectors; 3: each chunk's section (heading path) and ocr flag
 POINTER = "CURRENT"
 BUILDS = "builds"
 _SCHEMA = """
 CREATE TABLE documents (path TEXT PRIMARY KEY, title TEXT, sha256 TEXT, text TEXT, sections TEXT);
 CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, source TEXT, page INTEGER,
-                     start INTEGER, "end" INTEGER, text TEXT, embed_text TEXT);
+                     start INTEGER, "end" INTEGER, text TEXT, embed_text TEXT, section TEXT, ocr INTEGER);
 CREATE INDEX chunks_source ON chunks(source);
 """
 
@@ -154,8 +154,11 @@ def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk])
             ((d.path, d.title, d.sha256, d.text, json.dumps([asdict(s) for s in d.sections])) for d in documents),
         )
         db.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((row, c.id, c.source, c.page, c.start, c.end, c.text, c.embed_text) for row, c in enumerate(chunks)),
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (row, c.id, c.source, c.page, c.start, c.end, c.text, c.embed_text, c.section, c.ocr)
+                for row, c in enumerate(chunks)
+            ),
         )
 
 

@@ -392,6 +392,8 @@ def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict
             "end": c.end,
             "text": c.text,
             "embed_text": c.embed_text,
+            "section": c.section[:PART_CHARS],
+            "ocr": c.ocr,
             "terms": " ".join(w)[:PART_CHARS],
             "dense": v.tolist(),
         }

@@ -28,7 +28,7 @@ from ..manifest import CatalogEntry
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # of the collections' layout
+FORMAT = 2  # of the collections' layout; 2: each chunk's section (heading path) and ocr flag
 PART_CHARS = 16_000  # characters per VARCHAR part: at most 4 bytes each, under Milvus's 65,535-byte limit
 MAX_VARCHAR = 65_535
 LIMIT = 16_384  # rows one Milvus query returns at most
@@ -160,8 +160,9 @@ class Collections:
         chunks = self._schema(
             [("chunk_id", 64), ("source", None), ("sha", 64)],
             [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64), ("bucket", DataType.INT64)],
-            ["text", "embed_text"],
+            ["text", "embed_text", "section"],
         )
+        chunks.add_field("ocr", DataType.BOOL)
         chunks.add_field(
             "terms",
             DataType.VARCHAR,

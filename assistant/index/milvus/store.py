@@ -178,7 +178,7 @@ class MilvusStore:
         return sorted(rows, key=lambda row: (row["source"], row["start"]))
 
     def _chunk_rows(self, expression: str) -> list[MilvusChunk]:
-        fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text"]
+        fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text", "section", "ocr"]
         rows = self.db.query_all(self.chunk_table, expression, fields)
         shas = self._shas({row["source"] for row in rows})
         return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
@@ -233,4 +233,6 @@ def _chunk_row(row: dict[str, Any]) -> MilvusChunk:
         "end": int(row["end"]),
         "text": row["text"],
         "embed_text": row["embed_text"],
+        "section": row["section"],
+        "ocr": bool(row["ocr"]),
     }

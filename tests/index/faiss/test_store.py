@@ -7,8 +7,9 @@ import pytest
 
 from assistant.errors import IndexMismatch, IndexNotFound
 from assistant.index import build_index
-from assistant.index.faiss.folder import current_build
+from assistant.index.faiss.folder import FORMAT, current_build
 from assistant.index.faiss.store import open_index
+from tests.helpers import assert_section_and_ocr_reach_the_passage, read_as_headed_guide
 from tests.index.faiss.helpers import write_corpus
 
 
@@ -36,7 +37,7 @@ def test_index_of_an_older_format_says_to_rebuild_and_the_next_build_replaces_it
     with pytest.raises(IndexMismatch, match="another version of the assistant .* run: assistant build --rebuild"):
         open_index(settings.index)
     assert build_index(settings, fake_embedder).added == 3
-    assert open_index(settings.index).manifest["format"] == 2
+    assert open_index(settings.index).manifest["format"] == FORMAT
 
 
 def test_index_from_before_the_precision_field_reads_as_fp32(settings, corpus, fake_embedder):
@@ -77,3 +78,13 @@ def test_a_question_searches_the_vectors_on_one_thread(settings, corpus, fake_em
     before = faiss.omp_get_max_threads()
     index.dense(fake_embedder.encode(["maritime patrols"])[0], 1)
     assert index.vectors.threads == [1] and faiss.omp_get_max_threads() == before
+
+
+def test_a_passage_carries_its_heading_path_and_ocr_flag(settings, corpus, fake_embedder, monkeypatch):
+    read_as_headed_guide(monkeypatch)
+    (corpus / "guide.txt").write_text("the reader is replaced")
+    build_index(settings, fake_embedder)
+    assert_section_and_ocr_reach_the_passage(settings, fake_embedder)
+    (corpus / "other.txt").write_text("Delegates met on Tuesday in Islamabad.")
+    assert build_index(settings, fake_embedder).unchanged == 1
+    assert_section_and_ocr_reach_the_passage(settings, fake_embedder)

@@ -8,6 +8,7 @@ import pytest
 from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import literal
 from assistant.search import Retriever
+from tests.helpers import assert_section_and_ocr_reach_the_passage, read_as_headed_guide
 from tests.index.milvus.helpers import TOPICS, write_topics
 
 # ---- the same answers as FAISS -------------------------------------------------------------------------
@@ -70,3 +71,10 @@ def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corp
     (corpus / "d03.txt").unlink()
     assert build_index(milvus, fake_embedder).removed == 1
     assert len(open_store(milvus).catalog()) == 11
+
+
+def test_a_passage_carries_its_heading_path_and_ocr_flag(milvus, corpus, fake_embedder, monkeypatch):
+    read_as_headed_guide(monkeypatch)
+    (corpus / "guide.txt").write_text("the reader is replaced")
+    build_index(milvus, fake_embedder)
+    assert_section_and_ocr_reach_the_passage(milvus, fake_embedder)
