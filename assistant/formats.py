@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from .documents import Section
+from .structure import Block, assemble, html_blocks, markdown_sections, table_lines
+
+log = logging.getLogger(__name__)
 
 # The limits below are measured in docs/reliability.md#why-these-limits.
 # ~0.8 KB and ~30 µs each in BeautifulSoup's tree: 200,000 stay near 160 MB and 6 s
@@ -107,7 +112,7 @@ def _read_text(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, l
     title = ""
     if path.suffix.lower() in {".md", ".markdown"}:
         heading = re.search(r"^#{1,2}\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
-        title = heading.group(1) if heading else ""
+        return heading.group(1) if heading else "", text, markdown_sections(text)
     else:  # a plain-text file whose first line stands alone, short and unpunctuated, is titled by it
         first = re.match(r"\s*([^\n]{1,150})\n[ \t]*\n", text)
         if first and not first.group(1).rstrip().endswith(tuple('.!?…,;"”’')):
@@ -126,9 +131,16 @@ def _read_html(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, l
             f"HTML has about {tags:,} tags and attributes, over the limit of {HTML_MAX_TAGS:,} "
             "— split the page or save it as text"
         )
-    soup = BeautifulSoup(markup, "lxml")
+    with warnings.catch_warnings(record=True) as caught:  # XHTML read as HTML warns at length, and lxml reads it well
+        soup = BeautifulSoup(markup, "lxml")
+    for warning in caught:
+        log.debug("%s: %s", path.name, warning.message)
     title_tag = soup.find("title") or soup.find("h1")
     title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
+    blocks = html_blocks(soup, deadline)
+    if any(not block.level for block in blocks):
+        return title, *assemble(blocks)
+    # all of it looked like navigation (an index of links, say): the page's whole text, as it was read before
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", _html_text(soup))]
     return title, "\n\n".join(p for p in paragraphs if p), []
 
@@ -199,29 +211,34 @@ def _join_pages(pages: list[str]) -> tuple[str, list[Section]]:
 
 
 def _read_docx(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
+    """Paragraphs and tables in the order of the body; Heading N (and Title) paragraphs bound sections."""
     import io
     import zipfile
 
     import docx
+    from docx.table import Table
 
     _check_docx_archive(data)
     try:
         document = docx.Document(io.BytesIO(data))
-        paragraphs = document.paragraphs
-        blocks = []
-        for paragraph in paragraphs:
+        styles = _docx_styles(document)
+        blocks: list[Block] = []
+        title = document.core_properties.title or ""
+        for item in document.iter_inner_content():
             deadline()
-            blocks.append(paragraph.text.strip())
-        for table in document.tables:
-            blocks.extend(_docx_rows(table, deadline))
-        title = document.core_properties.title or _docx_heading(document, paragraphs)
+            if isinstance(item, Table):
+                blocks.append(Block("\n".join(table_lines(_docx_rows(item, deadline)))))
+                continue
+            text, level = item.text.strip(), _heading_level(styles(item))
+            title = title or (text if level == 1 else "")
+            blocks.append(Block(text, level))
     except SkipFile:
         raise
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__})") from None
     except Exception as err:  # python-docx and lxml raise many types for damaged files
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__}: {str(err)[:80]})") from None
-    return title, "\n\n".join(b for b in blocks if b), []
+    return title, *assemble([b for b in blocks if b.text])
 
 
 def _check_docx_archive(data: bytes) -> None:
@@ -254,13 +271,13 @@ def _check_docx_archive(data: bytes) -> None:
         raise SkipFile(f"corrupt or unreadable DOCX ({type(err).__name__}: {str(err)[:80]})") from None
 
 
-def _docx_rows(table, deadline: Deadline) -> list[str]:
-    """Each row as "cell | cell", as python-docx's row.cells gives them (a merged cell repeats in every row and
+def _docx_rows(table, deadline: Deadline) -> list[list[str]]:
+    """The cells of each row, as python-docx's row.cells gives them (a merged cell repeats in every row and
     column it spans), in one pass: python-docx walks up a vertical merge again for each row, recursively, which
     is quadratic and passes the recursion limit at about 1,000 merged rows (a 36 KB file took 33 s to fail)."""
     from docx.table import _Cell
 
-    rows: list[str] = []
+    rows: list[list[str]] = []
     above: dict[int, tuple[str, int]] = {}  # grid column -> (text, span) of the merged cell starting there, row above
     for tr in table._tbl.tr_lst:
         deadline()
@@ -274,13 +291,13 @@ def _docx_rows(table, deadline: Deadline) -> list[str]:
             cells += [text] * span
             offset += tc.grid_span
         above = here
-        rows.append(" | ".join(cells))
+        rows.append(cells)
     return rows
 
 
-def _docx_heading(document, paragraphs: list) -> str:
-    """The first Title or Heading 1 paragraph; style names are looked up once, as python-docx's
-    paragraph.style costs over a millisecond a paragraph (a document without headings took minutes)."""
+def _docx_styles(document) -> Callable[[object], str | None]:
+    """A paragraph's style name; the names are looked up once, as python-docx's paragraph.style costs over a
+    millisecond a paragraph (a document without headings took minutes)."""
     from docx.enum.style import WD_STYLE_TYPE
 
     names: dict[str, str] = {}
@@ -289,10 +306,15 @@ def _docx_heading(document, paragraphs: list) -> str:
             names.setdefault(style.style_id, style.name)
     default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)  # what paragraph.style gives for a missing id
     fallback = default.name if default is not None else None
-    for paragraph in paragraphs:
-        if names.get(paragraph._p.style, fallback) in ("Title", "Heading 1") and paragraph.text.strip():
-            return paragraph.text.strip()
-    return ""
+    return lambda paragraph: names.get(paragraph._p.style, fallback)  # type: ignore[attr-defined]
+
+
+def _heading_level(style: str | None) -> int:
+    """1 to 6 for Word's Title and Heading N styles, 0 for any other paragraph."""
+    if style == "Title":
+        return 1
+    found = re.fullmatch(r"Heading ([1-6])", style or "")
+    return int(found.group(1)) if found else 0
 
 
 def reader_for(path: Path) -> Callable[[bytes, Path, Deadline], tuple[str, str, list[Section]]]:

@@ -178,8 +178,37 @@ def test_docx_paragraphs_and_table_rows_are_read(corpus: Path) -> None:
     assert doc.text.split("\n\n") == [
         "Quarterly Report",
         "Revenue grew strongly in the north.",
-        "Region | Sales",
-        "North | 42",
+        "Region: North · Sales: 42",  # a row after its header cells, so it can be found and read alone
+    ]
+
+
+def _manual(document) -> None:
+    document.add_heading("Admin manual", level=1)
+    document.add_heading("Installing", level=2)
+    document.add_paragraph("Run the installer.")
+    table = document.add_table(rows=3, cols=2)
+    for (row, col), value in {(0, 0): "Release", (0, 1): "Version", (1, 0): "Bullseye", (1, 1): "11",
+                              (2, 0): "Bookworm", (2, 1): "12"}.items():  # fmt: skip
+        table.cell(row, col).text = value
+    document.add_heading("Upgrading", level=2)
+    document.add_paragraph("Back up first.")
+
+
+def test_docx_headings_bound_sections_and_tables_stay_where_they_are(corpus: Path) -> None:
+    make_docx(corpus / "manual.docx", _manual)
+    documents, skipped = load(corpus)
+    doc = documents["manual.docx"]
+    assert doc.text.split("\n\n") == [
+        "Admin manual",
+        "Installing",
+        "Run the installer.",
+        "Release: Bullseye · Version: 11\nRelease: Bookworm · Version: 12",
+        "Upgrading",
+        "Back up first.",
+    ]
+    assert [(doc.text[s.start : s.end].split("\n")[0], s.heading) for s in doc.sections] == [
+        ("Admin manual", ("Admin manual", "Installing")),
+        ("Upgrading", ("Admin manual", "Upgrading")),
     ]
 
 

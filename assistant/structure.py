@@ -1,0 +1,272 @@
+"""A document's structure from its markup: blocks of text under headings, assembled into the document's text and
+its sections (one per heading, with the path of headings above it), so that no chunk crosses a heading."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .documents import Section
+
+# roles and tags that hold a site's navigation, banners and footers rather than the page's own text
+_ARIA_DROP = {"navigation", "banner", "contentinfo", "search", "complementary", "menu", "menubar", "toolbar"}
+_TAG_DROP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
+_BLOCKS = {"p", "div", "section", "article", "main", "blockquote", "figure", "figcaption", "dt", "dd", "hr", "body"}
+_LISTS = {"ul", "ol", "dl"}
+_HEADING = re.compile(r"h([1-6])")
+# class or id words of page furniture, as generated sites name it (readability's "unlikely candidates", in
+# short); an element so named is dropped unless it holds a heading or code, which furniture does not
+_FURNITURE = re.compile(
+    r"(?<![a-z])(nav\w*|\w*navbar|footer|header|breadcrumbs?|sidebar\w*|toc|menu\w*|related|cookies?|banner|"
+    r"masthead|pager|pagination|skip-?link|copyright)(?![a-z])"
+)
+_BREAK = "\x00"  # a <br> in a block's text, until its spaces are normalized
+# A list, table or block whose text is mostly link text, with several links, is navigation: a table of
+# contents, breadcrumbs, "Prev Up Next" bars (boilerpipe's and readability's link-density rule).
+LINK_DENSITY = 0.7
+MIN_LINKS = 2
+_PERMALINK = "¶"  # Sphinx's heading anchors
+_MARKDOWN_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A heading (level 1 to 6) or a block of text (level 0); `text` may hold line breaks (code, lists, tables)."""
+
+    text: str
+    level: int = 0
+
+
+def assemble(blocks: list[Block]) -> tuple[str, list[Section]]:
+    """The text (blocks apart by a blank line) and its sections: each run of headings starts one, under the
+    path of headings above it; the text before the first heading is a section without a path."""
+    while blocks and blocks[-1].level:  # headings with nothing under them, at the end: "Footnotes", say
+        blocks = blocks[:-1]
+    parts: list[str] = []
+    starts: list[tuple[int, tuple[str, ...]]] = []
+    path: list[tuple[int, str]] = []  # (level, heading) from the outermost
+    offset, after_heading = 0, False
+    for block in blocks:
+        if block.level:
+            path = [(level, text) for level, text in path if level < block.level] + [(block.level, block.text)]
+            if not after_heading:  # a heading right under another one starts no section of its own
+                starts.append((offset, ()))
+            starts[-1] = (starts[-1][0], tuple(text for _, text in path))
+        elif not starts:
+            starts.append((offset, ()))
+        after_heading = bool(block.level)
+        parts.append(block.text)
+        offset += len(block.text) + 2
+    text = "\n\n".join(parts)
+    ends = [start - 2 for start, _ in starts[1:]] + [len(text)]
+    return text, [Section(start, end, heading=path) for (start, path), end in zip(starts, ends) if end > start]
+
+
+def markdown_sections(text: str) -> list[Section]:
+    """Sections of a Markdown text at its `#` headings (not those inside fenced code), over the text as it is."""
+    blocks: list[tuple[int, int, str]] = []  # (offset, level, heading) of each heading line
+    fenced, offset = False, 0
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (found := _MARKDOWN_HEADING.match(line.rstrip("\n"))):
+            blocks.append((offset, len(found.group(1)), found.group(2)))
+        offset += len(line)
+    return _sections_at(text, blocks)
+
+
+def _sections_at(text: str, headings: list[tuple[int, int, str]]) -> list[Section]:
+    """Sections of a text whose heading lines start at the given offsets, each to the next heading that is not
+    right under it (a heading followed by nothing but another heading starts no section of its own)."""
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    start = 0
+    for offset, level, heading in headings:
+        between = text[start:offset].strip()
+        if between and not _only_headings(between):
+            sections.append(Section(start, offset, heading=tuple(h for _, h in path)))
+            start = offset
+        path = [(lv, h) for lv, h in path if lv < level] + [(level, heading.strip())]
+    sections.append(Section(start, len(text), heading=tuple(h for _, h in path)))
+    return [_trimmed(text, s) for s in sections if text[s.start : s.end].strip()]
+
+
+def _only_headings(between: str) -> bool:
+    return all(_MARKDOWN_HEADING.match(line) for line in between.splitlines() if line.strip())
+
+
+def _trimmed(text: str, section: Section) -> Section:
+    """The section without the white space around it."""
+    body = text[section.start : section.end]
+    start = section.start + len(body) - len(body.lstrip())
+    return Section(start, section.start + len(body.rstrip()), section.page, section.heading)
+
+
+def html_blocks(soup, tick: Callable[[], None]) -> list[Block]:
+    """The blocks of an HTML page without its navigation: headings, paragraphs, lists (an item a line),
+    tables (a row a line, each cell after its header: "Release: Bullseye · Version: 11") and <pre> with its line
+    breaks. `tick` is called as the walk goes, to stop it at the file's time limit. A loop with a stack, so any
+    depth of nesting is linear."""
+    from bs4 import Tag
+
+    weight = _link_weights(soup)
+    blocks: list[Block] = []
+    line: list[str] = []
+    stack: list = [soup]
+    for node in _walk(stack):
+        tick()
+        if node is _END:
+            _flush(line, blocks)
+        elif isinstance(node, Tag):
+            if _dropped(node, weight):
+                continue
+            name = node.name
+            if heading := _HEADING.fullmatch(name):
+                _flush(line, blocks)
+                text = _words(node.get_text(" ")).rstrip(_PERMALINK).strip()
+                if text:
+                    blocks.append(Block(text, int(heading.group(1))))
+            elif name == "pre":
+                _flush(line, blocks)
+                _add(blocks, _code(node.get_text()))
+            elif name == "table":
+                _flush(line, blocks)
+                _add(blocks, "\n".join(_table_rows(node, weight)))
+            elif name in _LISTS:
+                _flush(line, blocks)
+                _add(blocks, "\n".join(_list_items(node, weight)))
+            elif name == "br":
+                line.append(_BREAK)
+            else:
+                if name in _BLOCKS or name in ("li", "tr", "td", "th", "title"):
+                    _flush(line, blocks)
+                    stack.append(_END)
+                stack.extend(reversed(node.contents))
+        elif _is_text(node):
+            line.append(str(node))
+    _flush(line, blocks)
+    return blocks
+
+
+_END = object()  # where a block element ends, in html_blocks' stack
+
+
+def _walk(stack: list) -> Iterator:
+    while stack:
+        yield stack.pop()
+
+
+def _is_text(node) -> bool:
+    from bs4 import CData, NavigableString
+
+    return type(node) in (NavigableString, CData)  # not comments, doctypes or processing instructions
+
+
+def _flush(line: list[str], blocks: list[Block]) -> None:
+    text = "\n".join(_words(part) for part in "".join(line).split(_BREAK))
+    line.clear()
+    _add(blocks, text.strip("\n"))
+
+
+def _add(blocks: list[Block], text: str) -> None:
+    if text.strip():
+        blocks.append(Block(text))
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _code(text: str) -> str:
+    """A <pre> block's lines as they are, right-trimmed, without blank lines (a blank line would end the block)."""
+    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+def _dropped(node, weight: dict[int, tuple[int, int, int]]) -> bool:
+    """Navigation: by its tag or ARIA role, or a list, table or block that is mostly links."""
+    if node.name in _TAG_DROP or node.name == "head":
+        return True
+    if str(node.get("role", "")).lower() in _ARIA_DROP:
+        return True
+    named = " ".join([*node.get("class", []), str(node.get("id", ""))]).lower()
+    if named and _FURNITURE.search(named) and not node.find(["h1", "h2", "h3", "h4", "h5", "h6", "pre"]):
+        return True
+    if node.name in _LISTS or node.name in ("table", "tr", "div", "p", "td", "span"):
+        chars, link_chars, links = weight.get(id(node), (0, 0, 0))
+        return links >= MIN_LINKS and chars > 0 and link_chars >= LINK_DENSITY * chars
+    return False
+
+
+def _link_weights(soup) -> dict[int, tuple[int, int, int]]:
+    """For every element: (characters of text, characters of link text, links) in it, counted in one pass from
+    the leaves up, so that the link density of each element costs nothing more."""
+    from bs4 import Tag
+
+    weights: dict[int, tuple[int, int, int]] = {}
+    order: list = []
+    stack: list = [soup]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Tag):
+            order.append(node)
+            stack.extend(child for child in node.contents if isinstance(child, Tag))
+    for node in reversed(order):  # children before parents
+        own = sum(len(_words(str(child))) for child in node.contents if _is_text(child))
+        chars, link_chars, links = own, 0, 0
+        for child in node.contents:
+            if isinstance(child, Tag):
+                c, lc, n = weights[id(child)]
+                chars, link_chars, links = chars + c, link_chars + lc, links + n
+        if node.name == "a" and node.get("href") is not None:
+            link_chars, links = chars, links + 1
+        weights[id(node)] = (chars, link_chars, links)
+    return weights
+
+
+def _table_rows(table, weight: dict[int, tuple[int, int, int]]) -> list[str]:
+    """The table's lines (table_lines); its header is its first row when that row is all <th>. Rows of nested
+    tables are read with the table that holds them."""
+    rows: list[list[str]] = []
+    header = False
+    for tr in table.find_all("tr"):
+        if _dropped(tr, weight):
+            continue
+        cells = tr.find_all(["th", "td"], recursive=False)
+        texts = [_words(cell.get_text(" ")) for cell in cells]
+        if any(texts):
+            header = header or (not rows and all(cell.name == "th" for cell in cells))
+            rows.append(texts)
+    return table_lines(rows, header)
+
+
+def table_lines(rows: list[list[str]], header: bool | None = None) -> list[str]:
+    """Each row a line, its cells apart by " · ", each cell after its column's header cell ("Release: Bullseye ·
+    Version: 11") so that a row can be found and read alone. Without `header`, the first row is the header when
+    the table has more rows and every cell of the first is filled."""
+    if header is None:
+        header = len(rows) > 1 and all(rows[0])
+    if not header or len(rows) < 2:
+        return [" · ".join(cell for cell in row if cell) for row in rows]
+    return [_labelled(rows[0], row) for row in rows[1:]]
+
+
+def _labelled(names: list[str], row: list[str]) -> str:
+    """A row's cells, each after its header cell, unless the row does not line up with the header."""
+    if len(row) != len(names):
+        return " · ".join(cell for cell in row if cell)
+    return " · ".join(f"{name}: {cell}" if name and name != cell else cell for name, cell in zip(names, row) if cell)
+
+
+def _list_items(node, weight: dict[int, tuple[int, int, int]]) -> list[str]:
+    """The items of a list, one a line (nested items too, in order), without its navigation."""
+    items: list[str] = []
+    for item in node.find_all(["li", "dt", "dd"]):
+        if _dropped(item, weight):
+            continue
+        own = [child for child in item.contents if getattr(child, "name", None) not in _LISTS]
+        text = _words(" ".join(c.get_text(" ") if hasattr(c, "get_text") else str(c) for c in own))
+        if text:
+            items.append(text)
+    return items

@@ -1,0 +1,119 @@
+"""Structure from markup: navigation dropped, headings as sections with their path, code, lists and tables
+kept whole, in HTML and Markdown; the text of every section is the document's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.formats import Deadline, _read_html, _read_text
+from assistant.structure import Block, assemble, markdown_sections
+
+PAGE = """<!DOCTYPE html><html><head><title>Admin guide</title></head><body>
+<div class="navheader"><table><tr><th colspan="3">Chapter 2. Packages</th></tr>
+<tr><td><a href="ch01.html">Prev</a></td><td></td><td><a href="ch03.html">Next</a></td></tr></table></div>
+<div role="navigation"><a href="/">Home</a> » <a href="/docs">Docs</a></div>
+<ul class="menu"><li><a href="a.html">Download</a></li><li><a href="b.html">Community</a></li></ul>
+<div class="document">
+<h1>Chapter 2. Packages<a class="headerlink" href="#c2">¶</a></h1>
+<div class="toc"><p>Table of Contents</p><dl><dt><a href="#s1">2.1. Installing</a></dt>
+<dt><a href="#s2">2.2. Upgrading</a></dt></dl></div>
+<div><div><h2>2.1. Installing</h2></div></div>
+<p>Install a package with apt, which resolves
+its dependencies for you.</p>
+<pre>$ sudo apt update
+$ sudo apt install nginx
+
+$ systemctl status nginx</pre>
+<h2>2.2. Upgrading</h2>
+<h3>2.2.1. Before you start</h3>
+<p>Back up /etc first. The tools are:</p>
+<ul><li>apt, for the command line</li><li>aptitude, for a text interface<ul><li>with a search</li></ul></li></ul>
+<table><tr><th>Release</th><th>Version</th></tr><tr><td>Bullseye</td><td>11</td></tr>
+<tr><td>Bookworm</td><td>12</td></tr></table>
+</div>
+<div class="footer">© Copyright 2026. Created using Sphinx.</div>
+<div class="navfooter"><table><tr><td>Chapter 1. Basics</td><td><a href="index.html">Home</a></td>
+<td>Chapter 3. Boot</td></tr></table></div>
+</body></html>"""
+
+
+def read_page(html: str = PAGE):
+    return _read_html(html.encode(), Path("guide.html"), Deadline(20))
+
+
+def test_navigation_banners_tables_of_contents_and_footers_are_dropped() -> None:
+    _, text, _ = read_page()
+    for furniture in ("Prev", "Next", "Home", "Docs", "Download", "Table of Contents", "Copyright", "Chapter 3"):
+        assert furniture not in text, furniture
+    assert text.startswith("Chapter 2. Packages\n\n2.1. Installing\n\nInstall a package")
+
+
+def test_each_heading_starts_a_section_under_the_path_of_headings_above_it() -> None:
+    _, text, sections = read_page()
+    assert [s.heading for s in sections] == [
+        ("Chapter 2. Packages", "2.1. Installing"),
+        ("Chapter 2. Packages", "2.2. Upgrading", "2.2.1. Before you start"),
+    ]
+    assert text[sections[0].start :].startswith("Chapter 2. Packages\n\n2.1. Installing")  # a heading run
+    assert text[sections[1].start :].startswith("2.2. Upgrading\n\n2.2.1. Before you start\n\nBack up")
+    assert sections[0].end < sections[1].start and sections[1].end == len(text)
+
+
+def test_code_keeps_its_lines_and_a_paragraph_its_words_on_one_line() -> None:
+    _, text, _ = read_page()
+    assert "$ sudo apt update\n$ sudo apt install nginx\n$ systemctl status nginx" in text
+    assert "Install a package with apt, which resolves its dependencies for you." in text
+
+
+def test_a_list_is_one_block_with_an_item_a_line() -> None:
+    _, text, _ = read_page()
+    assert "apt, for the command line\naptitude, for a text interface\nwith a search" in text
+
+
+def test_a_table_row_repeats_its_header_cells() -> None:
+    _, text, _ = read_page()
+    assert "Release: Bullseye · Version: 11\nRelease: Bookworm · Version: 12" in text
+
+
+def test_a_page_that_is_all_links_is_read_whole_rather_than_emptied() -> None:
+    links = "".join(f'<li><a href="m{i}.html">module {i}</a></li>' for i in range(20))
+    _, text, _ = read_page(f"<html><body><h1>Module index</h1><ul>{links}</ul></body></html>")
+    assert "module 7" in text
+
+
+def test_headings_with_nothing_under_them_at_the_end_are_left_out() -> None:
+    text, sections = assemble([Block("Intro", 1), Block("Words."), Block("Footnotes", 2)])
+    assert text == "Intro\n\nWords." and [(s.start, s.end, s.heading) for s in sections] == [(0, 13, ("Intro",))]
+
+
+MARKDOWN = """# Guide
+
+Some words.
+
+## Install
+
+```sh
+# not a heading: a comment in code
+apt install nginx
+```
+
+## Upgrade
+### Before
+
+Back up first.
+"""
+
+
+def test_markdown_headings_bound_sections_over_the_text_as_it_is() -> None:
+    title, text, sections = _read_text(MARKDOWN.encode(), Path("guide.md"), Deadline(20))
+    assert title == "Guide" and text == MARKDOWN
+    assert [(text[s.start : s.end].split("\n")[0], s.heading) for s in sections] == [
+        ("# Guide", ("Guide",)),
+        ("## Install", ("Guide", "Install")),
+        ("## Upgrade", ("Guide", "Upgrade", "Before")),
+    ]
+    assert text[sections[-1].start : sections[-1].end].endswith("Back up first.")
+
+
+def test_markdown_without_headings_is_one_section() -> None:
+    assert [(s.start, s.end, s.heading) for s in markdown_sections("\nJust words.\n")] == [(1, 12, ())]
