@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
@@ -31,18 +32,25 @@ class ModelTokenizer(Tokenizer, Protocol):
         ...
 
 
-def chunk_documents(settings: Settings, tokenizer: ModelTokenizer, documents: list[Document]) -> list[Chunk]:
-    """The chunks of `documents`, in document order, with the settings' chunk size and overlap."""
+def chunk_documents(
+    settings: Settings,
+    tokenizer: ModelTokenizer,
+    documents: list[Document],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Chunk]:
+    """The chunks of `documents`, in document order, with the settings' chunk size and overlap;
+    `progress(done, total)` is told of each document chunked."""
     max_tokens = tokenizer.max_tokens
     if settings.chunk_tokens > max_tokens:
         raise ConfigError(
             f"ASSISTANT_CHUNK_TOKENS={settings.chunk_tokens} is over the model's limit of {max_tokens} word pieces"
         )
-    return [
-        chunk
-        for document in documents
-        for chunk in chunk_document(document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, max_tokens)
-    ]
+    chunks: list[Chunk] = []
+    for done, document in enumerate(documents, start=1):
+        chunks += chunk_document(document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, max_tokens)
+        if progress:
+            progress(done, len(documents))
+    return chunks
 
 
 def chunk_document(

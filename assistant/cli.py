@@ -36,9 +36,7 @@ SETTING_OPTIONS = (
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s", stream=sys.stderr
-    )
+    _log_to_stderr(args.verbose)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
@@ -50,6 +48,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
     Every option of _parser() that is a setting has the setting's name as its `dest`."""
     overrides = {name: getattr(args, name, None) for name in SETTING_OPTIONS}
     return Settings.from_env(**overrides)
+
+
+class _Stderr(logging.StreamHandler):
+    """The CLI's own handler, told apart from any other on the root logger (a test runner's, say)."""
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """The assistant's own log lines on stderr (INFO and up with -v, else WARNING and up). Libraries' log lines
+    and Python warnings (pypdf's "EOF marker not found", BeautifulSoup's XMLParsedAsHTMLWarning, ...) show only
+    with -v: a build prints its progress, the skipped files and its summary, nothing else."""
+    handler = _Stderr(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(
+        lambda record: record.name.split(".")[0] == "assistant" or (verbose and record.levelno >= logging.INFO)
+    )
+    root = logging.getLogger()
+    for earlier in [h for h in root.handlers if isinstance(h, _Stderr)]:  # main() ran before in this process
+        root.removeHandler(earlier)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.captureWarnings(True)
 
 
 def report_errors(run: Callable[[], int]) -> int:
@@ -147,9 +166,7 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:
-        for skipped in summary.skipped:
-            print(f"skipped {printable(skipped.path)}: {skipped.reason}")
-        print(summary.line())
+        print("\n".join(summary.lines()))
     return 0
 
 

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .formats import Deadline, SkipFile, reader_for
 
 log = logging.getLogger(__name__)
+Counter = Callable[[int, int], None]  # progress: (done, total)
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 _VANISHED = "vanished during the build"
@@ -39,10 +40,14 @@ class Scan:
     sha: dict[str, str] = field(default_factory=dict)  # content hash of every file that could be read
 
 
-def scan_corpus(settings: Settings, previous: Mapping[str, str]) -> Scan:
-    """Read the files that are new or changed since `previous` (path -> sha256); skip what cannot be read."""
+def scan_corpus(settings: Settings, previous: Mapping[str, str], progress: Counter | None = None) -> Scan:
+    """Read the files that are new or changed since `previous` (path -> sha256); skip what cannot be read.
+    `progress(done, total)` is told of each file looked at."""
     scan = Scan(previous)
-    for path, rel, sha in walk(settings.corpus, settings.max_file_mb):
+    files = list(iter_corpus(settings.corpus))
+    for done, (path, rel, sha) in enumerate(_hashed(files, settings.corpus, settings.max_file_mb)):
+        if progress:
+            progress(done, len(files))
         try:
             if isinstance(sha, Exception):
                 raise sha
@@ -55,6 +60,8 @@ def scan_corpus(settings: Settings, previous: Mapping[str, str]) -> Scan:
                 )
         except Exception as err:  # one bad file never stops the build: it is skipped with the reason
             scan.skipped.append(skipped_file(rel, err))
+    if progress:
+        progress(len(files), len(files))
     return scan
 
 
@@ -78,7 +85,13 @@ def stale_documents(
 
 def walk(corpus: Path, max_file_mb: float) -> Iterator[tuple[Path, str, str | Exception]]:
     """(path, relative path, sha256) of every file of the corpus; in place of the hash, why it cannot be read."""
-    for path, rel in iter_corpus(corpus):
+    return _hashed(iter_corpus(corpus), corpus, max_file_mb)
+
+
+def _hashed(
+    files: Iterable[tuple[Path, str]], corpus: Path, max_file_mb: float
+) -> Iterator[tuple[Path, str, str | Exception]]:
+    for path, rel in files:
         try:
             check_readable(path, corpus, max_file_mb)
             yield path, rel, file_sha256(path)
@@ -95,9 +108,10 @@ def skipped_file(rel: str, err: Exception) -> SkippedFile:
     else:
         reason = f"unexpected error ({type(err).__name__}: {err})"
     reason = " ".join(reason.split())[:300] or type(err).__name__
-    log.warning(
-        "skipped %s: %s", printable(rel), reason, exc_info=None if isinstance(err, (SkipFile, OSError)) else err
-    )
+    if isinstance(err, (SkipFile, OSError)):  # the build's summary lists it: the log has it at INFO
+        log.info("skipped %s: %s", printable(rel), reason)
+    else:
+        log.warning("skipped %s: %s", printable(rel), reason, exc_info=err)
     return SkippedFile(rel, reason)
 
 

@@ -12,10 +12,10 @@ from typing import Any, TypedDict
 from . import entities
 from .answers import Answer, answer_question
 from .config import Settings
-from .embedding import Embedder, Progress
+from .embedding import Embedder
 from .errors import Busy, IndexDamaged, IndexNotFound
 from .index import build_index, open_store, published
-from .index.manifest import BuildSummary, CatalogEntry, SkippedEntry, dense_spec
+from .index.manifest import BuildProgress, BuildSummary, CatalogEntry, SkippedEntry, dense_spec
 from .index.store import Store
 from .ingest import stale_documents
 from .lru import LRU
@@ -159,7 +159,7 @@ class Assistant:
             )
         return answer
 
-    def build(self, rebuild: bool = False, progress: Progress | None = None) -> BuildSummary:
+    def build(self, rebuild: bool = False, progress: BuildProgress | None = None) -> BuildSummary:
         summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
         log.info("build: %s", summary.line())
         return summary
@@ -189,20 +189,24 @@ class Assistant:
         entities.warm_up()
 
     def build_in_terminal(self, rebuild: bool = False) -> BuildSummary:
-        """A build with a progress bar on stderr while embedding (shown only once there is work)."""
+        """A build with a progress bar on stderr for each of its phases: reading files, chunking documents,
+        embedding chunks (a phase with nothing to do shows no bar)."""
         from tqdm import tqdm
 
-        bar: tqdm | None = None
+        bars: dict[str, tqdm] = {}
 
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            bar = bar or tqdm(total=total, desc="embedding", unit="chunk", file=sys.stderr)
-            bar.update(done - bar.n)
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                for bar in bars.values():
+                    bar.close()
+                unit = {"reading": "file", "chunking": "document"}.get(phase, "chunk")
+                bars[phase] = tqdm(total=total, desc=f"{phase:9}", unit=unit, file=sys.stderr, dynamic_ncols=True)
+            bars[phase].update(done - bars[phase].n)
 
         try:
             return self.build(rebuild=rebuild, progress=progress)
         finally:
-            if bar is not None:
+            for bar in bars.values():
                 bar.close()
 
     def status(self) -> Status:

@@ -193,3 +193,32 @@ def test_status_json_reports_the_relevance_floor_and_the_vector_index(tmp_path, 
     assert cli.main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["relevance_floor"] == relevance_floor(status["chunks"]) and status["vectors"] == {"type": "flat"}
+
+
+def test_a_build_prints_its_phases_the_skipped_files_and_the_summary_and_no_library_noise(tmp_path):
+    """pypdf logs "EOF marker not found" on a broken PDF, BeautifulSoup warns at length on XHTML and bm25s logs
+    at DEBUG: none of it reaches the terminal; the bars of the three phases do."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not a PDF after all")
+    (corpus / "page.xhtml.html").write_text(
+        '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml">'
+        "<body><p>Oman sent a delegate.</p></body></html>"
+    )
+    (corpus / "notes.txt").write_text("Qatar and Kuwait observed the talks.")
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "build", "--corpus", str(corpus), "--index", str(tmp_path / "index")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "skipped broken.pdf: corrupt or unreadable PDF (PdfStreamError: Stream has ended unexpectedly)",
+        done.stdout.splitlines()[-1],
+    ]
+    assert done.stdout.splitlines()[-1].startswith("2 added, 0 changed, 0 removed, 0 unchanged, 1 skipped")
+    shown = [line.strip() for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert shown and all(line.startswith(("reading", "chunking", "embedding")) for line in shown), shown
+    assert {line.split()[0].rstrip(":") for line in shown} == {"reading", "chunking", "embedding"}

@@ -65,3 +65,15 @@ def test_the_least_recently_used_answer_leaves_a_full_cache(assistant, fake_embe
     assert fake_embedder.embedded == calls
     assistant.ask("Qatar", 1)
     assert fake_embedder.embedded > calls
+
+
+def test_a_build_reports_reading_chunking_and_embedding_in_that_order(settings, corpus, fake_embedder):
+    (corpus / "a.txt").write_text("Oman sent a delegate.")
+    (corpus / "b.txt").write_text("Qatar observed the talks.")
+    (corpus / "c.xyz").write_text("skipped, but read all the same")
+    seen: list[tuple[str, int, int]] = []
+    Assistant(settings, fake_embedder).build(progress=lambda phase, done, total: seen.append((phase, done, total)))
+    phases = [phase for phase, _, _ in seen]
+    assert sorted(set(phases), key=phases.index) == ["reading", "chunking", "embedding"]
+    last = {phase: (done, total) for phase, done, total in seen}
+    assert last == {"reading": (3, 3), "chunking": (2, 2), "embedding": (2, 2)}

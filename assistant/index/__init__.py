@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..embedding import Embedder, Progress
-    from .manifest import BuildSummary
+    from ..embedding import Embedder
+    from .manifest import BuildProgress, BuildSummary
     from .store import Store
 
 
@@ -36,9 +36,10 @@ def open_store(settings: Settings) -> Store[Any]:
 
 
 def build_index(
-    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: BuildProgress | None = None
 ) -> BuildSummary:
-    """Bring the index in line with the corpus, re-embedding only new and changed documents."""
+    """Bring the index in line with the corpus, re-embedding only new and changed documents; `progress` is told
+    of each phase (reading, chunking, embedding) as it goes."""
     if settings.store == "milvus":  # document by document, in place
         from .milvus.build import build_milvus
 

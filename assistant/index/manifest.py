@@ -5,15 +5,27 @@ from __future__ import annotations
 import os
 import platform
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypedDict
 
 from ..config import Settings
-from ..documents import SkippedFile
+from ..documents import SkippedFile, printable
 from ..errors import IndexMismatch
 from ..ingest import Scan
+
+# what a build reports as it goes: (phase, done, total), the phases being "reading" (files), "chunking" (the
+# new and changed documents) and "embedding" (their chunks)
+BuildProgress = Callable[[str, int, int], None]
+
+
+def phase(progress: BuildProgress | None, name: str) -> Callable[[int, int], None] | None:
+    """A stage's (done, total) progress, as the build's progress in phase `name`."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(name, done, total)
 
 
 class CatalogEntry(TypedDict):
@@ -159,6 +171,10 @@ class BuildSummary:
             "embedded": self.embedded,
             "published": self.published,
         }
+
+    def lines(self) -> list[str]:
+        """The skipped files, a line each with the reason, then the summary line: what a build prints."""
+        return [f"skipped {printable(s.path)}: {s.reason}" for s in self.skipped] + [self.line()]
 
     def line(self) -> str:
         return (

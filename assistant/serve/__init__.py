@@ -130,7 +130,7 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
         assistant.index()
     except (IndexNotFound, IndexMismatch) as why:  # build rather than fail: what `assistant build` would do
         print(f"{why}\nbuilding the index from {settings.corpus}/ now", file=sys.stderr)
-        print(assistant.build_in_terminal().line(), file=sys.stderr)
+        print("\n".join(assistant.build_in_terminal().lines()), file=sys.stderr)
     assistant.warm_up()
     app = create_server(assistant, demo)
     app.state.ready = True

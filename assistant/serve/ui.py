@@ -230,8 +230,9 @@ def index_notice(assistant: Assistant) -> str:
 
 
 def _build_with_progress(assistant: Assistant, progress) -> None:
-    def report(done: int, total: int) -> None:
+    def report(phase: str, done: int, total: int) -> None:
         if progress is not None:
-            progress((done, total), desc="Building the index", unit="chunks")
+            unit = {"reading": "files", "chunking": "documents"}.get(phase, "chunks")
+            progress((done, total), desc=f"Building the index: {phase}", unit=unit)
 
     assistant.build(progress=report)

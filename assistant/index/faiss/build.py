@@ -15,10 +15,20 @@ import numpy as np
 from ...chunking import chunk_documents
 from ...config import Settings
 from ...documents import Chunk, Document, Section, SkippedFile
-from ...embedding import Embedder, Progress
+from ...embedding import Embedder
 from ...errors import IndexMismatch
 from ...ingest import Scan, scan_corpus
-from ..manifest import BuildSummary, Manifest, built_with, dense_spec, fault_point, new_manifest, skipped_entries
+from ..manifest import (
+    BuildProgress,
+    BuildSummary,
+    Manifest,
+    built_with,
+    dense_spec,
+    fault_point,
+    new_manifest,
+    phase,
+    skipped_entries,
+)
 from ..store import ChunkRow, DocumentRow
 from .folder import FORMAT, build_lock, current_build, disk_errors, publish, remove_old_builds, write_build
 from .store import Index
@@ -28,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def build_faiss(
-    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: BuildProgress | None = None
 ) -> BuildSummary:
     """Write a new build from the unchanged documents' stored vectors and the new ones', then publish it."""
     started = time.monotonic()
@@ -38,7 +48,8 @@ def build_faiss(
         old = _reusable(settings, rebuild)
         try:
             catalog = old.catalog() if old else {}
-            scan = scan_corpus(settings, {path: entry["sha256"] for path, entry in catalog.items()})
+            known = {path: entry["sha256"] for path, entry in catalog.items()}
+            scan = scan_corpus(settings, known, phase(progress, "reading"))
             summary = BuildSummary.of(scan)
             if (
                 old
@@ -83,7 +94,7 @@ def _same_dense(old: Index, settings: Settings) -> bool:
 
 
 def _write_new_build(
-    settings: Settings, embedder: Embedder, old: Index | None, scan: Scan, progress: Progress | None
+    settings: Settings, embedder: Embedder, old: Index | None, scan: Scan, progress: BuildProgress | None
 ) -> tuple[int, int]:
     """Embed the fresh documents, add the kept ones, write and publish. Returns (embedded, total) chunks."""
     new_chunks, new_vectors, max_tokens = _embed_fresh(settings, embedder, scan.fresh, progress)
@@ -113,12 +124,13 @@ def _write_new_build(
 
 
 def _embed_fresh(
-    settings: Settings, embedder: Embedder, fresh: list[Document], progress: Progress | None
+    settings: Settings, embedder: Embedder, fresh: list[Document], progress: BuildProgress | None
 ) -> tuple[list[Chunk], np.ndarray, int | None]:
     if not fresh:
         return [], np.zeros((0,), np.float32), None
-    chunks = chunk_documents(settings, embedder, fresh)
-    vectors = embedder.encode([c.embed_text for c in chunks], progress) if chunks else np.zeros((0,), np.float32)
+    chunks = chunk_documents(settings, embedder, fresh, phase(progress, "chunking"))
+    texts = [c.embed_text for c in chunks]
+    vectors = embedder.encode(texts, phase(progress, "embedding")) if chunks else np.zeros((0,), np.float32)
     return chunks, vectors, embedder.max_tokens
 
 

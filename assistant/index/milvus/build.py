@@ -34,6 +34,7 @@ from ...embedding import Embedder, Progress
 from ...ingest import Scan, scan_corpus
 from ..lexical import terms
 from ..manifest import (
+    BuildProgress,
     BuildSummary,
     CatalogEntry,
     Manifest,
@@ -42,6 +43,7 @@ from ..manifest import (
     fault_point,
     new_manifest,
     now,
+    phase,
     skipped_entries,
 )
 from .collections import (
@@ -73,7 +75,7 @@ DROP_GRACE = 2.0  # seconds between switching to new collections and dropping th
 
 
 def build_milvus(
-    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+    settings: Settings, embedder: Embedder, rebuild: bool = False, progress: BuildProgress | None = None
 ) -> BuildSummary:
     started = time.monotonic()
     writer = Writer(settings)
@@ -92,7 +94,7 @@ class Writer(Collections):
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     @reached
-    def run(self, embedder: Embedder, rebuild: bool, progress: Progress | None) -> BuildSummary:
+    def run(self, embedder: Embedder, rebuild: bool, progress: BuildProgress | None) -> BuildSummary:
         old: Manifest | None = self.get_meta("manifest")
         reuse = old is not None and not rebuild and self._same_settings(old)
         if old is not None and not reuse and not rebuild:
@@ -103,7 +105,8 @@ class Writer(Collections):
             for kind in ("chunks", "docs", "texts"):
                 self.client.load_collection(self.data(live, kind))
         catalog = self._recover_and_list(live) if reuse else {}
-        scan = scan_corpus(self.settings, {path: entry["sha256"] for path, entry in catalog.items()})
+        known = {path: entry["sha256"] for path, entry in catalog.items()}
+        scan = scan_corpus(self.settings, known, phase(progress, "reading"))
         before: list[SkippedEntry] | None = self.get_meta("skipped") if reuse else None
         skipped = skipped_entries(scan)
         skipped += _still_too_long(scan, before or [])
@@ -189,16 +192,18 @@ class Writer(Collections):
         self.client.delete(self.data(live, "texts"), filter=expression.replace("source ==", "path =="))
 
     def _write_fresh(
-        self, embedder: Embedder, fresh: list[Document], progress: Progress | None, skipped: list[SkippedEntry]
+        self, embedder: Embedder, fresh: list[Document], progress: BuildProgress | None, skipped: list[SkippedEntry]
     ) -> int:
         """Embed the new and changed documents a batch at a time, and write them as soon as they are embedded.
         A document with a passage too long for a Milvus field is skipped (added to `skipped`)."""
-        chunked = _group(chunk_documents(self.settings, embedder, fresh) if fresh else [])
+        chunked = _group(chunk_documents(self.settings, embedder, fresh, phase(progress, "chunking")) if fresh else [])
         total, embedded = sum(len(chunks) for chunks in chunked.values()), 0
         for batch in _batches(fresh, chunked):
             texts = [c.embed_text for document in batch for c in chunked.get(document.path, [])]
             vectors = (
-                embedder.encode(texts, _offset(progress, embedded, total)) if texts else np.zeros((0, 1), np.float32)
+                embedder.encode(texts, _offset(phase(progress, "embedding"), embedded, total))
+                if texts
+                else np.zeros((0, 1), np.float32)
             )
             fault_point("embedding")
             written, start = [], 0
