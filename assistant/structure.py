@@ -270,3 +270,49 @@ def _list_items(node, weight: dict[int, tuple[int, int, int]]) -> list[str]:
         if text:
             items.append(text)
     return items
+
+
+# PDF page furniture: running heads and feet are looked for in the first and last lines of each page
+FURNITURE_LINES = 3
+# a line of two words or more in that zone on this many pages, digits aside, is furniture: a book's title, a
+# chapter's running head ("Chapter 1: Obtaining R 2") that recurs only over its own chapter's pages
+FURNITURE_REPEATS = 3
+FURNITURE_MIN_PAGES = 4  # fewer pages say too little about what repeats
+_WORD = re.compile(r"[^\W\d_]{3}")  # a running head has words: "[1] 3", an R result, is not one
+_PAGE_NUMBER = re.compile(r"(?i)[-–— ]*(page\s*)?(\d{1,5}|[ivxlc]{1,7})(\s*(of|/)\s*\d{1,5})?[-–— ]*")
+
+
+def strip_page_furniture(pages: list[str]) -> list[str]:
+    """The pages without their running heads and feet: lines among the first and last FURNITURE_LINES of a page
+    that recur there (digits aside) on FURNITURE_REPEATS pages, and page numbers there ("12", "Page 3 of 10")."""
+    if len(pages) < FURNITURE_MIN_PAGES:
+        return pages
+    zones = [_zone(page.splitlines()) for page in pages]
+    counts: dict[str, int] = {}
+    for zone in zones:
+        for key in {_shape(line) for line in zone.values()}:
+            counts[key] = counts.get(key, 0) + 1
+    recurring = {
+        key
+        for key, count in counts.items()
+        if count >= FURNITURE_REPEATS and len(key.split()) >= 2 and _WORD.search(key)
+    }
+    return [_without(page, zone, recurring) for page, zone in zip(pages, zones)]
+
+
+def _zone(lines: list[str]) -> dict[int, str]:
+    """The first and last FURNITURE_LINES non-empty lines of a page, by line number."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    chosen = filled[:FURNITURE_LINES] + filled[-FURNITURE_LINES:]
+    return {i: lines[i] for i in chosen}
+
+
+def _shape(line: str) -> str:
+    """A line with its numbers as # and its spaces and case folded: "Page 3 of 10" and "Page 4 of 10" agree."""
+    return re.sub(r"\d+", "#", " ".join(line.lower().split()))
+
+
+def _without(page: str, zone: dict[int, str], recurring: set[str]) -> str:
+    lines = page.splitlines()
+    drop = {i for i, line in zone.items() if _shape(line) in recurring or _PAGE_NUMBER.fullmatch(line.strip())}
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop)

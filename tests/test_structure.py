@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.formats import Deadline, _read_html, _read_text
-from assistant.structure import Block, assemble, markdown_sections
+from assistant.structure import Block, assemble, markdown_sections, strip_page_furniture
 
 PAGE = """<!DOCTYPE html><html><head><title>Admin guide</title></head><body>
 <div class="navheader"><table><tr><th colspan="3">Chapter 2. Packages</th></tr>
@@ -117,3 +117,25 @@ def test_markdown_headings_bound_sections_over_the_text_as_it_is() -> None:
 
 def test_markdown_without_headings_is_one_section() -> None:
     assert [(s.start, s.end, s.heading) for s in markdown_sections("\nJust words.\n")] == [(1, 12, ())]
+
+
+def book(pages: int = 8) -> list[str]:
+    """Pages with a book title on top, a chapter's running head with the page number, and a page number below."""
+    words = "apt dpkg sources mirrors keys pinning backports upgrades".split()
+    made = []
+    for number in range(1, pages + 1):
+        chapter = 1 if number <= pages // 2 else 2
+        body = "\n".join(f"{words[(number + i) % 8].title()} {words[(number * i) % 8]} {i}." for i in range(8))
+        made.append(f"R Installation and Administration\nChapter {chapter}: Installing R {number}\n{body}\n{number}")
+    return made
+
+
+def test_running_heads_and_page_numbers_are_removed_from_pdf_pages() -> None:
+    for page, original in zip(strip_page_furniture(book()), book()):
+        assert page.splitlines() == original.splitlines()[2:-1]
+
+
+def test_lines_that_do_not_recur_stay_and_short_documents_are_left_as_they_are() -> None:
+    pages = ["Title page\nOnly once.", "Results\n[1] 3\nend", "More\n[1] 3\nend", "Last\n[1] 3\nend"]
+    assert strip_page_furniture(pages) == pages  # "[1] 3" is R's output, not a running head
+    assert strip_page_furniture(book(3)) == book(3)
