@@ -15,6 +15,7 @@ from .errors import ConfigError
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
 _MERGE_BELOW = 8  # a paragraph this short is joined to the next one
 _HEADING_MAX = 24  # a one-line paragraph this short, with no closing punctuation, is a heading: it joins the next
+_LEAD_IN_MAX = 64  # word pieces of a paragraph ending in a colon that joins the block it introduces
 _CLOSING = tuple(".!?…\"”’')")
 _SPACY_PIECE = 100_000  # characters handed to the sentence splitter at once
 
@@ -71,7 +72,7 @@ def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int)
     pending: tuple[int, int, int] | None = None  # a heading or short paragraph waiting to be joined to the next
     for start, end in paragraphs:
         own = len(tok.offsets(text[start:end]))
-        joins_next = own < _MERGE_BELOW or _is_heading(text[start:end], own)
+        joins_next = own < _MERGE_BELOW or _is_heading(text[start:end], own) or _leads_in(text[start:end], own)
         count = own
         if pending and (pending[2] + own <= size or own > size):  # a long one is windowed, heading included
             start, count = pending[0], pending[2] + own
@@ -87,6 +88,11 @@ def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int)
     if pending:
         units.append(pending[:2])
     return units
+
+
+def _leads_in(paragraph: str, count: int) -> bool:
+    """A short paragraph that ends with a colon introduces what follows ("Run the following:"): they go together."""
+    return count <= _LEAD_IN_MAX and paragraph.endswith(":")
 
 
 def _is_heading(paragraph: str, count: int) -> bool:

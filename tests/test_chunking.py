@@ -416,3 +416,13 @@ def test_the_context_of_a_chunk_stays_in_its_section_but_crosses_a_page_break(to
 def test_an_ocr_section_marks_its_chunks() -> None:
     doc = make_doc("Scanned words.", sections=(Section(0, 14, 1, ocr=True),))
     assert [c.ocr for c in chunk_document(doc, Pieces(), 128, 24, 254)] == [True]
+
+
+def test_a_lead_in_ending_with_a_colon_joins_the_block_it_introduces(tok) -> None:
+    lead = "To see what would be upgraded, run the following command as root on the server:"
+    code = "$ apt list --upgradable\n$ apt full-upgrade"
+    after = "The first command changes nothing; the second one installs the new versions of every package."
+    doc = make_doc(f"{lead}\n\n{code}\n\n{after}")
+    chunks = chunk_document(doc, tok, 128, 24, 254)
+    assert_invariants(tok, doc, chunks, 128, 254)
+    assert [c.text for c in chunks] == [f"{lead}\n\n{code}", after]
