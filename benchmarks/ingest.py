@@ -16,7 +16,11 @@ settings and the real all-MiniLM-L6-v2, and searched by its Retriever. Per set i
   and digits replaced by 0. A line is furniture when (a) it recurs in at least 30% (and at least 3) of the
   units of its group: for HTML, the set's files; for a PDF, the pages of that file; or (b) in a PDF, it is the
   first or last line of at least 3 of the file's pages (running heads and feet, page numbers); or (c) it is
-  navigation only: every word is one of NAV_WORDS ("Prev Next Home Up", "next | previous | modules");
+  navigation only: every word is one of NAV_WORDS ("Prev Next Home Up", "next | previous | modules"); or
+  (d) in HTML, it is link-only: in the source, a block with no block inside whose text is all link text (bar
+  separators such as | and »), and no other block of the file reads the same. (d) misses an in-page table of
+  contents whose entries read like the headings they link to (DocBook's), which is ambiguous by text alone;
+- with furniture: the share of chunks that hold at least one furniture line (a running head in a PDF passage);
 - lone headings: the share of chunks that are one line of at most 10 words with no sentence punctuation
   (no ". ", "!" or "?" after a leading section number, and no closing ".");
 - code blocks (HTML sets): each <pre> of the source with at least 3 non-empty lines. "lines kept": each of
@@ -28,7 +32,7 @@ settings and the real all-MiniLM-L6-v2, and searched by its Retriever. Per set i
 The seed-scan questions are the answerable ones of benchmarks/seed_questions.json, with answer strings.
 
     apt-get install -y debian-reference-en python3.11-doc r-doc-pdf camlidl-doc docbook-xsl-doc-pdf fonts-dejavu-core
-    PYTHONPATH=. .venv/bin/python benchmarks/ingest.py --prepare --out /tmp/ingest.json   # ~25 min
+    PYTHONPATH=. .venv/bin/python benchmarks/ingest.py --prepare --out /tmp/ingest.json   # ~6 min
 """
 
 from __future__ import annotations
@@ -164,6 +168,239 @@ def make_scan(text: str, folder: Path, dpi: int = 150, seed: int = 0) -> list[Pa
     return paths
 
 
+# ---- what the reader made of them ---------------------------------------------------------------
+
+NAV_WORDS = set(
+    "prev previous next up home index modules contents table of top navigation this page show source report a bug "
+    "go search quick theme auto light dark | » « › ‹ → ← ↑ ¶ next: previous: up: topic".split()
+)
+MIN_RECUR = 3  # a line must recur in at least this many units to be furniture, whatever the share
+RECUR_SHARE = 0.3
+_SECTION_NUMBER = re.compile(r"^\s*(?:[A-Z]\.)?[\d.]+\s+")
+
+
+def norm(text: str) -> str:
+    """How answers and passages are compared: case-folded (which also unfolds the ligature "ﬁ"), whitespace
+    collapsed."""
+    return " ".join(text.casefold().split())
+
+
+def line_key(line: str) -> str:
+    """How furniture lines are compared: lower case, whitespace collapsed, digits as 0 (page numbers differ)."""
+    return re.sub(r"\d", "0", " ".join(line.lower().split()))
+
+
+def is_navigation(key: str) -> bool:
+    words = key.split()
+    return bool(words) and all(word in NAV_WORDS for word in words)
+
+
+def furniture(documents: dict[str, dict]) -> dict[str, set[str]]:
+    """Per source, the line keys that are furniture: recurring in >= 30% (and >= MIN_RECUR) of the set's HTML
+    files or of one PDF's pages, or first or last line of >= MIN_RECUR pages of one PDF."""
+    found: dict[str, set[str]] = {}
+    html = [path for path in documents if not path.lower().endswith(".pdf")]
+    across = Counter(key for path in html for key in {line_key(x) for x in documents[path]["text"].splitlines()})
+    shared = {key for key, n in across.items() if n >= max(MIN_RECUR, RECUR_SHARE * len(html))}
+    for path, row in documents.items():
+        if path in html:
+            found[path] = shared
+            continue
+        text = row["text"]
+        pages = [text[s["start"] : s["end"]].splitlines() for s in json.loads(row["sections"])]
+        on_pages = Counter(key for lines in pages for key in {line_key(x) for x in lines if x.strip()})
+        edges = Counter(line_key(lines[i]) for lines in pages if lines for i in {0, len(lines) - 1})
+        found[path] = {k for k, n in on_pages.items() if n >= max(MIN_RECUR, RECUR_SHARE * len(pages))} | {
+            k for k, n in edges.items() if n >= MIN_RECUR
+        }
+    return found
+
+
+def furniture_share(text: str, lines: set[str]) -> float:
+    """The share of the words of `text` that lie on furniture or navigation lines."""
+    words = furniture_words = 0
+    for line in text.splitlines():
+        key = line_key(line)
+        count = len(key.split())
+        words += count
+        furniture_words += count if key in lines or is_navigation(key) else 0
+    return furniture_words / words if words else 0.0
+
+
+def is_lone_heading(text: str) -> bool:
+    """One line, at most 10 words, no sentence punctuation once a leading section number is dropped."""
+    text = text.strip()
+    rest = _SECTION_NUMBER.sub("", text)
+    return "\n" not in text and len(text.split()) <= 10 and not re.search(r"[.!?](\s|$)", rest)
+
+
+_LEAF_BLOCKS = ["p", "li", "td", "th", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "div", "caption", "blockquote"]
+_SEPARATORS = re.compile(r"[\s|»«›‹]+")
+
+
+def html_sources(folder: Path) -> dict[str, tuple[set[str], list[set[str]]]]:
+    """Per HTML file: the keys of its link-only lines (a block with no block inside whose text is all link
+    text, bar separators such as | and », and that no other block of the file reads the same), and the lines
+    of each <pre> with >= 3 non-empty lines (whitespace collapsed)."""
+    from bs4 import BeautifulSoup
+
+    found = {}
+    for path in sorted(folder.rglob("*.htm*")):
+        soup = BeautifulSoup(path.read_bytes(), "lxml")
+        links: set[str] = set()
+        texts: set[str] = set()
+        for block in soup.find_all(_LEAF_BLOCKS):
+            key = line_key(block.get_text(" "))
+            if key and not block.find(_LEAF_BLOCKS):
+                linked = line_key(" ".join(a.get_text(" ") for a in block.find_all("a")))
+                bare = _SEPARATORS.sub(" ", key).strip()
+                (links if bare and bare == _SEPARATORS.sub(" ", linked).strip() else texts).add(key)
+        pres = [{" ".join(x.split()) for x in pre.get_text().splitlines() if x.strip()} for pre in soup.find_all("pre")]
+        found[path.relative_to(folder).as_posix()] = (links - texts, [p for p in pres if len(p) >= 3])
+    return found
+
+
+def code_blocks(html: dict[str, tuple[set[str], list[set[str]]]], chunks: list[dict]) -> dict[str, int]:
+    """The <pre> blocks of >= 3 lines: are their lines lines of the file's chunks (line breaks kept), and all
+    in one chunk (kept whole)?"""
+    lines_of: dict[str, list[set[str]]] = {}
+    for chunk in chunks:
+        lines_of.setdefault(chunk["source"], []).append({" ".join(x.split()) for x in chunk["text"].splitlines()})
+    counts = {"blocks": 0, "lines kept": 0, "whole": 0}
+    for path, (_, blocks) in html.items():
+        per_chunk = lines_of.get(path, [])
+        every = set().union(*per_chunk)
+        for block in blocks:
+            counts["blocks"] += 1
+            counts["lines kept"] += block <= every
+            counts["whole"] += any(block <= lines for lines in per_chunk)
+    return counts
+
+
+def reading(name: str, folder: Path, store, embedder, summary) -> dict:
+    """Files, skips, chunks and their length, and the furniture, heading and code-block counts of one set."""
+    documents = store.documents()
+    chunks = store.chunks_of(sorted(documents)) if documents else []
+    html = html_sources(folder)
+    lines = furniture(documents)
+    for path, (links, _) in html.items():
+        lines[path] = lines.get(path, set()) | links
+    shares = [(furniture_share(c["text"], lines[c["source"]]), c) for c in chunks]
+    reasons = Counter(s.reason.split(" — ")[0] for s in summary.skipped)
+    worst = sorted(shares, key=lambda pair: (-pair[0], -len(pair[1]["text"])))[:3]
+    row = {
+        "set": name,
+        "files": sum(1 for p in folder.rglob("*") if p.is_file()),
+        "skipped": len(summary.skipped),
+        "skip reasons": dict(reasons),
+        "chunks": len(chunks),
+        "median pieces": statistics.median(len(embedder.offsets(c["text"])) for c in chunks) if chunks else 0,
+        "build s": round(summary.seconds, 1),
+        "boilerplate": share(sum(s >= 0.5 for s, _ in shares), len(chunks)),
+        "with furniture": share(sum(s > 0 for s, _ in shares), len(chunks)),
+        "lone headings": share(sum(is_lone_heading(c["text"]) for c in chunks), len(chunks)),
+        "worst chunks": [{"source": c["source"], "furniture": round(s, 2), "text": c["text"][:400]} for s, c in worst],
+    }
+    if html:
+        blocks = code_blocks(html, chunks)
+        row["code blocks"] = blocks
+        row["code lines kept"] = share(blocks["lines kept"], blocks["blocks"])
+        row["code whole"] = share(blocks["whole"], blocks["blocks"])
+    return row
+
+
+def share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+# ---- retrieval -----------------------------------------------------------------------------------
+
+MODES = ("hybrid", "dense", "bm25")
+K = 5
+
+
+def questions(name: str) -> list[dict]:
+    """The set's questions; seed-text asks the seed-scan questions of the text file."""
+    file = QUESTIONS / f"{'seed-scan' if name.startswith('seed') else name}.jsonl"
+    rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if name.startswith("seed"):
+        seed = json.loads(SEED_QUESTIONS.read_text(encoding="utf-8"))["answerable"]
+        if [r["question"] for r in rows] != seed:
+            sys.exit(f"{file} must hold the answerable questions of {SEED_QUESTIONS}, in order")
+        if name == "seed-text":
+            rows = [{**r, "source": SEED_ARTICLE.name} for r in rows]
+    return rows
+
+
+def retrieval(name: str, store, embedder) -> list[dict]:
+    """hit@1 and hit@5 per mode and split, and the share of questions whose answer is in the source's text."""
+    from assistant.search import Retriever
+
+    asked = questions(name)
+    texts = {path: norm(row["text"]) for path, row in store.documents().items()}
+    in_text = [any(norm(a) in texts.get(q["source"], "") for a in q["answers"]) for q in asked]
+    rows = []
+    retriever = Retriever(store, embedder, -1.0) if len(store) else None
+    embedder.remember([q["question"] for q in asked])
+    for mode in MODES:
+        ranks = [answer_rank(retriever, q, mode) if retriever else None for q in asked]
+        row: dict = {"set": name, "mode": mode}
+        for split in ("tune", "held"):
+            mine = [r for r, q in zip(ranks, asked) if q["split"] == split]
+            row[f"{split} n"] = len(mine)
+            row[f"{split} hit@1"] = share(sum(r == 1 for r in mine), len(mine))
+            row[f"{split} hit@5"] = share(sum(r is not None for r in mine), len(mine))
+        row["in text"] = share(sum(in_text), len(asked))
+        rows.append(row)
+        log.warning("%s", row)
+    return rows
+
+
+def answer_rank(retriever, question: dict, mode: str) -> int | None:
+    """1-based rank of the first of the top K passages that holds an answer string, or None."""
+    answers = [norm(a) for a in question["answers"]]
+    for rank, passage in enumerate(retriever.search(question["question"], K, mode=mode), start=1):
+        if any(a in norm(passage.text) for a in answers):
+            return rank
+    return None
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+
+def measure(name: str, work: Path, embedder) -> tuple[dict, list[dict]]:
+    """Build the set into its own index (from scratch) and measure it."""
+    from assistant.config import Settings
+    from assistant.index import build_index
+    from assistant.index.faiss.store import open_index
+
+    folder = work / "sets" / name
+    if not folder.is_dir():
+        sys.exit(f"{folder} does not exist — run with --prepare first")
+    settings = Settings(corpus=folder, index=work / "index" / name, min_score=-1.0)
+    summary = build_index(settings, embedder, rebuild=True)
+    log.warning("%s: %s", name, summary.line())
+    store = open_index(settings.index, settings.model, settings.chunking())
+    try:
+        return reading(name, folder, store, embedder, summary), retrieval(name, store, embedder)
+    finally:
+        store.close()
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    cells = [[fmt(row.get(c)) for c in columns] for row in rows]
+    lines = [columns, ["---"] * len(columns), *cells]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "–"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/assistant-ingest"))
@@ -176,7 +413,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit("--work must be outside the repository: the document sets never go into it")
     if args.prepare:
         prepare(args.work / "sets")
+    from evaldata import CachedEmbedder  # benchmarks/ is not a package; the real model, query vectors cached
+
+    embedder = CachedEmbedder()
+    embedder.encode(["load the model before the first build is timed"])
+    results: dict = {"packages": packages(), "reading": [], "retrieval": []}
+    for name in args.sets:
+        read, found = measure(name, args.work, embedder)
+        results["reading"].append(read)
+        results["retrieval"].extend(found)
+    columns = ["set", "files", "skipped", "skip reasons", "chunks", "median pieces", "build s", "boilerplate"]
+    columns.append("with furniture")
+    print(table(results["reading"], [*columns, "lone headings", "code lines kept", "code whole"]))
+    hits = ["tune hit@1", "tune hit@5", "held hit@1", "held hit@5"]
+    print("\n" + table(results["retrieval"], ["set", "mode", "tune n", "held n", *hits, "in text"]))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
