@@ -32,7 +32,7 @@ settings and the real all-MiniLM-L6-v2, and searched by its Retriever. Per set i
 The seed-scan questions are the answerable ones of benchmarks/seed_questions.json, with answer strings.
 
     apt-get install -y debian-reference-en python3.11-doc r-doc-pdf camlidl-doc docbook-xsl-doc-pdf fonts-dejavu-core
-    PYTHONPATH=. .venv/bin/python benchmarks/ingest.py --prepare --out /tmp/ingest.json   # ~6 min
+    PYTHONPATH=. .venv/bin/python benchmarks/ingest.py --prepare --out /tmp/ingest.json   # 4 to 6 min
 """
 
 from __future__ import annotations
