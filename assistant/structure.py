@@ -14,6 +14,7 @@ _ARIA_DROP = {"navigation", "banner", "contentinfo", "search", "complementary", 
 _TAG_DROP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
 _BLOCKS = {"p", "div", "section", "article", "main", "blockquote", "figure", "figcaption", "dt", "dd", "hr", "body"}
 _LISTS = {"ul", "ol", "dl"}
+_SPACED = _BLOCKS | _LISTS | {"li", "tr", "td", "th", "br", "pre", "table", "h1", "h2", "h3", "h4", "h5", "h6"}
 _HEADING = re.compile(r"h([1-6])")
 # class or id words of page furniture, as generated sites name it (readability's "unlikely candidates", in
 # short); an element so named is dropped unless it holds a heading or code, which furniture does not
@@ -125,7 +126,7 @@ def html_blocks(soup, tick: Callable[[], None]) -> list[Block]:
             name = node.name
             if heading := _HEADING.fullmatch(name):
                 _flush(line, blocks)
-                text = _words(node.get_text(" ")).rstrip(_PERMALINK).strip()
+                text = _inline(node).rstrip(_PERMALINK).strip()
                 if text:
                     blocks.append(Block(text, int(heading.group(1))))
             elif name == "pre":
@@ -173,6 +174,27 @@ def _flush(line: list[str], blocks: list[Block]) -> None:
 def _add(blocks: list[Block], text: str) -> None:
     if text.strip():
         blocks.append(Block(text))
+
+
+def _inline(node, skip: set[str] | frozenset[str] = frozenset()) -> str:
+    """An element's text on one line: its strings as they are written, so that "Path.cwd()" and 'the
+    "/etc/fstab" file' stay whole, and a space where a block, cell or line break ends (nested elements named in
+    `skip` left out)."""
+    from bs4 import Tag
+
+    parts: list[str] = []
+    stack: list = list(reversed(node.contents))
+    while stack:
+        child = stack.pop()
+        if isinstance(child, Tag):
+            if child.name in skip or child.name in _TAG_DROP:
+                continue
+            if child.name in _SPACED:
+                parts.append(" ")
+            stack.extend(reversed(child.contents))
+        elif _is_text(child):
+            parts.append(str(child))
+    return _words("".join(parts))
 
 
 def _words(text: str) -> str:
@@ -234,7 +256,7 @@ def _table_rows(table, weight: dict[int, tuple[int, int, int]]) -> list[str]:
         if _dropped(tr, weight):
             continue
         cells = tr.find_all(["th", "td"], recursive=False)
-        texts = [_words(cell.get_text(" ")) for cell in cells]
+        texts = [_inline(cell) for cell in cells]
         if any(texts):
             header = header or (not rows and all(cell.name == "th" for cell in cells))
             rows.append(texts)
@@ -265,8 +287,7 @@ def _list_items(node, weight: dict[int, tuple[int, int, int]]) -> list[str]:
     for item in node.find_all(["li", "dt", "dd"]):
         if _dropped(item, weight):
             continue
-        own = [child for child in item.contents if getattr(child, "name", None) not in _LISTS]
-        text = _words(" ".join(c.get_text(" ") if hasattr(c, "get_text") else str(c) for c in own))
+        text = _inline(item, skip=_LISTS)
         if text:
             items.append(text)
     return items

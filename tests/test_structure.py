@@ -139,3 +139,15 @@ def test_lines_that_do_not_recur_stay_and_short_documents_are_left_as_they_are()
     pages = ["Title page\nOnly once.", "Results\n[1] 3\nend", "More\n[1] 3\nend", "Last\n[1] 3\nend"]
     assert strip_page_furniture(pages) == pages  # "[1] 3" is R's output, not a running head
     assert strip_page_furniture(book(3)) == book(3)
+
+
+def test_inline_markup_in_lists_tables_and_headings_adds_no_spaces() -> None:
+    html = (
+        '<html><body><h2><code>Path.</code><code>cwd</code>()</h2><p>Intro words for the page.</p>'
+        '<ul><li>The "<code>/etc/fstab</code>" file lists the mounts.</li><li><p>First.</p><p>Second.</p></li></ul>'
+        "<table><tr><th>Call</th></tr><tr><td><code>os.</code><code>getcwd</code>()</td></tr></table></body></html>"
+    )
+    _, text, sections = read_page(html)
+    assert sections[0].heading == ("Path.cwd()",)
+    assert 'The "/etc/fstab" file lists the mounts.\nFirst. Second.' in text
+    assert "Call: os.getcwd()" in text
