@@ -15,6 +15,7 @@ from .errors import ConfigError
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
 _MERGE_BELOW = 8  # a paragraph this short is joined to the next one
 _HEADING_MAX = 24  # a one-line paragraph this short, with no closing punctuation, is a heading: it joins the next
+MERGE_TO = 0  # paragraphs of a section joined up to this many word pieces; 0: a paragraph is a chunk
 _LEAD_IN_MAX = 64  # word pieces of a paragraph ending in a colon that joins the block it introduces
 _CLOSING = tuple(".!?…\"”’')")
 _SPACY_PIECE = 100_000  # characters handed to the sentence splitter at once
@@ -62,8 +63,24 @@ def chunk_document(
     return [
         _make_chunk(doc, start, end, section, tokenizer, max_tokens)
         for section in doc.sections
-        for start, end in _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap)
+        for start, end in _merged(
+            doc.text, _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap), tokenizer
+        )
     ]
+
+
+def _merged(text: str, units: list[tuple[int, int]], tok: Tokenizer) -> list[tuple[int, int]]:
+    """Consecutive units of a section joined while they fit in MERGE_TO word pieces (0: each its own chunk);
+    windows of a long paragraph, which overlap, stay apart."""
+    if MERGE_TO <= 0:
+        return units
+    merged: list[tuple[int, int]] = []
+    for start, end in units:
+        if merged and merged[-1][1] <= start and len(tok.offsets(text[merged[-1][0] : end])) <= MERGE_TO:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:

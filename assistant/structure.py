@@ -135,13 +135,13 @@ def html_blocks(soup, tick: Callable[[], None]) -> list[Block]:
             elif name == "table":
                 _flush(line, blocks)
                 _add(blocks, "\n".join(_table_rows(node, weight)))
-            elif name in _LISTS:
+            elif name in _LISTS and _simple(node, weight):
                 _flush(line, blocks)
                 _add(blocks, "\n".join(_list_items(node, weight)))
             elif name == "br":
                 line.append(_BREAK)
             else:
-                if name in _BLOCKS or name in ("li", "tr", "td", "th", "title"):
+                if name in _BLOCKS or name in _LISTS or name in ("li", "dt", "dd", "tr", "td", "th", "title"):
                     _flush(line, blocks)
                     stack.append(_END)
                 stack.extend(reversed(node.contents))
@@ -206,27 +206,42 @@ def _code(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
 
 
-def _dropped(node, weight: dict[int, tuple[int, int, int]]) -> bool:
+def _dropped(node, weight: dict[int, Weight]) -> bool:
     """Navigation: by its tag or ARIA role, or a list, table or block that is mostly links."""
     if node.name in _TAG_DROP or node.name == "head":
         return True
     if str(node.get("role", "")).lower() in _ARIA_DROP:
         return True
     named = " ".join([*node.get("class", []), str(node.get("id", ""))]).lower()
-    if named and _FURNITURE.search(named) and not node.find(["h1", "h2", "h3", "h4", "h5", "h6", "pre"]):
+    if named and _FURNITURE.search(named) and not weight.get(id(node), Weight()).holds & _HOLDS_CODE_OR_HEADING:
         return True
     if node.name in _LISTS or node.name in ("table", "tr", "div", "p", "td", "span"):
-        chars, link_chars, links = weight.get(id(node), (0, 0, 0))
-        return links >= MIN_LINKS and chars > 0 and link_chars >= LINK_DENSITY * chars
+        w = weight.get(id(node), Weight())
+        return w.links >= MIN_LINKS and w.chars > 0 and w.link_chars >= LINK_DENSITY * w.chars
     return False
 
 
-def _link_weights(soup) -> dict[int, tuple[int, int, int]]:
-    """For every element: (characters of text, characters of link text, links) in it, counted in one pass from
-    the leaves up, so that the link density of each element costs nothing more."""
+_HOLDS = {"pre": 1, "table": 2, "dl": 4, **{f"h{level}": 8 for level in range(1, 7)}}  # bits of Weight.holds
+_HOLDS_CODE_OR_HEADING = 1 | 8
+
+
+@dataclass(frozen=True)
+class Weight:
+    """What an element holds: characters of text, of link text, links, and which of pre, table, dl and headings
+    are inside it (bits of _HOLDS)."""
+
+    chars: int = 0
+    link_chars: int = 0
+    links: int = 0
+    holds: int = 0
+
+
+def _link_weights(soup) -> dict[int, Weight]:
+    """Every element's Weight, counted in one pass from the leaves up, so that asking it of each element costs
+    nothing more however deep the nesting."""
     from bs4 import Tag
 
-    weights: dict[int, tuple[int, int, int]] = {}
+    weights: dict[int, Weight] = {}
     order: list = []
     stack: list = [soup]
     while stack:
@@ -235,19 +250,20 @@ def _link_weights(soup) -> dict[int, tuple[int, int, int]]:
             order.append(node)
             stack.extend(child for child in node.contents if isinstance(child, Tag))
     for node in reversed(order):  # children before parents
-        own = sum(len(_words(str(child))) for child in node.contents if _is_text(child))
-        chars, link_chars, links = own, 0, 0
+        chars = sum(len(_words(str(child))) for child in node.contents if _is_text(child))
+        link_chars = links = holds = 0
         for child in node.contents:
             if isinstance(child, Tag):
-                c, lc, n = weights[id(child)]
-                chars, link_chars, links = chars + c, link_chars + lc, links + n
+                w = weights[id(child)]
+                chars, link_chars, links = chars + w.chars, link_chars + w.link_chars, links + w.links
+                holds |= w.holds | _HOLDS.get(child.name, 0)
         if node.name == "a" and node.get("href") is not None:
             link_chars, links = chars, links + 1
-        weights[id(node)] = (chars, link_chars, links)
+        weights[id(node)] = Weight(chars, link_chars, links, holds)
     return weights
 
 
-def _table_rows(table, weight: dict[int, tuple[int, int, int]]) -> list[str]:
+def _table_rows(table, weight: dict[int, Weight]) -> list[str]:
     """The table's lines (table_lines); its header is its first row when that row is all <th>. Rows of nested
     tables are read with the table that holds them."""
     rows: list[list[str]] = []
@@ -281,7 +297,14 @@ def _labelled(names: list[str], row: list[str]) -> str:
     return " · ".join(f"{name}: {cell}" if name and name != cell else cell for name, cell in zip(names, row) if cell)
 
 
-def _list_items(node, weight: dict[int, tuple[int, int, int]]) -> list[str]:
+def _simple(node, weight: dict[int, Weight]) -> bool:
+    """A list to read as one block, an item a line: a bulleted or numbered list without code, tables, definition
+    lists or headings in it. A definition list (API docs: a signature, then its description) and a list that
+    holds code are read block by block, so its code keeps its lines."""
+    return node.name != "dl" and not weight.get(id(node), Weight()).holds
+
+
+def _list_items(node, weight: dict[int, Weight]) -> list[str]:
     """The items of a list, one a line (nested items too, in order), without its navigation."""
     items: list[str] = []
     for item in node.find_all(["li", "dt", "dd"]):

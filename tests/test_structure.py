@@ -151,3 +151,19 @@ def test_inline_markup_in_lists_tables_and_headings_adds_no_spaces() -> None:
     assert sections[0].heading == ("Path.cwd()",)
     assert 'The "/etc/fstab" file lists the mounts.\nFirst. Second.' in text
     assert "Call: os.getcwd()" in text
+
+
+def test_a_definition_list_and_a_list_holding_code_are_read_block_by_block() -> None:
+    html = (
+        "<html><body><h1>pathlib</h1><dl><dt>Path.cwd()</dt><dd><p>Return the current directory.</p>"
+        "<pre>&gt;&gt;&gt; Path.cwd()\nPosixPath('/home/user')</pre></dd></dl>"
+        "<ol><li>Install it:<pre>apt install tree\ntree /etc</pre></li></ol></body></html>"
+    )
+    _, text, _ = read_page(html)
+    assert text.split("\n\n")[1:] == [
+        "Path.cwd()",
+        "Return the current directory.",
+        ">>> Path.cwd()\nPosixPath('/home/user')",
+        "Install it:",
+        "apt install tree\ntree /etc",
+    ]
