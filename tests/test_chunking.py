@@ -426,3 +426,17 @@ def test_a_lead_in_ending_with_a_colon_joins_the_block_it_introduces(tok) -> Non
     chunks = chunk_document(doc, tok, 128, 24, 254)
     assert_invariants(tok, doc, chunks, 128, 254)
     assert [c.text for c in chunks] == [f"{lead}\n\n{code}", after]
+
+
+def test_paragraphs_under_a_heading_join_up_to_the_chunk_size_and_plain_paragraphs_stay_apart(tok) -> None:
+    paragraphs = [
+        "Back up your data and your configuration first.",  # 9 pieces each: none is short enough to join
+        "Then change the sources to the new release name.",
+        "Then upgrade every package of the whole system.",
+    ]
+    text = "\n\n".join(paragraphs)
+    headed = make_doc(text, sections=(Section(0, len(text), heading=("Upgrading",)),))
+    assert [c.text for c in chunk_document(headed, tok, 128, 24, 254)] == [text]
+    assert [c.text for c in chunk_document(make_doc(text), tok, 128, 24, 254)] == paragraphs
+    small = chunk_document(headed, tok, 20, 2, 254)  # two paragraphs fit in 20 pieces, not three
+    assert [c.text for c in small] == ["\n\n".join(paragraphs[:2]), paragraphs[2]]
