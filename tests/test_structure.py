@@ -143,7 +143,7 @@ def test_lines_that_do_not_recur_stay_and_short_documents_are_left_as_they_are()
 
 def test_inline_markup_in_lists_tables_and_headings_adds_no_spaces() -> None:
     html = (
-        '<html><body><h2><code>Path.</code><code>cwd</code>()</h2><p>Intro words for the page.</p>'
+        "<html><body><h2><code>Path.</code><code>cwd</code>()</h2><p>Intro words for the page.</p>"
         '<ul><li>The "<code>/etc/fstab</code>" file lists the mounts.</li><li><p>First.</p><p>Second.</p></li></ul>'
         "<table><tr><th>Call</th></tr><tr><td><code>os.</code><code>getcwd</code>()</td></tr></table></body></html>"
     )
