@@ -173,14 +173,14 @@ def write_corpus(folder: Path, documents: dict[str, str]) -> None:
         (folder / name).write_text(text, encoding="utf-8")
 
 
-def throttled(label: str, every: float = 60.0) -> Callable[[int, int], None]:
-    """A build progress callback that prints at most once a minute."""
+def throttled(label: str, every: float = 60.0) -> Callable[[str, int, int], None]:
+    """A build progress callback (phase, done, total) that prints at most once a minute, and each phase's end."""
     last = [time.monotonic()]
 
-    def progress(done: int, total: int) -> None:
+    def progress(phase: str, done: int, total: int) -> None:
         if time.monotonic() - last[0] >= every or done == total:
             last[0] = time.monotonic()
-            log(f"  {label}: embedded {done}/{total}")
+            log(f"  {label}: {phase} {done}/{total}")
 
     return progress
 
