@@ -9,21 +9,14 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from assistant.errors import ConfigError
 from assistant.ocr import OCR_OFF, OcrError, OcrOptions, ocr_options, recognize
+from tests.helpers import scan_pages
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-
-def line_of_text(text: str, size: int = 48, lines: int = 1) -> Image.Image:
-    """`text` in black on white, `lines` times, as a 300 dpi scan would show 12-point type."""
-    image = Image.new("L", (60 + size * len(text) * 6 // 10, 40 + lines * size * 3 // 2), 255)
-    draw = ImageDraw.Draw(image)
-    for line in range(lines):
-        draw.text((30, 20 + line * size * 3 // 2), text, font=ImageFont.truetype(FONT, size), fill=0)
-    return image
+def line_of_text(text: str):
+    return scan_pages(text, page=(7.0, 0.8), margin=0.2)[0]
 
 
 def fake_tesseract(folder: Path, script: str) -> None:
@@ -85,7 +78,7 @@ def test_recognize_reads_a_line_of_text():
 
 
 def test_recognize_stops_at_the_time_limit():
-    page = line_of_text("Smugglers moved migrants along new sea routes.", lines=40)
+    page = scan_pages("Smugglers moved migrants along new sea routes. " * 200)[0]  # a page of text: over a second
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         recognize(page, ocr_options("on", "eng"), 0.2)
