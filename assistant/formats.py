@@ -34,13 +34,13 @@ DOCX_MAX_UNPACKED_MB = 64
 DOCX_MAX_PARTS = 10_000
 DOCX_MAX_TAGS = 1_000_000
 # OCR of scanned PDF pages and images. Tesseract, on one thread, reads a 300 dpi letter page of text in 1.1 to 1.8 s
-# here, at 70 MB. It is given at most OCR_MAX_PIXELS: 20 MP took 3 s and 110 MB for text, 7 s and 300 MB for
-# noise (its worst); larger images are scaled down to it, and PDF pages are rendered at OCR_DPI or less to fit
+# here, at 70 MB. It is given at most OCR_MAX_PIXELS: 20 MP of text took 3 s and 110 MB, of noise (the slowest)
+# 6 to 7 s and 310 MB; larger images are scaled down to it, and PDF pages are rendered at OCR_DPI or less to fit
 OCR_DPI = 300
 OCR_MAX_PIXELS = 20_000_000
 # what Pillow or PDFium may decode, checked on the headers first: an image file's page, or all the images of a PDF
-# page (PDFium decodes each whole, whatever the size of the page: 200 MP took +300 MB). 40 MP came to +155 MB (RGB)
-# and +270 MB (with transparency); it holds a page scanned at 600 dpi or a 40 MP photo
+# page (PDFium decodes each whole, whatever the size of the page: 200 MP took +300 MB). 39 MP came to +255 MB (RGB)
+# and +260 MB (with transparency), Tesseract's 20 MP apart; it holds a page scanned at 600 dpi or a 40 MP photo
 IMAGE_MAX_PIXELS = 40_000_000
 # pages OCR'd per file: at 1.1 to 1.8 s a page, 200 pages hold a build for up to 6 minutes (with the time limit
 # raised for them: the default 20 s reads about 10 pages)

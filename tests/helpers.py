@@ -128,18 +128,22 @@ LETTER = (8.5, 11.0)  # inches
 
 def scan_pages(text: str, dpi: int = 200, page: tuple[float, float] = LETTER, margin: float = 1.0) -> list:
     """`text` as a scanner gives it back: black 10-point DejaVu Sans on white, its paragraphs wrapped at 90
-    characters and each kept whole on one page; grayscale PIL images of `page` inches at `dpi`."""
+    characters, each kept whole on one page when it fits one; grayscale PIL images of `page` inches at `dpi`."""
     from PIL import Image, ImageDraw, ImageFont
 
     assert FONT.exists(), f"{FONT} is missing: apt-get install fonts-dejavu-core (./scripts/run-tests.sh does)"
     font = ImageFont.truetype(str(FONT), round(10 * dpi / 72))
-    step, top, bottom = round(font.size * 1.5), round(margin * dpi), round((page[1] - margin) * dpi)
+    step, top = round(font.size * 1.5), round(margin * dpi)
+    per_page = (round((page[1] - margin) * dpi) - top) // step
     pages: list[list[str]] = [[]]
     for paragraph in text.split("\n\n"):
         lines = textwrap.wrap(paragraph, 90)
-        if pages[-1] and top + (len(pages[-1]) + len(lines)) * step > bottom:
-            pages.append([])
-        pages[-1] += [*lines, ""]
+        if pages[-1] and len(pages[-1]) + len(lines) > per_page:
+            pages.append([])  # a paragraph that fits on a page starts one
+        for line in [*lines, ""]:
+            if len(pages[-1]) == per_page:
+                pages.append([])
+            pages[-1].append(line)
     images = []
     for lines in pages:
         image = Image.new("L", (round(page[0] * dpi), round(page[1] * dpi)), 255)
