@@ -18,6 +18,8 @@ Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the CPU has it n
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Store = Literal["faiss", "milvus"]  # where the chunks, vectors and BM25 terms live (index/__init__.py)
 STORES: tuple[str, ...] = get_args(Store)
+Ocr = Literal["auto", "on", "off"]  # auto: scanned pages and images are read when Tesseract is installed (ocr.py)
+OCR_MODES: tuple[str, ...] = get_args(Ocr)
 
 # name -> (environment variable, type)
 _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "auto" for None
@@ -47,6 +49,8 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "milvus_uri": ("ASSISTANT_MILVUS_URI", str),
     "milvus_token": ("ASSISTANT_MILVUS_TOKEN", str),
     "milvus_collection": ("ASSISTANT_MILVUS_COLLECTION", str),
+    "ocr": ("ASSISTANT_OCR", str),
+    "ocr_langs": ("ASSISTANT_OCR_LANGS", str),
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -96,6 +100,9 @@ class Settings:
     milvus_uri: str = ""
     milvus_token: str = field(default="", repr=False)  # "user:password" or an API key; empty: no authentication
     milvus_collection: str = "assistant"  # the name that the collections of this index start with
+    # scanned PDF pages and images: read by Tesseract (on), skipped with a reason (off), or on when it is installed
+    ocr: Ocr = "auto"
+    ocr_langs: str = "eng"  # Tesseract's languages, joined by +: deu+fra needs Debian's tesseract-ocr-deu and -fra
 
     def milvus_target(self) -> str:
         """Where Milvus is: the URI, or Milvus Lite's file in the index folder when none is set."""
@@ -140,6 +147,12 @@ class Settings:
                 f"ASSISTANT_MILVUS_COLLECTION must be letters, digits and _, starting with a letter or _, "
                 f"at most 151 characters (got {self.milvus_collection!r})"
             )
+        check_ocr(self.ocr)
+        if not re.fullmatch(r"[A-Za-z0-9_/]+(\+[A-Za-z0-9_/]+)*", self.ocr_langs):
+            raise ConfigError(
+                "ASSISTANT_OCR_LANGS must be Tesseract language codes joined by +, like eng or deu+fra "
+                f"(got {self.ocr_langs!r})"
+            )
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 
@@ -179,6 +192,12 @@ def check_store(store: str) -> Store:
     if store not in STORES:
         raise ConfigError(f"unknown store {store!r} (ASSISTANT_STORE, --store) — valid stores: {', '.join(STORES)}")
     return store  # type: ignore[return-value]
+
+
+def check_ocr(ocr: str) -> Ocr:
+    if ocr not in OCR_MODES:
+        raise ConfigError(f"unknown OCR mode {ocr!r} (ASSISTANT_OCR) — valid modes: {', '.join(OCR_MODES)}")
+    return ocr  # type: ignore[return-value]
 
 
 def _convert(var: str, raw: str, kind: type | str) -> Any:

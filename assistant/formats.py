@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import logging
+import math
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .documents import Section
-from .structure import Block, assemble, html_blocks, markdown_sections, table_lines
+from .ocr import OcrError, OcrOptions, recognize
+from .structure import Block, assemble, html_blocks, markdown_sections, strip_page_furniture, table_lines
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,21 @@ PDF_MAX_PAGE_TOKENS = 1_000_000
 DOCX_MAX_UNPACKED_MB = 64
 DOCX_MAX_PARTS = 10_000
 DOCX_MAX_TAGS = 1_000_000
+# OCR of scanned PDF pages and images. Tesseract, on one thread, reads a 300 dpi letter page of text in 1.1 to 1.8 s
+# here, at 70 MB. It is given at most OCR_MAX_PIXELS: 20 MP of text took 3 s and 110 MB, of noise (the slowest)
+# 6 to 7 s and 310 MB; larger images are scaled down to it, and PDF pages are rendered at OCR_DPI or less to fit
+OCR_DPI = 300
+OCR_MAX_PIXELS = 20_000_000
+# what Pillow or PDFium may decode, checked on the headers first: an image file's page, or all the images of a PDF
+# page (PDFium decodes each whole, whatever the size of the page: 200 MP took +300 MB). 39 MP came to +255 MB (RGB)
+# and +260 MB (with transparency), Tesseract's 20 MP apart; it holds a page scanned at 600 dpi or a 40 MP photo
+IMAGE_MAX_PIXELS = 40_000_000
+# pages OCR'd per file: at 1.1 to 1.8 s a page, 200 pages hold a build for up to 6 minutes (with the time limit
+# raised for them: the default 20 s reads about 10 pages)
+OCR_MAX_PAGES = 200
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+_IMAGE_FORMATS = ("PNG", "JPEG", "TIFF")  # Pillow opens no other kind, whatever the name says (EPS runs Ghostscript)
+_LINE_END_HYPHEN = re.compile(r"(?<=[a-z])-\n(?=[a-z])")  # "traf-\nficking" in OCR text: a word split at a line's end
 _HTML_DROP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
 _HTML_BLOCKS = {
     "p",
@@ -75,10 +99,20 @@ class Deadline:
 
     def __call__(self, *_: object) -> None:  # *_: also a pypdf visitor, called with each content-stream operator
         if time.monotonic() > self.end:
-            raise SkipFile(
-                f"reading took over {self.seconds:g} s (ASSISTANT_MAX_FILE_SECONDS)"
-                " — split the file, or raise the limit"
-            )
+            raise self.passed()
+
+    def left(self) -> float:
+        """Seconds left: what a step that cannot stop itself in between (Tesseract) is given."""
+        return self.end - time.monotonic()
+
+    def passed(self) -> SkipFile:
+        """The skip reason of a file whose reading took too long."""
+        return SkipFile(
+            f"reading took over {self.seconds:g} s (ASSISTANT_MAX_FILE_SECONDS) — split the file, or raise the limit"
+        )
+
+
+Reader = Callable[[bytes, Path, Deadline], tuple[str, str, list[Section]]]  # see docs/development.md
 
 
 def decode_text(data: bytes) -> str:
@@ -169,9 +203,7 @@ def _html_text(soup) -> str:
     return "".join(parts)
 
 
-def _read_pdf(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
-    import io
-
+def _read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> tuple[str, str, list[Section]]:
     from pypdf import PdfReader, apply_configuration
 
     try:
@@ -188,12 +220,19 @@ def _read_pdf(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, li
         raise
     except Exception as err:  # pypdf raises many types for damaged files
         raise SkipFile(f"corrupt or unreadable PDF ({type(err).__name__}: {str(err)[:80]})") from None
-    if not any(p.strip() for p in pages):
-        raise SkipFile("no text layer — scanned? (run OCR on it first)")
-    return str(title), *_join_pages(pages)
+    scanned = [number for number, page in enumerate(pages, start=1) if not page.strip()]
+    if scanned and ocr.enabled:
+        for number, text in _ocr_pdf_pages(data, scanned, deadline, ocr).items():
+            pages[number - 1] = text
+    elif scanned and len(scanned) == len(pages):
+        raise SkipFile(f"scanned (no text layer) — {ocr.why_not}")
+    elif scanned:
+        log.warning("%s: %d page(s) without a text layer left out — %s", path.name, len(scanned), ocr.why_not)
+    return str(title), *_join_pages(strip_page_furniture(pages), scanned if ocr.enabled else ())
 
 
-def _join_pages(pages: list[str]) -> tuple[str, list[Section]]:
+def _join_pages(pages: list[str], ocr_pages: Collection[int] = ()) -> tuple[str, list[Section]]:
+    """The pages' text, a blank line between them, and a section per page with text (1-based; read by OCR or not)."""
     parts: list[str] = []
     sections: list[Section] = []
     offset = 0
@@ -204,10 +243,163 @@ def _join_pages(pages: list[str]) -> tuple[str, list[Section]]:
         if parts:
             parts.append("\n\n")
             offset += 2
-        sections.append(Section(offset, offset + len(page), number))
+        sections.append(Section(offset, offset + len(page), number, ocr=number in ocr_pages))
         parts.append(page)
         offset += len(page)
     return "".join(parts), sections
+
+
+def _ocr_pdf_pages(data: bytes, numbers: list[int], deadline: Deadline, ocr: OcrOptions) -> dict[int, str]:
+    """The text Tesseract reads on each of these pages (1-based), rendered by PDFium."""
+    import pypdfium2 as pdfium
+
+    if len(numbers) > OCR_MAX_PAGES:
+        raise SkipFile(
+            f"PDF has {len(numbers):,} pages without a text layer, over the OCR limit of {OCR_MAX_PAGES} "
+            "— split the file"
+        )
+    try:
+        document = pdfium.PdfDocument(data)
+    except Exception as err:  # PdfiumError, and its own checks of the data
+        raise SkipFile(f"corrupt or unreadable PDF ({type(err).__name__}: {str(err)[:80]})") from None
+    try:
+        texts = {}
+        for number in numbers:
+            deadline()
+            image, dpi = _render_page(document, number)
+            texts[number] = _recognize(image, deadline, ocr, dpi)
+        return texts
+    finally:
+        document.close()
+
+
+def _render_page(document, number: int) -> tuple[Image.Image, float]:
+    """Page `number` in grayscale at OCR_DPI, or less to fit OCR_MAX_PIXELS, and its dpi; refused when the images
+    on it would decode to over IMAGE_MAX_PIXELS."""
+    import pypdfium2.raw as pdfium_c
+
+    page = document[number - 1]
+    try:
+        images = page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])  # their sizes come from their headers
+        pixels = sum(width * height for width, height in (image.get_px_size() for image in images))
+        if pixels > IMAGE_MAX_PIXELS:
+            raise _too_many_pixels(pixels, f"page {number}'s images")
+        width, height = page.get_size()
+        scale = min(OCR_DPI / 72, math.sqrt(OCR_MAX_PIXELS / max(width * height, 1.0)))
+        # annotations are not drawn: the images of their appearance streams are not among those counted above
+        bitmap = page.render(scale=scale, grayscale=True, draw_annots=False)
+        return bitmap.to_pil().copy(), scale * 72  # a copy: to_pil() shares PDFium's buffer, freed with the bitmap
+    except SkipFile:
+        raise
+    except Exception as err:  # PDFium's errors on damaged pages
+        raise SkipFile(f"cannot render page {number} for OCR ({type(err).__name__}: {str(err)[:80]})") from None
+    finally:
+        page.close()
+
+
+def _read_image(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> tuple[str, str, list[Section]]:
+    if not ocr.enabled:
+        raise SkipFile(f"image (its text needs OCR) — {ocr.why_not}")
+    pages = [_recognize(page, deadline, ocr) for page in _image_pages(data, deadline)]
+    return "", *_join_pages(pages, range(1, len(pages) + 1))
+
+
+def _image_pages(data: bytes, deadline: Deadline) -> Iterator[Image.Image]:
+    """Each page of an image file (a TIFF's frames, the first frame of others) as OCR takes it. Each is checked on
+    its header before it is decoded, and decoded alone: the file is opened again for each page."""
+    from PIL import ImageOps
+
+    for index in range(_page_count(data, deadline)):
+        deadline()
+        with _image_errors(), _open_image(data) as image:
+            image.seek(index)
+            if image.width * image.height > IMAGE_MAX_PIXELS:
+                raise _too_many_pixels(image.width * image.height, "image")
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # a photo taken upright is stored sideways, with a tag
+            page = _for_ocr(image)
+        yield page
+
+
+def _page_count(data: bytes, deadline: Deadline) -> int:
+    """A TIFF's pages, counted on their headers (refused over OCR_MAX_PAGES); 1 for other images."""
+    with _image_errors(), _open_image(data) as image:
+        count = 1
+        while image.format == "TIFF":
+            deadline()
+            try:
+                image.seek(count)
+            except EOFError:
+                break
+            count += 1
+            if count > OCR_MAX_PAGES:
+                raise SkipFile(f"TIFF has over {OCR_MAX_PAGES} pages, the OCR limit — split the file")
+        return count
+
+
+def _open_image(data: bytes) -> Image.Image:
+    """The image with its header read, nothing decoded yet."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS)
+    except UnidentifiedImageError:
+        raise SkipFile("not a PNG, JPEG or TIFF image — damaged, or named wrongly") from None
+    except Image.DecompressionBombError as err:  # Pillow's own limit, far above ours, checked first (179 MP)
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        raise _too_many_pixels(int(pixels.group(1)) if pixels else 2 * (Image.MAX_IMAGE_PIXELS or 0), "image") from None
+
+
+@contextlib.contextmanager
+def _image_errors() -> Iterator[None]:
+    """Within it, Pillow's errors on a damaged image become a skip reason."""
+    try:
+        yield
+    except SkipFile:
+        raise
+    except Exception as err:  # Pillow raises many types for damaged files
+        raise SkipFile(f"corrupt or unreadable image ({type(err).__name__}: {str(err)[:80]})") from None
+
+
+def _too_many_pixels(pixels: int, what: str) -> SkipFile:
+    return SkipFile(
+        f"{what} would decode to {pixels / 1e6:,.0f} megapixels, over the limit of {IMAGE_MAX_PIXELS // 1_000_000} "
+        "— a decompression bomb? Scale it down to read it"
+    )
+
+
+def _for_ocr(image: Image.Image) -> Image.Image:
+    """A decoded page as Tesseract reads it best: grayscale, transparent parts white, at most OCR_MAX_PIXELS."""
+    from PIL import Image
+
+    if image.has_transparency_data and "A" not in image.getbands():
+        image = image.convert("RGBA")  # a palette or a colour marked transparent
+    gray = image.convert("L")
+    if "A" in image.getbands():  # a transparent pixel is often black under its alpha: it would read as ink
+        page = Image.new("L", image.size, 255)
+        page.paste(gray, mask=image.getchannel("A"))
+        gray = page
+    scale = math.sqrt(OCR_MAX_PIXELS / max(gray.width * gray.height, 1))
+    if scale < 1:
+        size = (max(1, int(gray.width * scale)), max(1, int(gray.height * scale)))
+        gray = gray.resize(size, Image.Resampling.BOX)
+    return gray
+
+
+def _recognize(image: Image.Image, deadline: Deadline, ocr: OcrOptions, dpi: float | None = None) -> str:
+    """The text Tesseract reads in the image, as paragraphs, within the time left to read the file."""
+    deadline()
+    darkest, lightest = image.getextrema()
+    if darkest == lightest:  # blank, as PDF pages whose content is damaged render: 0.4 s of Tesseract saved
+        return ""
+    try:
+        text = recognize(image, ocr, deadline.left(), dpi)
+    except TimeoutError:
+        raise deadline.passed() from None
+    except OcrError as err:
+        raise SkipFile(f"OCR failed (Tesseract: {err})") from None
+    paragraphs = re.split(r"\n\s*\n", _LINE_END_HYPHEN.sub("", text))
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())  # lines joined: one sentence, one line
 
 
 def _read_docx(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, list[Section]]:
@@ -317,8 +509,10 @@ def _heading_level(style: str | None) -> int:
     return int(found.group(1)) if found else 0
 
 
-def reader_for(path: Path) -> Callable[[bytes, Path, Deadline], tuple[str, str, list[Section]]]:
-    """The reader of the file's format: PDF, DOCX, HTML, else plain text."""
-    return {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}.get(
-        path.suffix.lower(), _read_text
-    )
+def reader_for(path: Path, ocr: OcrOptions) -> Reader:
+    """The reader of the file's format: PDF, an image, DOCX, HTML, else plain text. The first two are given the
+    build's OCR options, for scanned pages and images."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf" or suffix in IMAGE_SUFFIXES:
+        return functools.partial(_read_pdf if suffix == ".pdf" else _read_image, ocr=ocr)
+    return {".docx": _read_docx, ".html": _read_html, ".htm": _read_html}.get(suffix, _read_text)

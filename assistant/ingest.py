@@ -17,12 +17,13 @@ from typing import BinaryIO
 from .config import Settings
 from .documents import Document, SkippedFile, printable
 from .errors import ConfigError
-from .formats import Deadline, SkipFile, reader_for
+from .formats import IMAGE_SUFFIXES, Deadline, SkipFile, reader_for
+from .ocr import OCR_OFF, OcrOptions, ocr_options
 
 log = logging.getLogger(__name__)
 Counter = Callable[[int, int], None]  # progress: (done, total)
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", *IMAGE_SUFFIXES}
 _VANISHED = "vanished during the build"
 _BROKEN_LINK = "broken symlink: its target does not exist"
 _NOT_REGULAR = "not a regular file (a pipe, socket or device)"
@@ -42,8 +43,10 @@ class Scan:
 
 def scan_corpus(settings: Settings, previous: Mapping[str, str], progress: Counter | None = None) -> Scan:
     """Read the files that are new or changed since `previous` (path -> sha256); skip what cannot be read.
-    `progress(done, total)` is told of each file looked at."""
+    `progress(done, total)` is told of each file looked at. The OCR settings are checked first:
+    ASSISTANT_OCR=on without Tesseract stops the build before any file is read."""
     scan = Scan(previous)
+    ocr = ocr_options(settings.ocr, settings.ocr_langs)
     files = list(iter_corpus(settings.corpus))
     for done, (path, rel, sha) in enumerate(_hashed(files, settings.corpus, settings.max_file_mb)):
         if progress:
@@ -56,7 +59,7 @@ def scan_corpus(settings: Settings, previous: Mapping[str, str], progress: Count
                 scan.kept.append(rel)
             else:
                 scan.fresh.append(
-                    read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds)
+                    read_document(path, rel, settings.max_file_mb, settings.corpus, settings.max_file_seconds, ocr=ocr)
                 )
         except Exception as err:  # one bad file never stops the build: it is skipped with the reason
             scan.skipped.append(skipped_file(rel, err))
@@ -183,16 +186,23 @@ def _check_link(path: Path, corpus: Path) -> None:
 
 
 def read_document(
-    path: Path, rel: str, max_file_mb: float = 50.0, corpus: Path | None = None, max_file_seconds: float = 20.0
+    path: Path,
+    rel: str,
+    max_file_mb: float = 50.0,
+    corpus: Path | None = None,
+    max_file_seconds: float = 20.0,
+    *,
+    ocr: OcrOptions = OCR_OFF,
 ) -> Document:
-    """Parse one file into a Document, or raise SkipFile with the reason."""
+    """Parse one file into a Document, or raise SkipFile with the reason. Scanned PDF pages and images are read
+    only with `ocr` enabled (a build passes the settings' own, from ocr_options)."""
     deadline = Deadline(max_file_seconds)
     check_readable(path, corpus or path.parent, max_file_mb)
     try:
         data = _read_capped(path, max_file_mb)
     except OSError as err:
         raise SkipFile(_os_reason(err)) from None
-    title, text, sections = reader_for(path)(data, path, deadline)
+    title, text, sections = reader_for(path, ocr)(data, path, deadline)
     if not text or text.isspace():  # not text.strip(): that copies the text, 100 MB for a 100 MB file
         raise SkipFile("no text found in the file")
     title = " ".join(_SURROGATE.sub("\ufffd", title).split()) or _title_from_name(path)

@@ -1,18 +1,19 @@
 """Shared helpers of the tests that are not fixtures: a deterministic fake embedder, the repository root, the
-build's own walk of a corpus, a free port, a wait, Chromium, and the seed article's participants. Import them
-with `from tests.helpers import ...`; the fixtures are in tests/conftest.py."""
+build's own walk of a corpus, a free port, a wait, Chromium, the seed article's participants, and scans of a text
+(for OCR). Import them with `from tests.helpers import ...`; the fixtures are in tests/conftest.py."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import socket
+import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 
-from assistant.config import Settings
+from assistant.config import Ocr, Settings
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -46,11 +47,12 @@ class FakeEmbedder:
         return vectors / np.where(norms == 0, 1, norms)
 
 
-def read_corpus(corpus: Path, max_file_mb: float = 50.0, max_file_seconds: float = 20.0):
+def read_corpus(corpus: Path, max_file_mb: float = 50.0, max_file_seconds: float = 20.0, ocr: Ocr = "auto"):
     """(documents, skipped files) of a corpus, read by the build's own walk with nothing indexed yet."""
     from assistant.ingest import scan_corpus
 
-    scan = scan_corpus(Settings(corpus=corpus, max_file_mb=max_file_mb, max_file_seconds=max_file_seconds), {})
+    settings = Settings(corpus=corpus, max_file_mb=max_file_mb, max_file_seconds=max_file_seconds, ocr=ocr)
+    scan = scan_corpus(settings, {})
     return scan.fresh, scan.skipped
 
 
@@ -118,3 +120,48 @@ def assert_section_and_ocr_reach_the_passage(settings, embedder) -> None:
     assert found["Guide › Upgrading"].ocr and not found["Guide › Installing"].ocr
     shown = found["Guide › Upgrading"].to_json()
     assert shown["section"] == "Guide › Upgrading" and shown["ocr"] is True
+
+
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core: run-tests.sh installs it
+LETTER = (8.5, 11.0)  # inches
+
+
+def scan_pages(text: str, dpi: int = 200, page: tuple[float, float] = LETTER, margin: float = 1.0) -> list:
+    """`text` as a scanner gives it back: black 10-point DejaVu Sans on white, its paragraphs wrapped at 90
+    characters, each kept whole on one page when it fits one; grayscale PIL images of `page` inches at `dpi`."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    assert FONT.exists(), f"{FONT} is missing: apt-get install fonts-dejavu-core (./scripts/run-tests.sh does)"
+    font = ImageFont.truetype(str(FONT), round(10 * dpi / 72))
+    step, top = round(font.size * 1.5), round(margin * dpi)
+    per_page = (round((page[1] - margin) * dpi) - top) // step
+    pages: list[list[str]] = [[]]
+    for paragraph in text.split("\n\n"):
+        lines = textwrap.wrap(paragraph, 90)
+        if pages[-1] and len(pages[-1]) + len(lines) > per_page:
+            pages.append([])  # a paragraph that fits on a page starts one
+        for line in [*lines, ""]:
+            if len(pages[-1]) == per_page:
+                pages.append([])
+            pages[-1].append(line)
+    images = []
+    for lines in pages:
+        image = Image.new("L", (round(page[0] * dpi), round(page[1] * dpi)), 255)
+        draw = ImageDraw.Draw(image)
+        for number, line in enumerate(lines):
+            draw.text((round(margin * dpi), top + number * step), line, font=font, fill=0)
+        images.append(image)
+    return images
+
+
+def make_scan(text: str, folder: Path) -> tuple[Path, list[Path]]:
+    """A scanned copy of `text` (see scan_pages, at 200 dpi) in `folder`: scan.pdf, a PDF of the page images with
+    no text layer, and the same pages as PNG files scan-1.png, scan-2.png, ..."""
+    pages = scan_pages(text)
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf = folder / "scan.pdf"
+    pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=200)  # JPEG inside, as scanners do
+    pngs = [folder / f"scan-{number}.png" for number in range(1, len(pages) + 1)]
+    for page, png in zip(pages, pngs):
+        page.copy().save(png, dpi=(200, 200))  # a copy: Pillow kept the PDF's save options on the appended pages
+    return pdf, pngs

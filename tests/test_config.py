@@ -85,3 +85,17 @@ def test_unknown_precision_names_the_valid_ones():
         match=r"unknown precision 'fp16' \(ASSISTANT_PRECISION, --precision\) — valid precisions: auto, fp32, bf16",
     ):
         Settings.from_env({"ASSISTANT_PRECISION": "fp16"})
+
+
+def test_ocr_is_automatic_by_default_and_takes_on_or_off():
+    assert Settings.from_env({}).ocr == "auto" and Settings.from_env({}).ocr_langs == "eng"
+    assert Settings.from_env({"ASSISTANT_OCR": "off", "ASSISTANT_OCR_LANGS": "deu+fra"}).ocr == "off"
+    with pytest.raises(ConfigError, match=r"unknown OCR mode 'maybe' \(ASSISTANT_OCR\) — valid modes: auto, on, off"):
+        Settings.from_env({"ASSISTANT_OCR": "maybe"})
+
+
+def test_ocr_languages_must_be_codes_joined_by_plus():
+    assert Settings(ocr_langs="chi_sim+eng").ocr_langs == "chi_sim+eng"
+    for bad in ["eng,deu", "eng+", "eng deu", "../eng"]:
+        with pytest.raises(ConfigError, match="ASSISTANT_OCR_LANGS must be Tesseract language codes joined by +"):
+            Settings(ocr_langs=bad)

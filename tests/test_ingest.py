@@ -1,6 +1,7 @@
 """Reading the corpus: every supported format, the folder walk, encodings, and every way a file is skipped.
 
-All fixtures are generated inside the tests (PDFs with fpdf2, DOCX with python-docx); no binary file is committed.
+All fixtures are generated inside the tests (PDFs with fpdf2, DOCX with python-docx, scans with Pillow); no binary
+file is committed. Scans are read by Debian's Tesseract, as in production.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import docx
 import pytest
 from fpdf import FPDF
 
-from assistant.documents import Document, SkippedFile
+from assistant.config import Ocr
+from assistant.documents import Document, Section, SkippedFile
 from assistant.errors import ConfigError
 from assistant.formats import SkipFile, decode_text
 from assistant.ingest import read_document
-from tests.helpers import read_corpus
+from tests.helpers import read_corpus, scan_pages
 
 GOOD_TEXT = "This good file sits next to the bad one and must still be read."
 
@@ -28,8 +30,8 @@ GOOD_TEXT = "This good file sits next to the bad one and must still be read."
 # ---------------------------------------------------------------- helpers
 
 
-def load(corpus: Path, max_file_mb: float = 50.0) -> tuple[dict[str, Document], dict[str, str]]:
-    documents, skipped = read_corpus(corpus, max_file_mb)
+def load(corpus: Path, max_file_mb: float = 50.0, ocr: Ocr = "auto") -> tuple[dict[str, Document], dict[str, str]]:
+    documents, skipped = read_corpus(corpus, max_file_mb, ocr=ocr)
     assert all(isinstance(s, SkippedFile) for s in skipped)
     return {d.path: d for d in documents}, {s.path: s.reason for s in skipped}
 
@@ -56,10 +58,10 @@ def random_bytes(size: int, seed: int, low: int = 0, high: int = 256) -> bytes:
     return bytes(rng.randrange(low, high) for _ in range(size))
 
 
-def assert_skipped_alone(corpus: Path, name: str, pattern: str, max_file_mb: float = 50.0) -> str:
+def assert_skipped_alone(corpus: Path, name: str, pattern: str, max_file_mb: float = 50.0, ocr: Ocr = "auto") -> str:
     """`name` is skipped with a one-line reason matching `pattern`, and the good file beside it is still read."""
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
-    documents, skipped = load(corpus, max_file_mb)
+    documents, skipped = load(corpus, max_file_mb, ocr)
     assert list(skipped) == [name]
     reason = skipped[name]
     assert re.search(pattern, reason), reason
@@ -159,6 +161,115 @@ def test_pdf_without_metadata_title_takes_title_from_file_name(corpus: Path) -> 
     doc = documents["field_notes.pdf"]
     assert doc.title == "field notes"
     assert [s.page for s in doc.sections] == [1]
+
+
+# ---------------------------------------------------------------- scanned PDFs and images: OCR
+
+SCANNED = ["Delegates from Oman and Qatar arrived on Monday.", "The talks on border control ended on Friday."]
+SMALL = (7.0, 1.6)  # inches: a strip of two paragraphs, which Tesseract reads in a fraction of a second
+
+
+def scanned(paragraphs: list[str]) -> list:
+    return scan_pages("\n\n".join(paragraphs), page=SMALL, margin=0.3)
+
+
+def image_file(suffix: str, pages: list) -> bytes:
+    out = io.BytesIO()
+    kind = {".png": "PNG", ".jpg": "JPEG", ".tif": "TIFF"}[suffix]
+    pages[0].save(out, format=kind, **({"save_all": True, "append_images": pages[1:]} if pages[1:] else {}))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_an_image_is_read_by_ocr_as_page_1(corpus: Path, suffix: str) -> None:
+    (corpus / f"delegates{suffix}").write_bytes(image_file(suffix, scanned(SCANNED)))
+    documents, skipped = load(corpus)
+    assert skipped == {}
+    doc = documents[f"delegates{suffix}"]
+    assert doc.title == "delegates" and doc.text == "\n\n".join(SCANNED)
+    assert doc.sections == (Section(0, len(doc.text), 1, ocr=True),)
+
+
+def test_a_multi_page_tiff_gives_one_section_per_page(corpus: Path) -> None:
+    pages = [scanned([f"Page {word} of the customs report."])[0] for word in ("one", "two", "three")]
+    (corpus / "report.tif").write_bytes(image_file(".tif", pages))
+    doc = load(corpus)[0]["report.tif"]
+    assert [(s.page, s.ocr, doc.text[s.start : s.end]) for s in doc.sections] == [
+        (1, True, "Page one of the customs report."),
+        (2, True, "Page two of the customs report."),
+        (3, True, "Page three of the customs report."),
+    ]
+
+
+def test_a_scanned_pdf_is_read_by_ocr_page_by_page(corpus: Path) -> None:
+    pages = scanned(SCANNED[:1]) + scanned(SCANNED[1:])
+    pages[0].save(corpus / "scan.pdf", save_all=True, append_images=pages[1:], resolution=200)
+    doc = load(corpus)[0]["scan.pdf"]
+    assert [(s.page, s.ocr, doc.text[s.start : s.end]) for s in doc.sections] == [
+        (1, True, SCANNED[0]),
+        (2, True, SCANNED[1]),
+    ]
+
+
+def test_a_pdf_mixing_text_and_scanned_pages_keeps_its_text_layer(corpus: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.cell(0, 10, "Typed page: the budget grew.")
+    pdf.add_page()
+    pdf.image(scanned(SCANNED)[0], x=10, y=10, w=178)  # 7 inches wide
+    (corpus / "mixed.pdf").write_bytes(bytes(pdf.output()))
+    doc = load(corpus)[0]["mixed.pdf"]
+    assert [(s.page, s.ocr, doc.text[s.start : s.end]) for s in doc.sections] == [
+        (1, False, "Typed page: the budget grew."),
+        (2, True, "\n\n".join(SCANNED)),
+    ]
+
+
+def test_with_ocr_off_a_mixed_pdf_keeps_its_text_pages_and_logs_the_others(corpus: Path, caplog) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.cell(0, 10, "Typed page: the budget grew.")
+    pdf.add_page()
+    pdf.image(scanned(SCANNED)[0], x=10, y=10, w=178)
+    (corpus / "mixed.pdf").write_bytes(bytes(pdf.output()))
+    doc = load(corpus, ocr="off")[0]["mixed.pdf"]
+    assert doc.text == "Typed page: the budget grew." and [s.ocr for s in doc.sections] == [False]
+    assert "mixed.pdf: 1 page(s) without a text layer left out — OCR is off (ASSISTANT_OCR=off;" in caplog.text
+
+
+def test_without_tesseract_an_image_is_skipped_naming_the_debian_package(corpus: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(corpus))  # auto, and no tesseract on the PATH
+    (corpus / "photo.png").write_bytes(image_file(".png", scanned(SCANNED)))
+    reason = assert_skipped_alone(corpus, "photo.png", "^image")
+    assert reason == "image (its text needs OCR) — install Tesseract to read it: apt-get install tesseract-ocr"
+
+
+def test_ocr_on_without_tesseract_stops_the_build_before_any_file_is_read(corpus: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(corpus))
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    with pytest.raises(ConfigError, match="ASSISTANT_OCR=on, but Tesseract is not installed"):
+        read_corpus(corpus, ocr="on")
+
+
+def test_ocr_lines_are_joined_into_paragraphs_and_words_split_at_a_line_end_rejoined(
+    corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    tesseract = tmp_path / "bin" / "tesseract"  # prints what Tesseract prints for a page: lines as they are set
+    tesseract.parent.mkdir()
+    tesseract.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--list-langs" ]; then echo eng; exit 0; fi\n'
+        "cat > /dev/null\n"
+        "printf 'Human traf-\\nficking and migrant\\nsmuggling grew.\\n\\nA well-known\\nroute closed.\\n\\f'\n"
+    )
+    tesseract.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tesseract.parent}:{os.environ['PATH']}")
+    (corpus / "page.png").write_bytes(image_file(".png", scanned(SCANNED)))
+    assert load(corpus)[0]["page.png"].text == (
+        "Human trafficking and migrant smuggling grew.\n\nA well-known route closed."
+    )
 
 
 def _report(document) -> None:
@@ -329,13 +440,20 @@ def test_truncated_pdf_is_skipped_with_reason(corpus: Path) -> None:
     assert_skipped_alone(corpus, "truncated.pdf", r"^corrupt or unreadable PDF \(")
 
 
-def test_pdf_without_text_layer_is_skipped_as_needing_ocr(corpus: Path) -> None:
+def test_pdf_without_text_layer_is_skipped_naming_the_setting_when_ocr_is_off(corpus: Path) -> None:
     pdf = FPDF()
     pdf.add_page()
     pdf.rect(20, 20, 80, 50)  # a drawing, no text
     (corpus / "scan.pdf").write_bytes(bytes(pdf.output()))
-    reason = assert_skipped_alone(corpus, "scan.pdf", "no text layer")
-    assert "OCR" in reason
+    assert_skipped_alone(corpus, "scan.pdf", r"^scanned \(no text layer\) — OCR is off \(ASSISTANT_OCR=off;", ocr="off")
+
+
+def test_pdf_page_without_text_layer_or_readable_text_is_skipped_as_having_no_text(corpus: Path) -> None:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(20, 20, 80, 50)  # OCR reads nothing in a drawing
+    (corpus / "drawing.pdf").write_bytes(bytes(pdf.output()))
+    assert_skipped_alone(corpus, "drawing.pdf", "^no text found in the file$")
 
 
 def test_binary_data_named_txt_is_skipped_as_binary(corpus: Path) -> None:
@@ -455,3 +573,25 @@ def test_txt_title_comes_from_a_short_unpunctuated_first_line(corpus: Path) -> N
     documents, _ = load(corpus)
     assert documents["a.txt"].title == "Regional Conference on Border Control"
     assert documents["b.txt"].title == "b"
+
+
+def test_a_pdfs_running_heads_and_page_numbers_are_left_out(corpus: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    topics = ["apt", "dpkg", "mirrors", "keys", "pinning", "backports"]
+    for number, topic in enumerate(topics, start=1):
+        pdf.add_page()
+        for line in (
+            f"Admin Guide - Chapter {1 + number // 4}: Packages {number}",
+            f"All about {topic} here.",
+            f"The {topic} tool is covered on this page.",
+            f"See the {topic} manual for more.",
+            str(number),
+        ):
+            pdf.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    (corpus / "guide.pdf").write_bytes(bytes(pdf.output()))
+    documents, skipped = load(corpus)
+    text = documents["guide.pdf"].text
+    assert "Admin Guide" not in text and not re.search(r"^\d+$", text, re.MULTILINE)
+    assert text.startswith("All about apt here.\nThe apt tool is covered on this page.")
+    assert [s.page for s in documents["guide.pdf"].sections] == [1, 2, 3, 4, 5, 6]

@@ -6,7 +6,8 @@
 The hook is installed before the entry point imports anything, and sees every thread. Each line of LOG is
 JSON, [event, detail]; the first is ["audit", pid]. Every lookup, connect and datagram made through
 Python's socket module is logged (httpx, requests, urllib, huggingface_hub and Gradio all use it), and so is
-every child process, which the hook could not follow. `outside_calls(LOG)` lists what left the machine.
+every child process, which the hook could not follow. `outside_calls(LOG)` lists what left the machine, or may
+have: every child process but Tesseract's, the OCR engine, whose arguments show it reads no URL.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ def install(log_path: str) -> None:
 
 
 def is_local(event: str, detail) -> bool:
-    """True for loopback addresses, unix sockets and the kernel; a child process never counts as local."""
+    """True for loopback addresses, unix sockets and the kernel, and Tesseract reading no URL; any other child
+    process counts as outside."""
     if event == "audit":
         return True
+    if event in PROCESS_EVENTS:
+        return is_tesseract_offline(detail)
     if event not in SOCKET_EVENTS | LOOKUP_EVENTS:
         return False
     if detail is None or isinstance(detail, str):  # a connected socket's send, or a unix socket's path
@@ -58,6 +62,14 @@ def is_local(event: str, detail) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except (AttributeError, ValueError):  # a host name other than localhost
         return False
+
+
+def is_tesseract_offline(detail) -> bool:
+    """Tesseract, started by the assistant for OCR (the image on stdin, the text on stdout, or --list-langs). It
+    reaches the network only to fetch an input named by a URL (it is built with libcurl), so one in its arguments
+    makes the call an outside one."""
+    program, arguments = detail[0], detail[1]
+    return os.path.basename(str(program)) == "tesseract" and not any("://" in str(arg) for arg in arguments)
 
 
 def read_log(log_path: Path) -> list[tuple[str, object]]:

@@ -22,6 +22,9 @@ def product_env() -> dict[str, str]:
 
 
 def test_the_audit_hook_reports_outside_addresses_and_child_processes_but_not_loopback(tmp_path):
+    tesseract = tmp_path / "tesseract"  # stands in for the OCR engine: the hook reads its arguments only
+    tesseract.write_text("#!/bin/sh\n")
+    tesseract.chmod(0o755)
     script = tmp_path / "calls.py"
     script.write_text(
         "import socket, subprocess\n"
@@ -31,6 +34,8 @@ def test_the_audit_hook_reports_outside_addresses_and_child_processes_but_not_lo
         "    except OSError: pass\n"
         "socket.getaddrinfo('localhost', 80); socket.getaddrinfo('192.0.2.2', 80)\n"  # numeric: no DNS query
         "subprocess.run(['true'])\n"
+        f"subprocess.run([{str(tesseract)!r}, 'stdin', 'stdout', '-l', 'eng'])\n"  # OCR: local
+        f"subprocess.run([{str(tesseract)!r}, 'http://192.0.2.3/scan.png', 'stdout'])\n"  # Tesseract fetching a URL
     )
     log = tmp_path / "net.log"
     subprocess.run([sys.executable, str(NETAUDIT), str(log), str(script)], check=True, timeout=60)
@@ -39,6 +44,7 @@ def test_the_audit_hook_reports_outside_addresses_and_child_processes_but_not_lo
         ("socket.connect", ["192.0.2.1", 9]),
         ("socket.getaddrinfo", ["192.0.2.2", 80]),
         ("subprocess.Popen", ["true", ["true"]]),
+        ("subprocess.Popen", [str(tesseract), [str(tesseract), "http://192.0.2.3/scan.png", "stdout"]]),
     ]
 
 

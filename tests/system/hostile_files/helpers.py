@@ -1,6 +1,6 @@
 """Helpers of the hostile files' tests: a good text, a build that checks every skip reason is
-one printable line, a file read alone next to a good one, DOCX makers, and the time and memory of reading
-each file of a corpus, measured in a fresh process.
+one printable line, a file read alone next to a good one, DOCX and PDF makers, and the time and memory of
+reading each file of a corpus (Tesseract's included), measured in a fresh process.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from assistant.config import Ocr
 from assistant.index import build_index
 from assistant.index.faiss.store import open_index
 from tests.helpers import ROOT, read_corpus
@@ -69,6 +70,21 @@ def docx_with_body(body: str, extra: dict[str, bytes] | None = None) -> bytes:
     return out.getvalue()
 
 
+def pdf_of(objects: list[bytes]) -> bytes:
+    """A PDF of these objects, numbered from 1 (the first must be the catalog), with its cross-reference table."""
+    out, offsets = io.BytesIO(b"%PDF-1.4\n"), []
+    out.seek(0, io.SEEK_END)
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(
+        b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    )
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
 def zip_bomb_docx(megabytes: int) -> bytes:
     """A DOCX whose document.xml holds `megabytes` of spaces after its one paragraph: deflated a thousand times."""
     blank = zipfile.ZipFile(io.BytesIO(docx_with_body("")))
@@ -91,8 +107,10 @@ def zip_bomb_docx(megabytes: int) -> bytes:
 _MEASURE = """
 import json, sys, time
 from pathlib import Path
-import bs4, charset_normalizer, docx, lxml.html, pypdf  # imported before the baseline: their cost is not a file's
+import resource
+import bs4, charset_normalizer, docx, lxml.html, pypdf, pypdfium2, PIL.Image  # their cost is not a file's
 from assistant.ingest import iter_corpus, read_document, skipped_file
+from assistant.ocr import ocr_options
 
 def peak_mb():
     # VmHWM: the peak RSS of this program since its exec. ru_maxrss would start at the peak of pytest, the
@@ -100,26 +118,28 @@ def peak_mb():
     status = Path("/proc/self/status").read_text()
     return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
 
-corpus, max_file_mb = Path(sys.argv[1]), float(sys.argv[2])
+corpus, max_file_mb, ocr = Path(sys.argv[1]), float(sys.argv[2]), ocr_options(sys.argv[3], "eng")
 baseline, rows = peak_mb(), []
 for path, rel in iter_corpus(corpus):
     started = time.monotonic()
     try:
-        outcome = "indexed" if read_document(path, rel, max_file_mb, corpus) else ""
+        outcome = "indexed" if read_document(path, rel, max_file_mb, corpus, ocr=ocr) else ""
     except Exception as err:
         outcome = skipped_file(rel, err).reason
     seconds, growth = time.monotonic() - started, peak_mb() - baseline
-    rows.append({"path": rel, "seconds": seconds, "growth_mb": growth, "outcome": outcome})
+    tesseract = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child's peak, in kB
+    rows.append({"path": rel, "seconds": seconds, "growth_mb": growth, "tesseract_mb": tesseract, "outcome": outcome})
 print(json.dumps(rows))
 """
 
 
-def measure(corpus: Path, max_file_mb: float = 50.0) -> list[dict]:
-    """Read each file of `corpus` in a fresh Python: seconds per file, and the growth of the peak RSS since
-    the imports (the peak only rises, so each file's figure also covers every file before it)."""
+def measure(corpus: Path, max_file_mb: float = 50.0, ocr: Ocr = "auto") -> list[dict]:
+    """Read each file of `corpus` in a fresh Python, as a build does (OCR with the installed Tesseract): seconds
+    per file, the growth of the peak RSS since the imports, and the peak RSS of the largest Tesseract process so
+    far (both peaks only rise, so each file's figures also cover every file before it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(corpus), str(max_file_mb)],
+        [sys.executable, "-c", _MEASURE, str(corpus), str(max_file_mb), ocr],
         env=env,
         cwd=ROOT,
         capture_output=True,

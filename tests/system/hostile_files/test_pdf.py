@@ -3,12 +3,11 @@ within it."""
 
 from __future__ import annotations
 
-import io
 import time
 import zlib
 
 from tests.helpers import read_corpus
-from tests.system.hostile_files.helpers import _read_alone
+from tests.system.hostile_files.helpers import _read_alone, pdf_of
 
 
 def pdf_with_pages(contents: list[bytes]) -> bytes:
@@ -22,17 +21,7 @@ def pdf_with_pages(contents: list[bytes]) -> bytes:
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R %s >>" % (4 + 2 * i, font)
         )
         objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed))
-    out, offsets = io.BytesIO(b"%PDF-1.4\n"), []
-    out.seek(0, io.SEEK_END)
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(
-        b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    )
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return pdf_of(objects)
 
 
 TEXT_OPERATORS = b"BT /F1 12 Tf 72 712 Td (Hello world) Tj ET\n"  # about 4 s of pypdf's time per MB here
