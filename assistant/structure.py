@@ -132,7 +132,7 @@ def html_blocks(soup, tick: Callable[[], None]) -> list[Block]:
             elif name == "pre":
                 _flush(line, blocks)
                 _add(blocks, _code(node.get_text()))
-            elif name == "table":
+            elif name == "table" and not weight[id(node)].holds & _HOLDS["table"]:  # a layout table: block by block
                 _flush(line, blocks)
                 _add(blocks, "\n".join(_table_rows(node, weight)))
             elif name in _LISTS and _simple(node, weight):
@@ -322,6 +322,7 @@ FURNITURE_LINES = 3
 # chapter's running head ("Chapter 1: Obtaining R 2") that recurs only over its own chapter's pages
 FURNITURE_REPEATS = 3
 FURNITURE_MIN_PAGES = 4  # fewer pages say too little about what repeats
+FURNITURE_MAX_WORDS = 16  # a running head is short; a longer line is text (a page extracted as one line, say)
 _WORD = re.compile(r"[^\W\d_]{3}")  # a running head has words: "[1] 3", an R result, is not one
 _PAGE_NUMBER = re.compile(r"(?i)[-–— ]*(page\s*)?(\d{1,5}|[ivxlc]{1,7})(\s*(of|/)\s*\d{1,5})?[-–— ]*")
 
@@ -339,7 +340,7 @@ def strip_page_furniture(pages: list[str]) -> list[str]:
     recurring = {
         key
         for key, count in counts.items()
-        if count >= FURNITURE_REPEATS and len(key.split()) >= 2 and _WORD.search(key)
+        if count >= FURNITURE_REPEATS and 2 <= len(key.split()) <= FURNITURE_MAX_WORDS and _WORD.search(key)
     }
     return [_without(page, zone, recurring) for page, zone in zip(pages, zones)]
 

@@ -167,3 +167,10 @@ def test_a_definition_list_and_a_list_holding_code_are_read_block_by_block() -> 
         "Install it:",
         "apt install tree\ntree /etc",
     ]
+
+
+def test_a_layout_table_holding_a_table_is_read_block_by_block_once() -> None:
+    inner = "<table><tr><th>Release</th><th>Version</th></tr><tr><td>Bookworm</td><td>12</td></tr></table>"
+    html = f"<html><body><table><tr><td><p>Intro words of the page.</p>{inner}</td></tr></table></body></html>"
+    _, text, _ = read_page(html)
+    assert text == "Intro words of the page.\n\nRelease: Bookworm · Version: 12"
