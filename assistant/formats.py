@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 
 from .documents import Section
 from .ocr import OcrError, OcrOptions, recognize
-from .structure import Block, assemble, html_blocks, markdown_sections, strip_page_furniture, table_lines
+from .structure import (
+    Block,
+    assemble,
+    html_blocks,
+    markdown_sections,
+    split_at_headings,
+    strip_page_furniture,
+    table_lines,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,6 +37,7 @@ HTML_MAX_TAGS = 200_000
 # pypdf parses a page's content stream in one go, which the deadline can't interrupt: a budget of 1,000,000
 # tokens (pypdf's is 2,000,000) keeps that to 5-8 s here, so a PDF takes 28 s at worst
 PDF_MAX_PAGE_TOKENS = 1_000_000
+PDF_MAX_OUTLINE = 10_000  # outline entries read as headings: a real book has hundreds
 # a DOCX is refused before python-docx unpacks it when it would unpack to over 64 MB (zip bombs: 300 KB to
 # 150 MB of XML; python-docx holds about 3.8 times the XML it reads, so 64 MB comes to about 240 MB), holds over
 # 10,000 files, or over 1,000,000 XML tags (< signs; worst case, empty paragraphs: 17 s, 310 MB)
@@ -216,6 +225,7 @@ def _read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> t
                 deadline()
                 pages.append(page.extract_text(visitor_operand_before=deadline) or "")
             title = (reader.metadata.title if reader.metadata else "") or ""
+            outline = _pdf_outline(reader)
     except SkipFile:
         raise
     except Exception as err:  # pypdf raises many types for damaged files
@@ -228,7 +238,28 @@ def _read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> t
         raise SkipFile(f"scanned (no text layer) — {ocr.why_not}")
     elif scanned:
         log.warning("%s: %d page(s) without a text layer left out — %s", path.name, len(scanned), ocr.why_not)
-    return str(title), *_join_pages(strip_page_furniture(pages), scanned if ocr.enabled else ())
+    text, sections = _join_pages(strip_page_furniture(pages), scanned if ocr.enabled else ())
+    return str(title), text, split_at_headings(text, sections, outline)
+
+
+def _pdf_outline(reader) -> list[tuple[int, int, str]]:
+    """The PDF's outline (bookmarks) as (1-based page, level, title), in order; none if it cannot be read."""
+    found: list[tuple[int, int, str]] = []
+    stack: list[tuple[list, int]] = [(list(reversed(reader.outline)), 1)]
+    try:
+        while stack and len(found) < PDF_MAX_OUTLINE:
+            items, level = stack[-1]
+            if not items:
+                stack.pop()
+                continue
+            item = items.pop()
+            if isinstance(item, list):
+                stack.append((list(reversed(item)), level + 1))
+            elif (page := reader.get_destination_page_number(item)) is not None and page >= 0:
+                found.append((page + 1, level, str(item.title or "")))
+    except Exception as err:  # a damaged outline costs the headings, not the document
+        log.debug("outline of the PDF not read: %s", err)
+    return found
 
 
 def _join_pages(pages: list[str], ocr_pages: Collection[int] = ()) -> tuple[str, list[Section]]:

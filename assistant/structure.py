@@ -102,7 +102,7 @@ def _trimmed(text: str, section: Section) -> Section:
     """The section without the white space around it."""
     body = text[section.start : section.end]
     start = section.start + len(body) - len(body.lstrip())
-    return Section(start, section.start + len(body.rstrip()), section.page, section.heading)
+    return Section(start, section.start + len(body.rstrip()), section.page, section.heading, section.ocr)
 
 
 def html_blocks(soup, tick: Callable[[], None]) -> list[Block]:
@@ -361,3 +361,55 @@ def _without(page: str, zone: dict[int, str], recurring: set[str]) -> str:
     lines = page.splitlines()
     drop = {i for i, line in zone.items() if _shape(line) in recurring or _PAGE_NUMBER.fullmatch(line.strip())}
     return "\n".join(line for i, line in enumerate(lines) if i not in drop)
+
+
+def split_at_headings(text: str, sections: list[Section], headings: list[tuple[int, int, str]]) -> list[Section]:
+    """Page sections split where an outline's headings stand: `headings` are (1-based page, level, title), as a
+    PDF's outline gives them. A heading is placed at the start of the line where its title first appears on its
+    page, past the previous heading (case and spacing aside); one not found there is left out. Each piece keeps
+    its page and gets the path of headings above it."""
+    cuts: list[tuple[int, int, str]] = []  # (offset, level, title)
+    pages = {section.page: section for section in sections}
+    floor = 0
+    for page, level, title in headings:
+        section = pages.get(page)
+        if section is None or not title.strip():
+            continue
+        found = _find_title(text, title, max(section.start, floor), section.end)
+        if found is not None:
+            cuts.append((found, level, " ".join(title.split())))
+            floor = found + 1
+    if not cuts:
+        return sections
+    return _cut(text, sections, cuts)
+
+
+def _find_title(text: str, title: str, start: int, end: int) -> int | None:
+    pattern = r"\s+".join(re.escape(word) for word in title.split())
+    found = re.search(pattern, text[start:end], re.IGNORECASE)
+    if found is None:
+        return None
+    line = text.rfind("\n", start, start + found.start())  # the heading's line starts after it
+    return line + 1 if line >= 0 else start
+
+
+def _cut(text: str, sections: list[Section], cuts: list[tuple[int, int, str]]) -> list[Section]:
+    """The sections split at the cuts' offsets, each piece under the path of the cuts before it."""
+    pieces: list[Section] = []
+    path: list[tuple[int, str]] = []
+    index = 0
+    for section in sections:
+        start = section.start
+        while index < len(cuts) and cuts[index][0] < section.end:
+            offset, level, title = cuts[index]
+            if offset > start and text[start:offset].strip():
+                pieces.append(_trimmed(text, Section(start, offset, section.page, _titles(path), section.ocr)))
+                start = offset
+            path = [(lv, t) for lv, t in path if lv < level] + [(level, title)]
+            index += 1
+        pieces.append(_trimmed(text, Section(start, section.end, section.page, _titles(path), section.ocr)))
+    return [piece for piece in pieces if piece.end > piece.start]
+
+
+def _titles(path: list[tuple[int, str]]) -> tuple[str, ...]:
+    return tuple(title for _, title in path)

@@ -595,3 +595,23 @@ def test_a_pdfs_running_heads_and_page_numbers_are_left_out(corpus: Path) -> Non
     assert "Admin Guide" not in text and not re.search(r"^\d+$", text, re.MULTILINE)
     assert text.startswith("All about apt here.\nThe apt tool is covered on this page.")
     assert [s.page for s in documents["guide.pdf"].sections] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_pdfs_outline_bounds_sections_under_their_heading_path(corpus: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    for level, title, body in [(0, "1 Obtaining R", "Sources can be obtained from CRAN."),
+                               (1, "1.1 Getting the sources", "Download the most recent tarball."),
+                               (0, "2 Installing R", "Run configure, then make.")]:  # fmt: skip
+        pdf.start_section(title, level=level)
+        pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 10, body, new_x="LMARGIN", new_y="NEXT")
+    (corpus / "admin.pdf").write_bytes(bytes(pdf.output()))
+    documents, _ = load(corpus)
+    doc = documents["admin.pdf"]
+    assert [(doc.text[s.start : s.end].split("\n")[0], s.heading, s.page) for s in doc.sections] == [
+        ("1 Obtaining R", ("1 Obtaining R",), 1),
+        ("1.1 Getting the sources", ("1 Obtaining R", "1.1 Getting the sources"), 1),
+        ("2 Installing R", ("2 Installing R",), 1),
+    ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from assistant.documents import Section
 from assistant.formats import Deadline, _read_html, _read_text
-from assistant.structure import Block, assemble, markdown_sections, strip_page_furniture
+from assistant.structure import Block, assemble, markdown_sections, split_at_headings, strip_page_furniture
 
 PAGE = """<!DOCTYPE html><html><head><title>Admin guide</title></head><body>
 <div class="navheader"><table><tr><th colspan="3">Chapter 2. Packages</th></tr>
@@ -174,3 +175,19 @@ def test_a_layout_table_holding_a_table_is_read_block_by_block_once() -> None:
     html = f"<html><body><table><tr><td><p>Intro words of the page.</p>{inner}</td></tr></table></body></html>"
     _, text, _ = read_page(html)
     assert text == "Intro words of the page.\n\nRelease: Bookworm · Version: 12"
+
+
+def test_outline_headings_split_pages_and_their_path_carries_over_the_page_break() -> None:
+    page_texts = ["Intro page text.", "2 Install\nRun it.", "More of the install.\nStill installing."]
+    text = "\n\n".join(page_texts)
+    starts = [text.index(page) for page in page_texts]
+    pages = [
+        Section(start, start + len(page), number) for number, (start, page) in enumerate(zip(starts, page_texts), 1)
+    ]
+    outline = [(2, 1, "2 Install"), (3, 2, "Nowhere on its page"), (9, 1, "No such page")]
+    sections = split_at_headings(text, pages, outline)
+    assert [(text[s.start : s.end], s.page, s.heading) for s in sections] == [
+        ("Intro page text.", 1, ()),
+        ("2 Install\nRun it.", 2, ("2 Install",)),
+        ("More of the install.\nStill installing.", 3, ("2 Install",)),
+    ]
