@@ -399,12 +399,14 @@ def _cut(text: str, sections: list[Section], cuts: list[tuple[int, int, str]]) -
     path: list[tuple[int, str]] = []
     index = 0
     for section in sections:
-        start = section.start
+        start, at_heading = section.start, False
         while index < len(cuts) and cuts[index][0] < section.end:
             offset, level, title = cuts[index]
-            if offset > start and text[start:offset].strip():
+            body = text[start:offset].strip()
+            if offset > start and body and not (at_heading and "\n" not in body):  # a heading right under another
                 pieces.append(_trimmed(text, Section(start, offset, section.page, _titles(path), section.ocr)))
                 start = offset
+            at_heading = start == offset
             path = [(lv, t) for lv, t in path if lv < level] + [(level, title)]
             index += 1
         pieces.append(_trimmed(text, Section(start, section.end, section.page, _titles(path), section.ocr)))

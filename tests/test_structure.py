@@ -191,3 +191,14 @@ def test_outline_headings_split_pages_and_their_path_carries_over_the_page_break
         ("2 Install\nRun it.", 2, ("2 Install",)),
         ("More of the install.\nStill installing.", 3, ("2 Install",)),
     ]
+
+
+def test_an_outline_heading_right_under_another_starts_no_section_of_its_own() -> None:
+    text = "2 Install\n2.1 Basics\nRun it first.\n2.2 More\nThen this."
+    sections = split_at_headings(
+        text, [Section(0, len(text), 1)], [(1, 1, "2 Install"), (1, 2, "2.1 Basics"), (1, 2, "2.2 More")]
+    )
+    assert [(text[s.start : s.end], s.heading) for s in sections] == [
+        ("2 Install\n2.1 Basics\nRun it first.", ("2 Install", "2.1 Basics")),
+        ("2.2 More\nThen this.", ("2 Install", "2.2 More")),
+    ]
