@@ -67,35 +67,15 @@ def assemble(blocks: list[Block]) -> tuple[str, list[Section]]:
 
 def markdown_sections(text: str) -> list[Section]:
     """Sections of a Markdown text at its `#` headings (not those inside fenced code), over the text as it is."""
-    blocks: list[tuple[int, int, str]] = []  # (offset, level, heading) of each heading line
+    headings: list[tuple[int, int, str]] = []  # (offset, level, heading) of each heading line
     fenced, offset = False, 0
     for line in text.splitlines(keepends=True):
         if _FENCE.match(line):
             fenced = not fenced
         elif not fenced and (found := _MARKDOWN_HEADING.match(line.rstrip("\n"))):
-            blocks.append((offset, len(found.group(1)), found.group(2)))
+            headings.append((offset, len(found.group(1)), found.group(2).strip()))
         offset += len(line)
-    return _sections_at(text, blocks)
-
-
-def _sections_at(text: str, headings: list[tuple[int, int, str]]) -> list[Section]:
-    """Sections of a text whose heading lines start at the given offsets, each to the next heading that is not
-    right under it (a heading followed by nothing but another heading starts no section of its own)."""
-    sections: list[Section] = []
-    path: list[tuple[int, str]] = []
-    start = 0
-    for offset, level, heading in headings:
-        between = text[start:offset].strip()
-        if between and not _only_headings(between):
-            sections.append(Section(start, offset, heading=tuple(h for _, h in path)))
-            start = offset
-        path = [(lv, h) for lv, h in path if lv < level] + [(level, heading.strip())]
-    sections.append(Section(start, len(text), heading=tuple(h for _, h in path)))
-    return [_trimmed(text, s) for s in sections if text[s.start : s.end].strip()]
-
-
-def _only_headings(between: str) -> bool:
-    return all(_MARKDOWN_HEADING.match(line) for line in between.splitlines() if line.strip())
+    return _cut(text, [Section(0, len(text))], headings)
 
 
 def _trimmed(text: str, section: Section) -> Section:
@@ -394,19 +374,21 @@ def _find_title(text: str, title: str, start: int, end: int) -> int | None:
 
 
 def _cut(text: str, sections: list[Section], cuts: list[tuple[int, int, str]]) -> list[Section]:
-    """The sections split at the cuts' offsets, each piece under the path of the cuts before it."""
+    """The sections split at the cuts' offsets (headings), each piece under the path of the cuts before it; a
+    heading with nothing but other headings between it and the one before starts no piece of its own."""
     pieces: list[Section] = []
     path: list[tuple[int, str]] = []
     index = 0
     for section in sections:
-        start, at_heading = section.start, False
+        start, run_end = section.start, None  # run_end: where the headings that open the piece end
         while index < len(cuts) and cuts[index][0] < section.end:
             offset, level, title = cuts[index]
-            body = text[start:offset].strip()
-            if offset > start and body and not (at_heading and "\n" not in body):  # a heading right under another
+            under_heading = run_end is not None and not text[run_end:offset].strip()
+            if text[start:offset].strip() and not under_heading:
                 pieces.append(_trimmed(text, Section(start, offset, section.page, _titles(path), section.ocr)))
                 start = offset
-            at_heading = start == offset
+            line_end = text.find("\n", offset, section.end)
+            run_end = section.end if line_end < 0 else line_end
             path = [(lv, t) for lv, t in path if lv < level] + [(level, title)]
             index += 1
         pieces.append(_trimmed(text, Section(start, section.end, section.page, _titles(path), section.ocr)))

@@ -202,3 +202,13 @@ def test_an_outline_heading_right_under_another_starts_no_section_of_its_own() -
         ("2 Install\n2.1 Basics\nRun it first.", ("2 Install", "2.1 Basics")),
         ("2.2 More\nThen this.", ("2 Install", "2.2 More")),
     ]
+
+
+def test_a_run_of_three_outline_headings_opens_one_section() -> None:
+    text = "2 X\n2.1 Y\n2.1.1 Z\nBody.\n2.2 W\nMore."
+    outline = [(1, 1, "2 X"), (1, 2, "2.1 Y"), (1, 3, "2.1.1 Z"), (1, 2, "2.2 W")]
+    sections = split_at_headings(text, [Section(0, len(text), 1)], outline)
+    assert [(text[s.start : s.end], s.heading) for s in sections] == [
+        ("2 X\n2.1 Y\n2.1.1 Z\nBody.", ("2 X", "2.1 Y", "2.1.1 Z")),
+        ("2.2 W\nMore.", ("2 X", "2.2 W")),
+    ]
