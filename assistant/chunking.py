@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
 from .config import Settings
-from .documents import Chunk, Document, Section
+from .documents import Chunk, Document, Progress, Section
 from .errors import ConfigError
 
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
@@ -41,7 +40,7 @@ def chunk_documents(
     settings: Settings,
     tokenizer: ModelTokenizer,
     documents: list[Document],
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[Chunk]:
     """The chunks of `documents`, in document order, with the settings' chunk size and overlap;
     `progress(done, total)` is told of each document chunked."""
@@ -81,11 +80,14 @@ def _merged(text: str, units: list[tuple[int, int]], tok: Tokenizer, limit: int)
     if limit <= 0:
         return units
     merged: list[tuple[int, int]] = []
+    size = 0  # word pieces of the last merged unit: the pieces of joined text are the sum of its parts'
     for start, end in units:
-        if merged and merged[-1][1] <= start and len(tok.offsets(text[merged[-1][0] : end])) <= limit:
-            merged[-1] = (merged[-1][0], end)
+        count = len(tok.offsets(text[start:end]))
+        if merged and merged[-1][1] <= start and size + count <= limit:
+            merged[-1], size = (merged[-1][0], end), size + count
         else:
             merged.append((start, end))
+            size = count
     return merged
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import threads
 from .config import DEFAULT_MODEL, check_precision
+from .documents import Progress
 from .errors import ModelLoadError
 from .lru import LRU
 
@@ -22,7 +22,6 @@ _LOAD_LOCK = threading.Lock()
 _ENCODE_STEP = 256  # texts per progress update (at least)
 SMALL_ENCODE = 64  # an encode of at most this many texts runs on one thread (threads.TORCH)
 REMEMBERED = 16_384  # vectors kept by encode(..., remember=True): about 25 MB at 384 dimensions
-Progress = Callable[[int, int], None]
 
 
 def resolve_model(name: str) -> str:

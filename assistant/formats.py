@@ -156,10 +156,10 @@ def _read_text(data: bytes, path: Path, deadline: Deadline) -> tuple[str, str, l
     if path.suffix.lower() in {".md", ".markdown"}:
         heading = re.search(r"^#{1,2}\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
         return heading.group(1) if heading else "", text, markdown_sections(text)
-    else:  # a plain-text file whose first line stands alone, short and unpunctuated, is titled by it
-        first = re.match(r"\s*([^\n]{1,150})\n[ \t]*\n", text)
-        if first and not first.group(1).rstrip().endswith(tuple('.!?…,;"”’')):
-            title = first.group(1).strip()
+    # a plain-text file whose first line stands alone, short and unpunctuated, is titled by it
+    first = re.match(r"\s*([^\n]{1,150})\n[ \t]*\n", text)
+    if first and not first.group(1).rstrip().endswith(tuple('.!?…,;"”’')):
+        title = first.group(1).strip()
     return title, text, []
 
 

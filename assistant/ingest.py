@@ -9,19 +9,18 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from .config import Settings
-from .documents import Document, SkippedFile, printable
+from .documents import Document, Progress, SkippedFile, printable
 from .errors import ConfigError
 from .formats import IMAGE_SUFFIXES, Deadline, SkipFile, reader_for
 from .ocr import OCR_OFF, OcrOptions, ocr_options
 
 log = logging.getLogger(__name__)
-Counter = Callable[[int, int], None]  # progress: (done, total)
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", *IMAGE_SUFFIXES}
 _VANISHED = "vanished during the build"
@@ -41,7 +40,7 @@ class Scan:
     sha: dict[str, str] = field(default_factory=dict)  # content hash of every file that could be read
 
 
-def scan_corpus(settings: Settings, previous: Mapping[str, str], progress: Counter | None = None) -> Scan:
+def scan_corpus(settings: Settings, previous: Mapping[str, str], progress: Progress | None = None) -> Scan:
     """Read the files that are new or changed since `previous` (path -> sha256); skip what cannot be read.
     `progress(done, total)` is told of each file looked at. The OCR settings are checked first:
     ASSISTANT_OCR=on without Tesseract stops the build before any file is read."""

@@ -29,8 +29,8 @@ import numpy as np
 
 from ...chunking import chunk_documents
 from ...config import Settings
-from ...documents import Chunk, Document, SkippedFile
-from ...embedding import Embedder, Progress
+from ...documents import Chunk, Document, Progress, SkippedFile
+from ...embedding import Embedder
 from ...ingest import Scan, scan_corpus
 from ..lexical import terms
 from ..manifest import (
