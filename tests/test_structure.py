@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.documents import Section
-from assistant.formats import Deadline, _read_html, _read_text
+from assistant.formats import Deadline
+from assistant.formats.html import read_html
+from assistant.formats.text import read_text
 from assistant.structure import Block, assemble, markdown_sections, split_at_headings, strip_page_furniture
 
 PAGE = """<!DOCTYPE html><html><head><title>Admin guide</title></head><body>
@@ -39,7 +41,7 @@ $ systemctl status nginx</pre>
 
 
 def read_page(html: str = PAGE):
-    return _read_html(html.encode(), Path("guide.html"), Deadline(20))
+    return read_html(html.encode(), Path("guide.html"), Deadline(20))
 
 
 def test_navigation_banners_tables_of_contents_and_footers_are_dropped() -> None:
@@ -106,7 +108,7 @@ Back up first.
 
 
 def test_markdown_headings_bound_sections_over_the_text_as_it_is() -> None:
-    title, text, sections = _read_text(MARKDOWN.encode(), Path("guide.md"), Deadline(20))
+    title, text, sections = read_text(MARKDOWN.encode(), Path("guide.md"), Deadline(20))
     assert title == "Guide" and text == MARKDOWN
     assert [(text[s.start : s.end].split("\n")[0], s.heading) for s in sections] == [
         ("# Guide", ("Guide",)),

@@ -177,14 +177,14 @@ def test_a_file_that_grows_past_the_limit_after_the_check_is_skipped(settings, c
 def test_an_unexpected_error_in_a_reader_skips_that_file_only(settings, corpus, fake_embedder, monkeypatch, caplog):
     import assistant.formats
 
-    original = assistant.formats._read_text
+    original = assistant.formats.read_text
 
     def fragile(data, path, *args):
         if path.name == "trap.txt":
             raise TypeError("a reader bug\nover two lines")
         return original(data, path, *args)
 
-    monkeypatch.setattr(assistant.formats, "_read_text", fragile)
+    monkeypatch.setattr(assistant.formats, "read_text", fragile)
     (corpus / "trap.txt").write_text("Triggers the bug.", encoding="utf-8")
     (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
     documents, skipped = build(settings, fake_embedder)

@@ -11,7 +11,7 @@ def test_text_with_lone_surrogates_is_stored_with_replacement_characters(setting
     import assistant.formats
 
     monkeypatch.setattr(
-        assistant.formats, "_read_text", lambda data, path, *args: ("Ti\ud800tle", "Broken \udfff font map.", [])
+        assistant.formats, "read_text", lambda data, path, *args: ("Ti\ud800tle", "Broken \udfff font map.", [])
     )
     (corpus / "font.txt").write_text("whatever", encoding="utf-8")
     build(settings, fake_embedder)
