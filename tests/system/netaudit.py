@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import runpy
 import sys
 import threading
@@ -65,11 +66,18 @@ def is_local(event: str, detail) -> bool:
 
 
 def is_tesseract_offline(detail) -> bool:
-    """Tesseract, started by the assistant for OCR (the image on stdin, the text on stdout, or --list-langs). It
-    reaches the network only to fetch an input named by a URL (it is built with libcurl), so one in its arguments
-    makes the call an outside one."""
-    program, arguments = detail[0], detail[1]
-    return os.path.basename(str(program)) == "tesseract" and not any("://" in str(arg) for arg in arguments)
+    """Tesseract as the assistant starts it, and only so: `--list-langs`, or the image on stdin and the text on
+    stdout (`stdin stdout -l <langs> [--dpi N]`). Tesseract is built with libcurl and fetches an input named by a
+    URL, or listed in a file of inputs, so any other arguments make the call an outside one."""
+    program, arguments = detail[0], [str(arg) for arg in detail[1]]
+    if os.path.basename(str(program)) != "tesseract":
+        return False
+    rest = arguments[1:]
+    if rest == ["--list-langs"]:
+        return True
+    if rest[:3] != ["stdin", "stdout", "-l"] or len(rest) < 4 or not re.fullmatch(r"[\w+/]+", rest[3]):
+        return False
+    return rest[4:] == [] or (len(rest) == 6 and rest[4] == "--dpi" and rest[5].isdigit())
 
 
 def read_log(log_path: Path) -> list[tuple[str, object]]:

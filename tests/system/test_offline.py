@@ -35,7 +35,10 @@ def test_the_audit_hook_reports_outside_addresses_and_child_processes_but_not_lo
         "socket.getaddrinfo('localhost', 80); socket.getaddrinfo('192.0.2.2', 80)\n"  # numeric: no DNS query
         "subprocess.run(['true'])\n"
         f"subprocess.run([{str(tesseract)!r}, 'stdin', 'stdout', '-l', 'eng'])\n"  # OCR: local
+        f"subprocess.run([{str(tesseract)!r}, 'stdin', 'stdout', '-l', 'deu+fra', '--dpi', '300'])\n"
+        f"subprocess.run([{str(tesseract)!r}, '--list-langs'])\n"
         f"subprocess.run([{str(tesseract)!r}, 'http://192.0.2.3/scan.png', 'stdout'])\n"  # Tesseract fetching a URL
+        f"subprocess.run([{str(tesseract)!r}, 'inputs.txt', 'stdout', '-l', 'eng'])\n"  # a list of inputs, maybe URLs
     )
     log = tmp_path / "net.log"
     subprocess.run([sys.executable, str(NETAUDIT), str(log), str(script)], check=True, timeout=60)
@@ -45,6 +48,7 @@ def test_the_audit_hook_reports_outside_addresses_and_child_processes_but_not_lo
         ("socket.getaddrinfo", ["192.0.2.2", 80]),
         ("subprocess.Popen", ["true", ["true"]]),
         ("subprocess.Popen", [str(tesseract), [str(tesseract), "http://192.0.2.3/scan.png", "stdout"]]),
+        ("subprocess.Popen", [str(tesseract), [str(tesseract), "inputs.txt", "stdout", "-l", "eng"]]),
     ]
 
 
