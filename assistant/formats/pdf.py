@@ -47,8 +47,13 @@ def read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> tu
         raise SkipFile(f"corrupt or unreadable PDF ({type(err).__name__}: {str(err)[:80]})") from None
     scanned = [number for number, page in enumerate(pages, start=1) if not page.strip()]
     if scanned and ocr.enabled:
-        for number, text in _ocr_pdf_pages(data, scanned, deadline, ocr).items():
+        read, refused = _ocr_pdf_pages(data, scanned, deadline, ocr)
+        for number, text in read.items():
             pages[number - 1] = text
+        for number, reason in refused.items():
+            log.warning("%s: page %d left out — %s", path.name, number, reason)
+        if refused and not any(page.strip() for page in pages):  # nothing else to read: the file is skipped
+            raise SkipFile(next(iter(refused.values())))
     elif scanned and len(scanned) == len(pages):
         raise SkipFile(f"scanned (no text layer) — {ocr.why_not}")
     elif scanned:
@@ -77,8 +82,11 @@ def _pdf_outline(reader) -> list[tuple[int, int, str]]:
     return found
 
 
-def _ocr_pdf_pages(data: bytes, numbers: list[int], deadline: Deadline, ocr: OcrOptions) -> dict[int, str]:
-    """The text Tesseract reads on each of these pages (1-based), rendered by PDFium."""
+def _ocr_pdf_pages(
+    data: bytes, numbers: list[int], deadline: Deadline, ocr: OcrOptions
+) -> tuple[dict[int, str], dict[int, str]]:
+    """The text Tesseract reads on each of these pages (1-based), rendered by PDFium, and the reason of each page
+    that could not be rendered (a decompression bomb, damage): such a page costs itself, not the file."""
     import pypdfium2 as pdfium
 
     if len(numbers) > OCR_MAX_PAGES:
@@ -91,12 +99,16 @@ def _ocr_pdf_pages(data: bytes, numbers: list[int], deadline: Deadline, ocr: Ocr
     except Exception as err:  # PdfiumError, and its own checks of the data
         raise SkipFile(f"corrupt or unreadable PDF ({type(err).__name__}: {str(err)[:80]})") from None
     try:
-        texts = {}
+        texts, refused = {}, {}
         for number in numbers:
             deadline()
-            image, dpi = _render_page(document, number)
+            try:
+                image, dpi = _render_page(document, number)
+            except SkipFile as err:
+                refused[number] = str(err)
+                continue
             texts[number] = recognize_image(image, deadline, ocr, dpi)
-        return texts
+        return texts, refused
     finally:
         document.close()
 

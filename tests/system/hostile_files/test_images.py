@@ -17,6 +17,7 @@ import zlib
 import pytest
 from PIL import Image
 
+from assistant.index.faiss.store import open_index
 from tests.helpers import read_corpus, scan_pages
 from tests.system.hostile_files.helpers import GOOD_TEXT, build, measure, pdf_of
 
@@ -59,6 +60,44 @@ def pdf_of_huge_images(side: int, pages: int) -> bytes:
     ] * pages
     objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(draw), draw))
     return pdf_of(objects)
+
+
+def pdf_of_text_and_a_huge_image(side: int) -> bytes:
+    """Two letter pages: one with a text layer, one showing a `side` x `side` image and no text."""
+    packer = zlib.compressobj(6)
+    packed = b"".join(packer.compress(bytes(side) * min(64, side - done)) for done in range(0, side, 64))
+    packed += packer.flush()
+    words = b"BT /F1 12 Tf 72 700 Td (The harbour of Valparaiso handles copper and wine.) Tj ET"
+    draw = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources %s /Contents %d 0 R >>"
+    return pdf_of(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [4 0 R 5 0 R] /Count 2 >>",
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+            b"/Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (side, side, len(packed), packed),
+            page % (b"<< /Font << /F1 6 0 R >> >>", 7),
+            page % (b"<< /XObject << /Im1 3 0 R >> >>", 8),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(words), words),
+            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(draw), draw),
+        ]
+    )
+
+
+def test_a_pdf_page_that_is_a_bomb_is_left_out_and_the_rest_of_the_file_is_read(
+    settings, corpus, fake_embedder, caplog
+):
+    (corpus / "report.pdf").write_bytes(pdf_of_text_and_a_huge_image(15_000))
+    _, skipped = build(settings, fake_embedder)
+    assert skipped == {}
+    index = open_index(settings.index)
+    try:
+        text = index.documents(["report.pdf"])["report.pdf"]["text"]
+    finally:
+        index.close()
+    assert text == "The harbour of Valparaiso handles copper and wine."
+    assert re.search("report.pdf: page 2 left out — page 2's images " + BOMB.format(225), caplog.text)
 
 
 def pdf_of_a_poster() -> bytes:
