@@ -112,7 +112,7 @@ def html_blocks(soup, tick: Callable[[], None]) -> list[Block]:
             elif name == "pre":
                 _flush(line, blocks)
                 _add(blocks, _code(node.get_text()))
-            elif name == "table" and not weight[id(node)].holds & _HOLDS["table"]:  # a layout table: block by block
+            elif name == "table" and not weight[id(node)].holds & _LAYOUT:  # a data table (else laid out: walked)
                 _flush(line, blocks)
                 _add(blocks, "\n".join(_table_rows(node, weight)))
             elif name in _LISTS and _simple(node, weight):
@@ -196,13 +196,17 @@ def _dropped(node, weight: dict[int, Weight]) -> bool:
     if named and _FURNITURE.search(named) and not weight.get(id(node), Weight()).holds & _HOLDS_CODE_OR_HEADING:
         return True
     if node.name in _LISTS or node.name in ("table", "tr", "div", "p", "td", "span"):
+        # one that holds a heading or code is a part of the page (a book's title page and its table of contents,
+        # say): the rule is then asked of what it holds
         w = weight.get(id(node), Weight())
-        return w.links >= MIN_LINKS and w.chars > 0 and w.link_chars >= LINK_DENSITY * w.chars
+        dense = w.links >= MIN_LINKS and w.chars > 0 and w.link_chars >= LINK_DENSITY * w.chars
+        return dense and not w.holds & _HOLDS_CODE_OR_HEADING
     return False
 
 
 _HOLDS = {"pre": 1, "table": 2, "dl": 4, **{f"h{level}": 8 for level in range(1, 7)}}  # bits of Weight.holds
 _HOLDS_CODE_OR_HEADING = 1 | 8
+_LAYOUT = _HOLDS["table"] | _HOLDS_CODE_OR_HEADING  # a table holding these lays out a page (or a note), not data
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,33 @@ def test_a_layout_table_holding_a_table_is_read_block_by_block_once() -> None:
     assert text == "Intro words of the page.\n\nRelease: Bookworm · Version: 12"
 
 
+def test_a_note_laid_out_as_a_table_around_code_keeps_the_code_lines() -> None:
+    # DocBook's admonitions: an icon and "Tip" in one row, the note in the next
+    html = (
+        '<html><body><h1>Tips</h1><div class="tip"><table summary="Tip"><tr><td><img alt="[Tip]" src="tip.png"/>'
+        "</td><th>Tip</th></tr><tr><td><p>Make a terminal launcher as follows.</p>"
+        '<pre class="screen"># cat /usr/local/bin/mutt-term &lt;&lt;EOF\n#!/bin/sh\nEOF</pre></td></tr></table>'
+        "</div></body></html>"
+    )
+    _, text, _ = read_page(html)
+    assert "# cat /usr/local/bin/mutt-term <<EOF\n#!/bin/sh\nEOF" in text
+    assert text.startswith("Tips\n\nTip\n\nMake a terminal launcher as follows.")
+
+
+def test_a_title_page_in_a_container_that_is_mostly_its_table_of_contents_is_kept() -> None:
+    # DocBook's book index: the title page and a long table of contents in one <div class="book">
+    toc = "".join(f'<dt><span class="section"><a href="ch{i}.html">{i}. Chapter {i}</a></span></dt>' for i in range(40))
+    html = (
+        '<html><body><div class="book"><div class="titlepage"><h1>Debian Reference</h1><h3>Osamu Aoki</h3>'
+        "<p>A broad overview of the Debian system as a post-installation user's guide.</p></div>"
+        f"<div><p>Table of Contents</p><dl>{toc}</dl></div></div></body></html>"
+    )
+    _, text, sections = read_page(html)
+    overview = "A broad overview of the Debian system as a post-installation user's guide."
+    assert text == f"Debian Reference\n\nOsamu Aoki\n\n{overview}"
+    assert [s.heading for s in sections] == [("Debian Reference", "Osamu Aoki")]
+
+
 def test_outline_headings_split_pages_and_their_path_carries_over_the_page_break() -> None:
     page_texts = ["Intro page text.", "2 Install\nRun it.", "More of the install.\nStill installing."]
     text = "\n\n".join(page_texts)
