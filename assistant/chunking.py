@@ -13,6 +13,7 @@ from .errors import ConfigError
 
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=[^\S\n]*\n[^\S\n]*\n|\s*\Z)", re.DOTALL)
 _MERGE_BELOW = 8  # a paragraph this short is joined to the next one
+_LINE = re.compile(r"\S(?:[^\n]*\S)?")  # a line's text, without the spaces around it
 _HEADING_MAX = 24  # a one-line paragraph this short, with no closing punctuation, is a heading: it joins the next
 # Under a heading, consecutive paragraphs are joined up to the chunk size: on the manuals of benchmarks/ingest.py
 # (tune questions) hybrid hit@1 rose from 0.75 to 0.95 and from 0.40 to 0.50, hit@5 from 0.95 to 1.0 and stayed
@@ -62,12 +63,14 @@ def chunk_document(
 ) -> list[Chunk]:
     """Chunks of at most `chunk_tokens` word pieces; the embedded text adds title and preceding context
     without going over `max_tokens`, the model's own limit."""
+    # a heading joined to its paragraph may take the chunk past chunk_tokens by its own length, not past the model
+    stretch = max(chunk_tokens, min(chunk_tokens + _HEADING_MAX, max_tokens - 2))
     return [
         _make_chunk(doc, start, end, section, tokenizer, max_tokens)
         for section in doc.sections
         for start, end in _merged(
             doc.text,
-            _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap),
+            _units(doc.text, section.start, section.end, tokenizer, chunk_tokens, overlap, stretch),
             tokenizer,
             chunk_tokens if section.heading and MERGE_UNDER_HEADINGS else 0,
         )
@@ -91,20 +94,21 @@ def _merged(text: str, units: list[tuple[int, int]], tok: Tokenizer, limit: int)
     return merged
 
 
-def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:
+def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int, stretch: int) -> list[tuple[int, int]]:
+    """The paragraphs of text[lo:hi], each a unit, windowed when over `size`. A heading, a lead-in or a very short
+    paragraph is joined to the next one, whole while they fit in `stretch` (past `size` by a heading), else in the
+    first of their windows: it never stands alone."""
     paragraphs = [(lo + m.start(), lo + m.end()) for m in _PARAGRAPH.finditer(text[lo:hi])]
     units: list[tuple[int, int]] = []
     pending: tuple[int, int, int] | None = None  # a heading or short paragraph waiting to be joined to the next
     for start, end in paragraphs:
         own = len(tok.offsets(text[start:end]))
         joins_next = own < _MERGE_BELOW or _is_heading(text[start:end], own) or _leads_in(text[start:end], own)
-        count = own
-        if pending and (pending[2] + own <= size or own > size):  # a long one is windowed, heading included
-            start, count = pending[0], pending[2] + own
-        elif pending:
-            units.append(pending[:2])
+        count, limit = own, size
+        if pending:  # a paragraph that fits is joined whole up to `stretch`, else windowed with what it joins
+            start, count, limit = pending[0], pending[2] + own, stretch if own <= size else size
         pending = None
-        if count > size:
+        if count > limit:
             units.extend(_windows(text, start, end, tok, size, overlap))
         elif joins_next:
             pending = (start, end, count)
@@ -125,9 +129,11 @@ def _is_heading(paragraph: str, count: int) -> bool:
 
 
 def _windows(text: str, start: int, end: int, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int]]:
-    """Group the sentences of a long paragraph into windows of <= size pieces, sharing about `overlap`."""
+    """Group the sentences of a long paragraph into windows of <= size pieces, sharing about `overlap`. A block of
+    lines (code, a list, a table) is cut between lines, and a heading joined to the paragraph stays a piece of its
+    own: a sentence never runs across a line break there."""
     pieces: list[tuple[int, int, int]] = []  # (start, end, word pieces)
-    for s, e in sentence_spans(text, start, end):
+    for s, e in _pieces(text, start, end):
         count = len(tok.offsets(text[s:e]))
         pieces.extend(_hard_split(text, s, e, tok, size) if count > size else [(s, e, count)])
     windows: list[tuple[int, int]] = []
@@ -146,6 +152,18 @@ def _windows(text: str, start: int, end: int, tok: Tokenizer, size: int, overlap
             shared += pieces[nxt][2]
         first = nxt
     return windows
+
+
+def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The spans a window is made of: the lines of a paragraph that has several, else its sentences."""
+    spans: list[tuple[int, int]] = []
+    for paragraph in _PARAGRAPH.finditer(text, start, end):
+        lo, hi = paragraph.span()
+        if "\n" not in text[lo:hi]:
+            spans += sentence_spans(text, lo, hi)
+            continue
+        spans += [(lo + line.start(), lo + line.end()) for line in _LINE.finditer(text[lo:hi])]
+    return spans
 
 
 def _hard_split(text: str, start: int, end: int, tok: Tokenizer, size: int) -> list[tuple[int, int, int]]:

@@ -149,11 +149,21 @@ def test_short_heading_before_a_long_paragraph_opens_its_first_window(tok) -> No
     assert chunks[-1].text.endswith(sentence(9))
 
 
-def test_short_paragraph_is_not_joined_when_the_result_would_be_too_long(tok) -> None:
+def test_a_heading_joins_a_paragraph_that_fills_the_chunk_past_the_chunk_size(tok) -> None:
     doc = make_doc("\n\n".join(["Background", medium_paragraph(1)]))
-    size = count(tok, medium_paragraph(1))  # exactly fits alone, not with the heading
+    size = count(tok, medium_paragraph(1))  # the paragraph fits alone, not with the heading
     chunks = chunk_document(doc, tok, size, 0, 254)
-    assert [c.text for c in chunks] == ["Background", medium_paragraph(1)]
+    assert [c.text for c in chunks] == ["Background\n\n" + medium_paragraph(1)]
+    assert count(tok, chunks[0].text) == size + 1 <= 254
+
+
+def test_a_heading_past_the_models_limit_with_its_paragraph_opens_their_first_window(tok) -> None:
+    doc = make_doc("\n\n".join(["Background", medium_paragraph(1)]))
+    size = count(tok, medium_paragraph(1))
+    chunks = chunk_document(doc, tok, size, 0, size + 2)  # the model's limit leaves no room for the heading
+    assert_invariants(tok, doc, chunks, size, size + 2)
+    assert len(chunks) == 2 and chunks[0].text.startswith("Background\n\nParagraph 1")
+    assert chunks[-1].text.endswith(medium_paragraph(1)[-20:])
 
 
 # ---------------------------------------------------------------- long paragraphs: sentence windows
@@ -218,6 +228,22 @@ def test_sentence_longer_than_chunk_tokens_is_cut_between_words(tok) -> None:
             assert chunk.end == len(text) or text[chunk.end] == " "  # ends at a word
             assert set(chunk.text.split()) <= vocabulary  # no word cut in two
         assert " ".join(c.text for c in chunks) == text  # nothing lost or repeated
+
+
+def test_a_block_of_lines_longer_than_a_chunk_is_cut_between_lines_not_sentences(tok) -> None:
+    # a listing with sentence ends inside its lines: windows of sentences would cut lines in two
+    lines = [f"    drwxr-xr-x {i} root staff 4096 Sep. 29 /usr/local/dir{i}. Done." for i in range(30)]
+    text = "Listing:\n\n" + "\n".join(lines)
+    doc = make_doc(text)
+    chunks = chunk_document(doc, tok, 60, 20, 254)
+    assert_invariants(tok, doc, chunks, 60, 254)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert {line.strip() for line in chunk.text.splitlines() if line.strip()} <= {"Listing:"} | {
+            line.strip() for line in lines
+        }
+    assert chunks[0].text.startswith("Listing:\n\n" + lines[0])
+    assert chunks[-1].text.endswith(lines[-1])
 
 
 # ---------------------------------------------------------------- limits and embed_text
