@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypedDict
 
 from ..config import Settings
-from ..documents import SkippedFile, printable
+from ..documents import READING, SkippedFile, printable
 from ..errors import IndexMismatch
 from ..ingest import Scan
 
@@ -57,6 +57,7 @@ class Manifest(TypedDict, total=False):
     precision: str
     dimension: int
     chunking: dict[str, int]  # chunk_tokens, chunk_overlap, and the model's max_tokens
+    reading: int  # documents.READING of the build; missing in builds made before it existed
     versions: dict[str, str]
     built_at: str
     chunks: int
@@ -78,6 +79,7 @@ def new_manifest(
         "precision": precision,
         "dimension": int(dimension),
         "chunking": {**settings.chunking(), "max_tokens": int(max_tokens)},
+        "reading": READING,
         "versions": library_versions(),
         "built_at": now(),
         "chunks": 0,
@@ -102,6 +104,12 @@ def built_with(manifest: Manifest, model: str | None, chunking: dict[str, int] |
     return (not model or manifest["model"] == model) and all(
         built_chunking.get(k) == v for k, v in (chunking or {}).items()
     )
+
+
+def read_alike(manifest: Manifest) -> bool:
+    """Whether the build's passages are what today's readers and chunker make of its files: else a build reads
+    every file again (searching it is fine)."""
+    return manifest.get("reading") == READING
 
 
 def check_built_with(manifest: Manifest, where: str, model: str | None, chunking: dict[str, int] | None) -> None:

@@ -27,6 +27,7 @@ from ..manifest import (
     fault_point,
     new_manifest,
     phase,
+    read_alike,
     skipped_entries,
 )
 from ..store import ChunkRow, DocumentRow
@@ -80,6 +81,10 @@ def _reusable(settings: Settings, rebuild: bool) -> Index | None:
         return None
     if not built_with(index.manifest, settings.model, settings.chunking()):
         log.warning("index was built with other settings; re-embedding every document")
+        index.close()
+        return None
+    if not read_alike(index.manifest):
+        log.warning("index was built by an older version of the readers; reading every document again")
         index.close()
         return None
     return index

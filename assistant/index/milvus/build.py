@@ -44,6 +44,7 @@ from ..manifest import (
     new_manifest,
     now,
     phase,
+    read_alike,
     skipped_entries,
 )
 from .collections import (
@@ -132,7 +133,11 @@ class Writer(Collections):
     # the manifest and the collections
 
     def _same_settings(self, manifest: Manifest) -> bool:
-        return manifest.get("format") == FORMAT and built_with(manifest, self.settings.model, self.settings.chunking())
+        return (
+            manifest.get("format") == FORMAT
+            and built_with(manifest, self.settings.model, self.settings.chunking())
+            and read_alike(manifest)
+        )
 
     def _new_manifest(self, live: str, embedder: Embedder, old: Manifest | None) -> Manifest:
         manifest = new_manifest(

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from assistant.documents import READING
 from assistant.index import build_index
 from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
@@ -63,6 +64,17 @@ def test_changed_chunking_makes_the_next_build_re_embed_everything(settings, cor
     build_index(settings, fake_embedder)
     summary = build_index(replace(settings, chunk_tokens=64, chunk_overlap=8), fake_embedder)
     assert summary.added == 3 and summary.unchanged == 0
+
+
+def test_an_index_read_by_older_readers_is_read_again_by_the_next_build(settings, corpus, fake_embedder, monkeypatch):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    assert build_index(settings, fake_embedder).unchanged == 3
+    monkeypatch.setattr("assistant.index.manifest.READING", READING + 1)  # the readers changed since
+    summary = build_index(settings, fake_embedder)
+    assert summary.added == 3 and summary.unchanged == 0
+    assert open_index(settings.index).manifest["reading"] == READING + 1
+    assert build_index(settings, fake_embedder).unchanged == 3
 
 
 def test_skipped_files_are_counted_and_reported(settings, corpus, fake_embedder):

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from assistant.documents import READING
 from assistant.errors import IndexMismatch, IndexNotFound
 from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import Collections
@@ -111,6 +112,15 @@ def test_an_index_built_with_another_model_asks_for_a_rebuild_and_a_rebuild_swit
     assert sorted(collections) == sorted(
         ["assistant_meta"] + [f"assistant_{store.manifest['live']}_{kind}" for kind in ("chunks", "docs", "texts")]
     )
+
+
+def test_an_index_read_by_older_readers_is_read_again_by_the_next_build(milvus, corpus, fake_embedder, monkeypatch):
+    (corpus / "a.txt").write_text("Delegates from Oman arrived.")
+    build_index(milvus, fake_embedder)
+    assert build_index(milvus, fake_embedder).embedded == 0
+    monkeypatch.setattr("assistant.index.manifest.READING", READING + 1)  # the readers changed since
+    assert build_index(milvus, fake_embedder).embedded == 1
+    assert open_store(milvus).manifest["reading"] == READING + 1
 
 
 def test_collections_of_one_name_leave_another_alone(milvus, corpus, fake_embedder):
