@@ -4,6 +4,7 @@ its sections (one per heading, with the path of headings above it), so that no c
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -308,6 +309,7 @@ FURNITURE_REPEATS = 3
 FURNITURE_MIN_PAGES = 4  # fewer pages say too little about what repeats
 FURNITURE_MAX_WORDS = 16  # a running head is short; a longer line is text (a page extracted as one line, say)
 _WORD = re.compile(r"[^\W\d_]{3}")  # a running head has words: "[1] 3", an R result, is not one
+_EDGE_NUMBER = re.compile(r"(\d{1,5})\s+\D.*|.*\D\s+(\d{1,5})")  # a line that begins or ends with a number
 _PAGE_NUMBER = re.compile(r"(?i)[-–— ]*(page\s*)?(\d{1,5}|[ivxlc]{1,7})(\s*(of|/)\s*\d{1,5})?[-–— ]*")
 
 
@@ -326,7 +328,30 @@ def strip_page_furniture(pages: list[str]) -> list[str]:
         for key, count in counts.items()
         if count >= FURNITURE_REPEATS and 2 <= len(key.split()) <= FURNITURE_MAX_WORDS and _WORD.search(key)
     }
-    return [_without(page, zone, recurring) for page, zone in zip(pages, zones)]
+    numbered = _numbered_heads(zones)
+    return [
+        _without(page, zone, recurring, {i for n, i in numbered if n == number})
+        for number, (page, zone) in enumerate(zip(pages, zones))
+    ]
+
+
+def _numbered_heads(zones: list[dict[int, str]]) -> set[tuple[int, int]]:
+    """(page index, line number) of the short lines in the zones that begin or end with the page's printed
+    number: a number that goes up by one from page to page (the same offset from the page's index on at least
+    a quarter of the pages, and FURNITURE_REPEATS), and that read the same on two pages or more. So a chapter's
+    running head is found on a chapter of two pages: "Chapter 4: Installing R under macOS 21"."""
+    found: list[tuple[int, int, int]] = []  # (page index, line number, printed number - page index)
+    for number, zone in enumerate(zones):
+        for i, line in zone.items():
+            edge = _EDGE_NUMBER.fullmatch(line.strip())
+            if edge and len(line.split()) <= FURNITURE_MAX_WORDS:
+                found.append((number, i, int(edge.group(1) or edge.group(2)) - number))
+    offsets = Counter(offset for _, _, offset in found)
+    enough = max(FURNITURE_REPEATS, len(zones) // 4)
+    heads = [(number, i) for number, i, offset in found if offsets[offset] >= enough]
+    # and on two pages at least: a chapter's first line numbered as its page ("1 Introduction" on page 1) is not one
+    shapes = Counter(_shape(zones[number][i]) for number, i in heads)
+    return {(number, i) for number, i in heads if shapes[_shape(zones[number][i])] >= 2}
 
 
 def _zone(lines: list[str]) -> dict[int, str]:
@@ -341,9 +366,11 @@ def _shape(line: str) -> str:
     return re.sub(r"\d+", "#", " ".join(line.lower().split()))
 
 
-def _without(page: str, zone: dict[int, str], recurring: set[str]) -> str:
+def _without(page: str, zone: dict[int, str], recurring: set[str], numbered: set[int]) -> str:
+    """The page without the lines of its zone that recur, are page numbers, or are `numbered` heads."""
     lines = page.splitlines()
     drop = {i for i, line in zone.items() if _shape(line) in recurring or _PAGE_NUMBER.fullmatch(line.strip())}
+    drop |= numbered
     return "\n".join(line for i, line in enumerate(lines) if i not in drop)
 
 

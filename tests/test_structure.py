@@ -138,6 +138,14 @@ def test_running_heads_and_page_numbers_are_removed_from_pdf_pages() -> None:
         assert page.splitlines() == original.splitlines()[2:-1]
 
 
+def test_a_running_head_of_a_short_chapter_is_found_by_its_page_number() -> None:
+    # chapters of two pages: their heads recur twice only, but end with the printed page number (index + 7)
+    names = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    body = [f"Install {names[n]} first.\nThe {names[n]} package is at version {3 * n}" for n in range(12)]
+    pages = [f"Chapter {n // 2 + 1}: Topic {'ABCDEF'[n // 2]} {n + 7}\n{body[n]}" for n in range(12)]
+    assert strip_page_furniture(pages) == body  # a last line ending in another number stays
+
+
 def test_lines_that_do_not_recur_stay_and_short_documents_are_left_as_they_are() -> None:
     pages = ["Title page\nOnly once.", "Results\n[1] 3\nend", "More\n[1] 3\nend", "Last\n[1] 3\nend"]
     assert strip_page_furniture(pages) == pages  # "[1] 3" is R's output, not a running head
