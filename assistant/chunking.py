@@ -114,8 +114,12 @@ def _units(text: str, lo: int, hi: int, tok: Tokenizer, size: int, overlap: int,
             pending = (start, end, count)
         else:
             units.append((start, end))
-    if pending:
-        units.append(pending[:2])
+    if pending:  # at the section's end, with nothing to introduce: it closes the unit before, when that fits
+        last = units[-1] if units else None
+        if last and len(tok.offsets(text[last[0] : pending[1]])) <= stretch:
+            units[-1] = (last[0], pending[1])
+        else:
+            units.append(pending[:2])
     return units
 
 

@@ -157,6 +157,12 @@ def test_a_heading_joins_a_paragraph_that_fills_the_chunk_past_the_chunk_size(to
     assert count(tok, chunks[0].text) == size + 1 <= 254
 
 
+def test_a_very_short_last_paragraph_closes_the_one_before_it(tok) -> None:
+    doc = make_doc("\n\n".join([medium_paragraph(1), "New in version 3.5."]))
+    chunks = chunk_document(doc, tok, count(tok, medium_paragraph(1)), 0, 254)
+    assert [c.text for c in chunks] == [doc.text]
+
+
 def test_a_heading_past_the_models_limit_with_its_paragraph_opens_their_first_window(tok) -> None:
     doc = make_doc("\n\n".join(["Background", medium_paragraph(1)]))
     size = count(tok, medium_paragraph(1))
@@ -325,7 +331,7 @@ def test_pdf_chunks_carry_their_page_and_never_cross_a_page_boundary(tok) -> Non
     pages = [c.page for c in chunks]
     assert pages == sorted(pages)
     last_of_page1 = [c for c in chunks if c.page == 1][-1]
-    assert last_of_page1.text == "Page 1 of 2"  # the short footer is not joined to the next page
+    assert last_of_page1.text.endswith(sentence(7) + "\n\nPage 1 of 2")  # the footer closes its page's last chunk
     assert [c for c in chunks if c.page == 2][0].text.startswith("Continued\n\n")
 
 
