@@ -64,10 +64,11 @@ def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corp
     build_index(milvus, fake_embedder)
     monkeypatch.setattr(
         "assistant.index.milvus.collections.LIMIT", 5
-    )  # as if the 24 chunks and 12 documents were millions
+    )  # as if the chunks and 12 documents were millions
     store = open_store(milvus)
     assert len(store.catalog()) == 12
-    assert len(store.chunks_of([f"d{i:02}.txt" for i in range(12)])) == len(store) == 24
+    assert len(store) > 2 * 5  # read in three slices or more
+    assert len(store.chunks_of([f"d{i:02}.txt" for i in range(12)])) == len(store)
     (corpus / "d03.txt").unlink()
     assert build_index(milvus, fake_embedder).removed == 1
     assert len(open_store(milvus).catalog()) == 11
