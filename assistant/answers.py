@@ -8,7 +8,8 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .documents import Passage
-from .entities import ExtractedAnswer, extract_answer, is_list_question, question_type
+from .entities import ExtractedAnswer, extract_answer
+from .question import Question
 from .search import Retriever
 
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too
@@ -38,25 +39,26 @@ class Answer:
         }
 
 
-def answer_question(retriever: Retriever, question: str, k: int = 5) -> Answer:
+def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> Answer:
     """Search (deeper for a list question), draw the entities that answer it, and mark the best sentences."""
-    vector = retriever.embed_query(question)
-    asks_entities = question_type(question) is not None
-    depth = max(k, LIST_DEPTH) if asks_entities and is_list_question(question) else k
-    found, relevance = retriever.ranked(question, depth, vector=vector)
+    question = retriever.read(asked)
+    vector = question.vector
+    assert vector is not None  # read() embeds it
+    depth = max(k, LIST_DEPTH) if question.type and question.is_list else k
+    found, relevance = retriever.ranked(question, depth)
     shown = found[:k]
     if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
-        return Answer(question, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
+        return Answer(question.text, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
     # the answer may be spread over a relevant document: its other candidate passages count, however they score
     relevant_sources = {p.source for p in found if p.score >= retriever.floor}
     pool = [p for p in found if p.source in relevant_sources]
-    extracted = extract_answer(question, pool) if asks_entities else None
+    extracted = extract_answer(question, pool)
     if extracted:
         cited = {chunk_id for item in extracted.items for chunk_id in item.passages}
         shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
         _mark_entities(shown, extracted)
     highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
-    return Answer(question, shown, retriever.mode, answer=extracted, relevance=relevance, floor=retriever.floor)
+    return Answer(question.text, shown, retriever.mode, answer=extracted, relevance=relevance, floor=retriever.floor)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:
@@ -92,5 +94,6 @@ def _answer_json(extracted: ExtractedAnswer | None) -> dict | None:
         return None
     return {
         "type": extracted.type,
+        "category": extracted.category,
         "items": [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in extracted.items],
     }

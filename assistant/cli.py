@@ -206,7 +206,7 @@ def _format_answer(answer) -> str:
         lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
     if answer.answer:
         number = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
-        lines.append(f"Answer ({answer.answer.type}):")
+        lines.append(f"Answer ({answer.answer.category or answer.answer.type}):")
         for item in answer.answer.items:
             cites = "".join(f"[{number[c]}]" for c in item.passages if c in number)
             lines.append(f"  - {item.text}" + (f" — {item.role}" if item.role else "") + f" {cites}")

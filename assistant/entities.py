@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from .documents import Passage
 from .lru import LRU
 from .places import country_code, fold, is_place
+from .question import AnswerType, Question
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AnswerType = Literal["person", "place", "organization", "date", "number"]
 LABELS: dict[str, frozenset[str]] = {
     "person": frozenset({"PERSON"}),
     "place": frozenset({"GPE", "LOC", "FAC"}),
@@ -31,23 +30,6 @@ SPEECH_NOUNS = frozenset({"remark", "address", "message", "speech", "statement"}
 CARRY_VERBS = frozenset({"deliver", "read", "give", "make"})  # speech only when they carry a speech noun
 PARTICIPATION = frozenset({"participate", "participant", "participation", "attend", "attendee", "delegation"})
 EDGE_POS = frozenset({"ADP", "DET", "PRON", "CCONJ", "SCONJ", "PUNCT", "PART"})  # never first or last word of a name
-
-_ASKS_FOR = r"\b(?:which|what|list|name|all)\b\W+(?:\w+\W+){0,2}?"  # "which of the countries", "list all the ..."
-_COUNTRY_WORDS = r"(?:countries|country|nations?|states)\b"
-_CATEGORY_Q: list[tuple[AnswerType, re.Pattern[str]]] = [
-    ("place", re.compile(_ASKS_FOR + _COUNTRY_WORDS)),
-    ("organization", re.compile(_ASKS_FOR + r"(?:organi[sz]ations?|agenc(?:y|ies)|institutions?|bodies)\b")),
-    ("person", re.compile(_ASKS_FOR + r"(?:people|persons?|speakers?|officials?|ministers?|delegates?)\b")),
-]
-_NUMBER_Q = re.compile(r"\bhow\s+(?:many|much)\b")
-_DATE_Q = re.compile(r"\bwhen\b|\b(?:what|which)\s+(?:date|year|day|month)\b")
-_OPEN_Q = re.compile(r"^\W*(?:why|how)\b")  # reasons and manners have no entity answer
-_SPEAKERS_Q = re.compile(r"\b(?:spoke|speak\w*|said|says?|address\w*|talk\w*|deliver\w*|remarks?|speech\w*|told)\b")
-_PARTICIPANTS_Q = re.compile(r"\b(?:took|take|takes|taking|taken)\s+part\b|\bparticipa\w*|\battend\w*|\bjoin\w*")
-_LIST_Q = re.compile(
-    r"^\W*(?:who|which|list|name)\b|\ball\b|\bwhat\s+(?:\w+\s+)?(?:countries|nations|states"
-    r"|people|persons|speakers|officials|organi[sz]ations|agencies)\b"
-)
 
 _NLP: Language | None = None
 _PARSED: LRU[Doc] = LRU(1024)  # passages parsed lately, by text: a passage shown again is not parsed again
@@ -68,6 +50,7 @@ class AnswerItem:
 class ExtractedAnswer:
     type: AnswerType
     items: list[AnswerItem]
+    category: str | None = None  # what was asked: "countries", "speakers" (Question.category)
 
 
 @dataclass
@@ -79,49 +62,22 @@ class _Mention:
     preferred: bool = False  # its role wins, e.g. the mention where the person speaks
 
 
-def question_type(question: str) -> tuple[AnswerType, str | None] | None:
-    """(answer type, intent) the question asks for, or None when no entity answers it."""
-    text = question.lower()
-    if _NUMBER_Q.search(text):
-        return "number", None
-    if _OPEN_Q.search(text):
-        return None
-    if _DATE_Q.search(text):
-        return "date", None
-    kind: AnswerType | None = next((kind for kind, pattern in _CATEGORY_Q if pattern.search(text)), None)
-    if kind is None and re.search(r"\bwhere\b", text):
-        return "place", None
-    if kind is None and re.search(r"\bwho(?:m|se)?\b", text):
-        kind = "person"
-    if kind == "person":
-        return kind, "speakers" if _SPEAKERS_Q.search(text) else None
-    if kind == "place":
-        return kind, "participants" if _PARTICIPANTS_Q.search(text) else None
-    return (kind, None) if kind else None
-
-
-def is_list_question(question: str) -> bool:
-    """Whether the question wants every matching entity rather than one."""
-    return bool(_LIST_Q.search(question.lower()))
-
-
-def extract_answer(question: str, passages: list[Passage]) -> ExtractedAnswer | None:
+def extract_answer(question: Question, passages: list[Passage]) -> ExtractedAnswer | None:
     """The entities in `passages` (best first) that answer `question`, or None when there are none."""
-    kind = question_type(question)
-    if kind is None or not passages:
+    if question.type is None or not passages:
         return None
-    answer_type, intent = kind
     docs = _parse([p.text for p in passages])
-    if answer_type == "person":
-        mentions = _people(docs, speakers=intent == "speakers")
-    elif answer_type == "place" and re.search(r"\b" + _COUNTRY_WORDS, question.lower()):
-        mentions = _countries(docs, participants=intent == "participants")
+    if question.type == "person":
+        mentions = _people(docs, speakers=question.intent == "speakers")
+    elif question.type == "place" and question.category == "countries":
+        mentions = _countries(docs, participants=question.intent == "participants")
     else:
-        mentions = _entities(docs, LABELS[answer_type], question if answer_type in ("date", "number") else None)
+        words = set(question.words) if question.type in ("date", "number") else None
+        mentions = _entities(docs, LABELS[question.type], words)
     if not mentions:
-        log.debug("no %s entity in %d passages", answer_type, len(passages))  # never the question: it is not logged
+        log.debug("no %s entity in %d passages", question.type, len(passages))  # never the question: not logged
         return None
-    return ExtractedAnswer(answer_type, _group(mentions, passages))
+    return ExtractedAnswer(question.type, _group(mentions, passages), question.category)
 
 
 # --- spaCy: one model per process, and repairs of the entity boundaries the small model gets wrong ---
@@ -233,19 +189,17 @@ def _trim(span: Span) -> Span:
     return _span(span.doc, start, end, span.label_)
 
 
-def _entities(docs: list[Doc], labels: frozenset[str], question: str | None = None) -> list[_Mention]:
-    """Every entity with one of `labels`; given a question, those in sentences sharing its words come first."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
+def _entities(docs: list[Doc], labels: frozenset[str], words: set[str] | None = None) -> list[_Mention]:
+    """Every entity with one of `labels`; given the question's content words, those in sentences sharing them
+    come first."""
     mentions = [
         _Mention(span.text.casefold(), span, index)
         for index, doc in enumerate(docs)
         for ent in doc.ents
         if ent.label_ in labels and len(span := _trim(ent))
     ]
-    if question is None:
+    if words is None:
         return mentions
-    words = set(re.findall(r"\w+", question.lower())) - STOP_WORDS
     on_topic = {m.key for m in mentions if any({t.lower_, t.lemma_.lower()} & words for t in m.span.sent)}
     return sorted(mentions, key=lambda m: m.key not in on_topic)  # stable: passage order otherwise
 

@@ -13,10 +13,10 @@ from .documents import Passage
 from .embedding import Embedder
 from .errors import QueryError
 from .index.store import Key, Store
+from .question import Question
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 2000
 CANDIDATES = 100  # per side, before fusion
 FUSION = "minmax"  # or "rrf"; chosen on SciFact train by benchmarks/quality.py
 FUSION_WEIGHT = 0.6  # weight of the dense side in "minmax" fusion; chosen likewise (train nDCG@10 0.7246)
@@ -72,25 +72,32 @@ class Retriever:
         self.mode = check_mode(mode)
         self.fusion, self.weight = FUSION, FUSION_WEIGHT  # benchmarks/quality.py varies these
 
+    def read(self, asked: Question | str) -> Question:
+        """The question's record with its vector: read from the text if need be, embedded once."""
+        question = asked if isinstance(asked, Question) else Question.read(asked)
+        if question.vector is None:
+            question = question.with_vector(self.embedder.encode([question.text])[0])
+        return question
+
     def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.encode([clean_query(query)])[0]
+        vector = self.read(query).vector
+        assert vector is not None
+        return vector
 
-    def search(
-        self, query: str, k: int = 5, vector: np.ndarray | None = None, mode: str | None = None
-    ) -> list[Passage]:
+    def search(self, query: Question | str, k: int = 5, mode: str | None = None) -> list[Passage]:
         """The k best passages for `query`, best first; k is capped at the number of chunks."""
-        return self.ranked(query, k, vector, mode)[0]
+        return self.ranked(query, k, mode)[0]
 
-    def ranked(
-        self, query: str, k: int = 5, vector: np.ndarray | None = None, mode: str | None = None
-    ) -> tuple[list[Passage], float]:
+    def ranked(self, query: Question | str, k: int = 5, mode: str | None = None) -> tuple[list[Passage], float]:
         """search() and relevance() together. The dense side's first candidate is the best cosine in the index,
         so a mode with a dense side searches the vectors once (at 100,000 chunks one exact search is ~12 ms)."""
         mode = check_mode(mode or self.mode)
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
-        vector = self.embed_query(query) if vector is None else vector
-        keys, ranking, best = self._rank(query, vector, mode, max(k, CANDIDATES))
+        question = self.read(query)
+        vector = question.vector
+        assert vector is not None
+        keys, ranking, best = self._rank(question.text, vector, mode, max(k, CANDIDATES))
         keep = [keys[i] for i in np.argsort(-ranking, kind="stable")[:k]]
         cosines = self._cosines(keep, vector)
         passages = self._passages(keep, [float(c) for c in cosines])
@@ -112,7 +119,7 @@ class Retriever:
         best = dense[0][1] if dense else (None if mode == "bm25" else -1.0)
         if mode == "dense":
             return [key for key, _ in dense], np.array([s for _, s in dense], dtype=np.float32), best
-        lexical = self.index.lexical(clean_query(query), depth, also=[key for key, _ in dense])
+        lexical = self.index.lexical(query, depth, also=[key for key, _ in dense])
         if mode == "bm25":
             found = sorted((key for key, score in lexical.items() if score > 0), key=lambda key: -lexical[key])[:depth]
             return found, np.array([lexical[key] for key in found], dtype=np.float32), best
@@ -144,20 +151,3 @@ class Retriever:
             for key, score in zip(keys, cosines)
             if (r := stored.get(key)) is not None
         ]
-
-
-def clean_query(query: str) -> str:
-    """Strip control characters and surrounding space; refuse what cannot be searched."""
-    if half := next((ch for ch in query or "" if "\ud800" <= ch <= "\udfff"), None):
-        # half of a UTF-16 pair: no text holds one, and it cannot be written as UTF-8 (the reply would fail)
-        raise QueryError(
-            f"the question holds U+{ord(half):04X}, half of a character (a lone surrogate) — "
-            "type or paste the question again as plain text"
-        )
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in query or "").strip()
-    if not cleaned:
-        what = "" if not (query or "").strip() else " (it holds only control or invisible characters)"
-        raise QueryError(f"the question is empty{what} — type a question, for example: Who spoke at the conference?")
-    if len(cleaned) > MAX_QUESTION_CHARS:
-        raise QueryError(f"the question has {len(cleaned)} characters; the limit is {MAX_QUESTION_CHARS} — shorten it")
-    return cleaned

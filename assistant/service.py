@@ -19,7 +19,8 @@ from .index.manifest import BuildProgress, BuildSummary, CatalogEntry, SkippedEn
 from .index.store import Store
 from .ingest import stale_documents
 from .lru import LRU
-from .search import Retriever, clean_query
+from .question import Question
+from .search import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,12 @@ class Assistant:
         """The answer, from the cache when the same question was asked of the same build with the same k and mode."""
         index = self.index()
         retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
-        key = (index.version, clean_query(question), k, retriever.mode)
+        read = Question.read(question)  # once: search, ranking and answers take this record
+        key = (index.version, read.text, k, retriever.mode)
         answer = self.answers.get(key)  # a copy
         if answer is None:
             with self.slots.taken():
-                answer = answer_question(retriever, question, k)
+                answer = answer_question(retriever, read, k)
             self.answers.put(key, answer)
         answer.question = question  # as asked: the same up to spaces and control characters
         if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log

@@ -20,7 +20,7 @@ import numpy as np
 
 from assistant.documents import Passage
 from assistant.embedding import Embedder
-from assistant.search import clean_query
+from assistant.question import clean_query
 
 EVAL = Path("/work/shared/eval")
 SQUAD_FILE = EVAL / "squad" / "dev-v1.1.json.gz"

@@ -30,7 +30,8 @@ import numpy as np
 from assistant.config import Settings
 from assistant.embedding import Embedder
 from assistant.index.faiss.store import open_index
-from assistant.search import Retriever, clean_query, relevance_floor
+from assistant.question import clean_query
+from assistant.search import Retriever, relevance_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import REPO, CachedEmbedder, bench_args, bench_parser, log, scifact_task, squad_task  # noqa: E402

@@ -88,7 +88,7 @@ def child_latency(spec: dict) -> dict:
     (Assistant.index() opens it through stores.open_store)."""
     from assistant.answers import answer_question
     from assistant.config import Settings
-    from assistant.entities import question_type
+    from assistant.question import Question
     from assistant.search import Retriever
     from assistant.service import Assistant
 
@@ -115,7 +115,7 @@ def child_latency(spec: dict) -> dict:
             "answer": percentiles(answer),
             "no_answer": sum(a.no_answer for a in answers),
             "extracted": sum(a.answer is not None for a in answers),
-            "typed": sum(question_type(q) is not None and not a.no_answer for q, a in zip(asked, answers)),
+            "typed": sum(Question.read(q).type is not None and not a.no_answer for q, a in zip(asked, answers)),
         }
     return out
 
@@ -280,7 +280,7 @@ def incremental(work: Path, envs: dict[str, dict]) -> dict:
 
 def questions_file(work: Path, count: int, warm: int) -> Path:
     """Distinct SQuAD dev questions, a seeded sample: `count` timed and `warm` others to warm up with."""
-    from assistant.search import clean_query
+    from assistant.question import clean_query
 
     asked = list(dict.fromkeys(clean_query(q) for q in squad_task(None, count + warm + 50).queries.values()))
     path = work / "questions.json"

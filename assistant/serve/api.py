@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Mode
 from ..errors import AssistantError, Busy, IndexNotFound, QueryError
-from ..search import MAX_QUESTION_CHARS
+from ..question import MAX_QUESTION_CHARS
 from ..service import Assistant
 from .auth import check_token, check_user
 from .security import LoginLimiter, client_address

@@ -81,8 +81,10 @@ def _render_entities(answer: Answer) -> str:
         "date": "Dates",
         "number": "Numbers",
     }
+    category = answer.answer.category
+    title = escape_text(category.capitalize()) if category and answer.answer.type != "number" else None
     return (
-        f'<div class="answer"><div class="source">Answer &#183; {kind.get(answer.answer.type, "Entities")} '
+        f'<div class="answer"><div class="source">Answer &#183; {title or kind.get(answer.answer.type, "Entities")} '
         f"({len(lines)})</div><ul>{''.join(lines)}</ul></div>"
     )
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.config import MODES
-from assistant.search import MAX_QUESTION_CHARS
+from assistant.question import MAX_QUESTION_CHARS
 from assistant.serve import create_server
 from assistant.serve.ui import chat_turn
 from tests.helpers import ROOT
