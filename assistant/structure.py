@@ -20,9 +20,13 @@ _HEADING = re.compile(r"h([1-6])")
 # class or id words of page furniture, as generated sites name it (readability's "unlikely candidates", in
 # short); an element so named is dropped unless it holds a heading or code, which furniture does not
 _FURNITURE = re.compile(
-    r"(?<![a-z])(nav\w*|\w*navbar|footer|header|breadcrumbs?|sidebar\w*|toc|menu\w*|related|cookies?|banner|"
+    r"(?<![a-z])(nav\w*|\w*nav(?:bar|igation)?|footer|header|breadcrumbs?|toc|menu\w*|related|cookies?|banner|"
     r"masthead|pager|pagination|skip-?link|copyright)(?![a-z])"
 )
+# "sidebar" names a site's side column, but also DocBook's boxed notes (Tip, Culture, Security …), which are
+# text: a sidebar goes when at least half of its text is links
+_SIDEBAR = re.compile(r"(?<![a-z])sidebar\w*(?![a-z])")
+SIDEBAR_LINK_DENSITY = 0.5
 _BREAK = "\x00"  # a <br> in a block's text, until its spaces are normalized
 # A list, table or block whose text is mostly link text, with several links, is navigation: a table of
 # contents, breadcrumbs, "Prev Up Next" bars (boilerpipe's and readability's link-density rule).
@@ -196,6 +200,9 @@ def _dropped(node, weight: dict[int, Weight]) -> bool:
     named = " ".join([*node.get("class", []), str(node.get("id", ""))]).lower()
     if named and _FURNITURE.search(named) and not weight.get(id(node), Weight()).holds & _HOLDS_CODE_OR_HEADING:
         return True
+    if named and _SIDEBAR.search(named):
+        w = weight.get(id(node), Weight())
+        return w.link_chars >= SIDEBAR_LINK_DENSITY * w.chars and not w.holds & _HOLDS_CODE_OR_HEADING
     if node.name in _LISTS or node.name in ("table", "tr", "div", "p", "td", "span"):
         # one that holds a heading or code is a part of the page (a book's title page and its table of contents,
         # say): the rule is then asked of what it holds

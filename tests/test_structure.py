@@ -187,6 +187,29 @@ def test_a_layout_table_holding_a_table_is_read_block_by_block_once() -> None:
     assert text == "Intro words of the page.\n\nRelease: Bookworm · Version: 12"
 
 
+def test_a_boxed_note_named_sidebar_is_text_and_a_sidebar_of_links_is_not() -> None:
+    note = (  # DocBook's sidebars: a titled box of prose
+        '<div class="sidebar"><div class="titlepage"><p class="title"><strong>TIP</strong> Mirrors</p></div>'
+        "<p>Pick a mirror near you: a closer mirror makes every upgrade faster.</p></div>"
+    )
+    column = (  # a site's side column: links, and a line of text
+        '<div id="left-sidebar"><ul><li><a href="/a">Download</a></li><li><a href="/b">Community news</a></li>'
+        '<li><a href="/c">Documentation</a></li></ul><p>Follow us</p></div>'
+    )
+    _, text, _ = read_page(f"<html><body><h1>Mirrors</h1><p>Words of the page.</p>{note}{column}</body></html>")
+    assert "TIP Mirrors\n\nPick a mirror near you" in text
+    assert "Download" not in text and "Follow us" not in text
+
+
+def test_a_navigation_bar_named_docnav_goes_even_with_text_between_its_links() -> None:
+    bar = (
+        '<div class="docnav"><ul><li><a href="ch01.html">Prev</a></li><li>The Administrator\'s Handbook</li>'
+        '<li><a href="ch03.html">Next</a></li></ul></div>'
+    )
+    _, text, _ = read_page(f"<html><body>{bar}<h1>Packages</h1><p>Words of the page.</p>{bar}</body></html>")
+    assert text == "Packages\n\nWords of the page."
+
+
 def test_a_note_laid_out_as_a_table_around_code_keeps_the_code_lines() -> None:
     # DocBook's admonitions: an icon and "Tip" in one row, the note in the next
     html = (
