@@ -8,7 +8,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .documents import Passage
-from .entities import ExtractedAnswer, extract_answer
+from .entities import AnswerGroup, AnswerItem, ExtractedAnswer, extract_answer
 from .question import Question
 from .search import Retriever
 
@@ -49,16 +49,34 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     shown = found[:k]
     if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
         return Answer(question.text, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
-    # the answer may be spread over a relevant document: its other candidate passages count, however they score
-    relevant_sources = {p.source for p in found if p.score >= retriever.floor}
-    pool = [p for p in found if p.source in relevant_sources]
-    extracted = extract_answer(question, pool)
+    extracted = _answer_by_document(question, found, retriever.floor)
     if extracted:
-        cited = {chunk_id for item in extracted.items for chunk_id in item.passages}
+        cited = {chunk_id for group in extracted.groups for item in group.items for chunk_id in item.passages}
         shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
         _mark_entities(shown, extracted)
     highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
     return Answer(question.text, shown, retriever.mode, answer=extracted, relevance=relevance, floor=retriever.floor)
+
+
+def _answer_by_document(question: Question, found: list[Passage], floor: float) -> ExtractedAnswer | None:
+    """The entities that answer the question, drawn from one document at a time, documents in the order of their
+    best passage: each relevant document's candidate passages count, however they score, as the answer may be
+    spread over it; two documents' lists are never merged."""
+    if question.type is None:
+        return None
+    relevant = {p.source for p in found if p.score >= floor}
+    by_source: dict[str, list[Passage]] = {}
+    for passage in found:
+        if passage.source in relevant:
+            by_source.setdefault(passage.source, []).append(passage)
+    groups = [
+        AnswerGroup(source, passages[0].title, extracted.items)
+        for source, passages in by_source.items()
+        if (extracted := extract_answer(question, passages))
+    ]
+    if not groups:
+        return None
+    return ExtractedAnswer(question.type, groups[0].items, question.category, groups)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:
@@ -81,7 +99,7 @@ def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor
 
 def _mark_entities(passages: list[Passage], extracted: ExtractedAnswer) -> None:
     by_id = {p.chunk_id: p for p in passages}
-    for item in extracted.items:
+    for item in (item for group in extracted.groups for item in group.items):
         for chunk_id, start, end in item.spans:
             if chunk_id in by_id:
                 by_id[chunk_id].entities.append((start, end))
@@ -95,5 +113,10 @@ def _answer_json(extracted: ExtractedAnswer | None) -> dict | None:
     return {
         "type": extracted.type,
         "category": extracted.category,
-        "items": [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in extracted.items],
+        "items": _items_json(extracted.items),
+        "groups": [{"source": g.source, "title": g.title, "items": _items_json(g.items)} for g in extracted.groups],
     }
+
+
+def _items_json(items: list[AnswerItem]) -> list[dict]:
+    return [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in items]

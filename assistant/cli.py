@@ -206,10 +206,14 @@ def _format_answer(answer) -> str:
         lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
     if answer.answer:
         number = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
-        lines.append(f"Answer ({answer.answer.category or answer.answer.type}):")
-        for item in answer.answer.items:
-            cites = "".join(f"[{number[c]}]" for c in item.passages if c in number)
-            lines.append(f"  - {item.text}" + (f" — {item.role}" if item.role else "") + f" {cites}")
+        for index, group in enumerate(answer.answer.groups or [None]):
+            items = group.items if group else answer.answer.items
+            where = f" from {printable(group.source)}" if group and len(answer.answer.groups) > 1 else ""
+            head = f"Answer ({answer.answer.category or answer.answer.type}){where}:" if index == 0 else f"Also{where}:"
+            lines.append(head)
+            for item in items:
+                cites = "".join(f"[{number[c]}]" for c in item.passages if c in number)
+                lines.append(f"  - {item.text}" + (f" — {item.role}" if item.role else "") + f" {cites}")
     for rank, p in enumerate(answer.passages, start=1):
         where = printable(p.source) + (f", page {p.page}" if p.page is not None else "")
         where += (f" › {printable(p.section)}" if p.section else "") + (" (read by OCR)" if p.ocr else "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .documents import Passage
@@ -47,10 +47,20 @@ class AnswerItem:
 
 
 @dataclass
+class AnswerGroup:
+    """The entities one document gives as the answer."""
+
+    source: str
+    title: str
+    items: list[AnswerItem]
+
+
+@dataclass
 class ExtractedAnswer:
     type: AnswerType
-    items: list[AnswerItem]
+    items: list[AnswerItem]  # the first group's: the answer of the best-matching document
     category: str | None = None  # what was asked: "countries", "speakers" (Question.category)
+    groups: list[AnswerGroup] = field(default_factory=list)  # every document that answers, best first
 
 
 @dataclass

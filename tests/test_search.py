@@ -96,3 +96,20 @@ def test_an_answer_searches_the_vectors_once_and_its_relevance_is_the_best_cosin
     answer = answer_question(retriever, "Oman Qatar maritime patrols", k=2)
     assert len(calls) == 1
     assert answer.relevance == pytest.approx(retriever.relevance(retriever.embed_query("Oman Qatar maritime patrols")))
+
+
+def test_a_list_answer_is_drawn_from_one_document_at_a_time_best_first(settings, corpus, fake_embedder):
+    (corpus / "patrols.txt").write_text("Delegates from Oman, Qatar and Kuwait took part in the patrol meeting.")
+    (corpus / "fishery.txt").write_text("Delegations from France, Germany and Spain took part in the fishery talks.")
+    build_index(settings, fake_embedder)
+    retriever = Retriever(open_index(settings.index), fake_embedder, min_score=-1.0)
+    answer = answer_question(retriever, "Which countries took part in the patrol meeting?", k=2)
+    groups = [(g.source, [i.text for i in g.items]) for g in answer.answer.groups]
+    assert groups == [("patrols.txt", ["Oman", "Qatar", "Kuwait"]), ("fishery.txt", ["France", "Germany", "Spain"])]
+    assert [i.text for i in answer.answer.items] == ["Oman", "Qatar", "Kuwait"]  # the best document's list
+    reply = answer.to_json()["answer"]
+    assert [i["text"] for i in reply["items"]] == ["Oman", "Qatar", "Kuwait"]
+    assert [(g["source"], g["title"], len(g["items"])) for g in reply["groups"]] == [
+        ("patrols.txt", "patrols", 3),
+        ("fishery.txt", "fishery", 3),
+    ]

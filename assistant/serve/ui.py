@@ -9,6 +9,7 @@ import gradio as gr  # its analytics are off: assistant/__init__.py sets GRADIO_
 
 from ..answers import Answer
 from ..config import MODES, Settings
+from ..entities import AnswerGroup
 from ..errors import AssistantError, IndexNotFound
 from ..service import Assistant, DocumentView
 
@@ -64,29 +65,30 @@ def _why_none(answer: Answer) -> str:
     return "the index holds no passage"
 
 
+_KINDS = {"person": "People", "place": "Places", "organization": "Organizations", "date": "Dates", "number": "Numbers"}
+
+
 def _render_entities(answer: Answer) -> str:
-    """The direct answer: one line per entity, with its role and links to the passages it comes from."""
+    """The direct answer, a list per document that gives one (the best-matching first): one line per entity,
+    with its role and links to the passages it comes from."""
     if answer.answer is None:
         return ""
     rank = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
-    lines = []
-    for item in answer.answer.items:
-        role = f" — {escape_text(item.role)}" if item.role else ""
-        cites = " ".join(f'<a href="#passage-{rank[c]}">[{rank[c]}]</a>' for c in item.passages if c in rank)
-        lines.append(f"<li><strong>{escape_text(item.text)}</strong>{role} {cites}</li>")
-    kind = {
-        "person": "People",
-        "place": "Places",
-        "organization": "Organizations",
-        "date": "Dates",
-        "number": "Numbers",
-    }
     category = answer.answer.category
-    title = escape_text(category.capitalize()) if category and answer.answer.type != "number" else None
-    return (
-        f'<div class="answer"><div class="source">Answer &#183; {title or kind.get(answer.answer.type, "Entities")} '
-        f"({len(lines)})</div><ul>{''.join(lines)}</ul></div>"
-    )
+    what = category.capitalize() if category and answer.answer.type != "number" else _KINDS[answer.answer.type]
+    groups = answer.answer.groups or [AnswerGroup("", "", answer.answer.items)]
+    rendered = []
+    for number, group in enumerate(groups):
+        lines = []
+        for item in group.items:
+            role = f" — {escape_text(item.role)}" if item.role else ""
+            cites = " ".join(f'<a href="#passage-{rank[c]}">[{rank[c]}]</a>' for c in item.passages if c in rank)
+            lines.append(f"<li><strong>{escape_text(item.text)}</strong>{role} {cites}</li>")
+        where = escape_text(group.title or group.source)
+        head = f"Answer &#183; {escape_text(what)} ({len(lines)})" if number == 0 else f"Also in {where} ({len(lines)})"
+        source = f" &#183; {where}" if number == 0 and len(groups) > 1 else ""
+        rendered.append(f'<div class="answer"><div class="source">{head}{source}</div><ul>{"".join(lines)}</ul></div>')
+    return "".join(rendered)
 
 
 def _render_passage(rank: int, passage) -> str:

@@ -99,6 +99,15 @@ def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant,
     )
 
 
+def test_each_document_that_answers_gets_its_own_list_titled_by_what_was_asked(assistant, corpus):
+    (corpus / "patrols.txt").write_text("Delegates from Oman, Qatar and Kuwait took part in the patrol meeting.")
+    (corpus / "fishery.txt").write_text("Delegations from France and Spain took part in the fishery talks.")
+    html = reply(assistant, "Which countries took part in the patrol meeting?", 2)
+    _, text = shown_as(html)
+    assert "Answer · Countries (3) · patrols" in text and "Also in fishery (2)" in text
+    assert text.index("Kuwait") < text.index("Also in fishery") < text.index("France")
+
+
 def test_each_passage_links_to_its_document_view_with_a_relative_link_in_a_new_tab(assistant, corpus):
     (corpus / "doc.txt").write_text("Oman and Qatar attended.\n\nThe weather was fine.")
     html = reply(assistant, "Oman", 2)
