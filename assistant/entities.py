@@ -81,6 +81,11 @@ def extract_answer(question: Question, passages: list[Passage]) -> ExtractedAnsw
         mentions = _people(docs, speakers=question.intent == "speakers")
     elif question.type == "place" and question.category == "countries":
         mentions = _countries(docs, participants=question.intent == "participants")
+    elif question.type == "number" and question.category:
+        mentions = _counts(docs, question.category)
+        if not mentions and (listed := question.listed()) and (counted := _count_of_list(listed, passages)):
+            return counted
+        mentions = mentions or _entities(docs, LABELS["number"], set(question.words))
     else:
         words = set(question.words) if question.type in ("date", "number") else None
         mentions = _entities(docs, LABELS[question.type], words)
@@ -212,6 +217,32 @@ def _entities(docs: list[Doc], labels: frozenset[str], words: set[str] | None = 
         return mentions
     on_topic = {m.key for m in mentions if any({t.lower_, t.lemma_.lower()} & words for t in m.span.sent)}
     return sorted(mentions, key=lambda m: m.key not in on_topic)  # stable: passage order otherwise
+
+
+# --- counts: "how many X" ---
+
+
+def _counts(docs: list[Doc], noun: str) -> list[_Mention]:
+    """Numbers that count the question's noun: "21 countries" for "how many countries"."""
+    singular = noun[:-3] + "y" if noun.endswith("ies") else noun[:-1] if noun.endswith("s") else noun
+    return [
+        m
+        for m in _entities(docs, LABELS["number"])
+        if m.span.root.dep_ == "nummod" and m.span.root.head.lemma_.lower() in (noun, singular)
+    ]
+
+
+def _count_of_list(listed: Question, passages: list[Passage]) -> ExtractedAnswer | None:
+    """The length of the list that answers `listed`, citing the passages of the list, when the text gives the
+    list but no number of it (the conference's 21 countries are named, never counted)."""
+    found = extract_answer(listed, passages)
+    if found is None or len(found.items) < 2:
+        return None
+    cited = list(dict.fromkeys(chunk_id for item in found.items for chunk_id in item.passages))
+    named = ", ".join(item.text for item in found.items[:3]) + (", …" if len(found.items) > 3 else "")
+    role = f"{listed.category} named in the text: {named}"
+    count = AnswerItem(str(len(found.items)), "CARDINAL", role, cited, [])
+    return ExtractedAnswer("number", [count], listed.category)
 
 
 # --- people: who speaks, and the titles the text gives them ---

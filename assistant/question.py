@@ -69,6 +69,16 @@ class Question:
     def with_vector(self, vector: np.ndarray) -> Question:
         return replace(self, vector=vector)
 
+    def listed(self) -> Question | None:
+        """For "how many X" where X is a kind of entity (countries, speakers): the question for the list of X,
+        whose length the count may be. None for other questions ("how many people were trafficked" has one)."""
+        named = _named(" " + self.category, after_wh=True) if self.type == "number" and self.category else None
+        if named is None or named[0] in ("date", "number") or named[1] == "people":
+            return None
+        kind, category = named
+        intent = _intent(kind, category, self.text.lower())
+        return replace(self, type=kind, category=_intent_category(category, intent), intent=intent, is_list=True)
+
 
 def _asks_for(lower: str) -> tuple[AnswerType | None, str | None, str | None, bool]:
     """(type, category, intent, is_list) from the question's own wh-phrase, or its command or bare noun."""
