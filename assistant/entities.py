@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -250,7 +251,7 @@ def _count_of_list(listed: Question, passages: list[Passage]) -> ExtractedAnswer
 
 def _people(docs: list[Doc], speakers: bool) -> list[_Mention]:
     """PERSON mentions with their roles; for `speakers`, only people the text reports speaking."""
-    mentions = _entities(docs, LABELS["person"])
+    mentions = [m for m in _entities(docs, LABELS["person"]) if _is_name(m.span.text)]
     for mention in mentions:
         mention.preferred, note = _speech(mention.span)
         mention.role = " ".join(filter(None, [_role(mention.span), note])) or None
@@ -258,6 +259,23 @@ def _people(docs: list[Doc], speakers: bool) -> list[_Mention]:
         spoke = {m.key for m in mentions if m.preferred}
         mentions = [m for m in mentions if m.key in spoke]
     return mentions
+
+
+_NAME_WORD = re.compile(r"[A-Z][a-z]*\.?|[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*|Mc[A-Z][a-z]+|[A-Z]'[A-Z][a-z]+")
+_NAME_PARTICLES = frozenset("van von de del della der di da du la le bin ibn al".split())
+
+
+def _is_name(text: str) -> bool:
+    """Whether a PERSON entity reads as a person's name: capitalised words (initials and particles allowed),
+    no digits, paths, dots inside words or all-capital acronyms. The small model labels software, commands and
+    directives PERSON ("aptitude", "mod_rewrite", "GNOME"), which no person answer should list."""
+    words = text.split()
+    named = [w for w in words if w.lower() not in _NAME_PARTICLES]
+    return (
+        0 < len(named) <= 5
+        and all(_NAME_WORD.fullmatch(w) for w in named)
+        and not (len(named) == 1 and len(named[0]) <= 2)
+    )
 
 
 def _speaks(verb: Token) -> bool:

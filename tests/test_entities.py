@@ -184,3 +184,26 @@ def test_how_many_takes_a_number_that_counts_the_noun_asked_about():
     )
     answer = extract("How many countries took part?", passages)
     assert [item.text for item in answer.items] == ["14"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Ahsan Iqbal", True),
+        ("Mushahid Hussain Syed", True),
+        ("J. R. R. Tolkien", True),
+        ("Ludwig van Beethoven", True),
+        ("Jean-Luc Picard", True),
+        ("O'Brien", True),
+        ("aptitude", False),  # software, commands and directives the small model labels PERSON
+        ("mod_rewrite", False),
+        ("GNOME", False),
+        ("Firefox 3", False),
+        ("X11", False),
+        ("/usr/bin/env", False),
+    ],
+)
+def test_a_person_in_an_answer_is_a_name(text, expected):
+    from assistant.entities import _is_name
+
+    assert _is_name(text) is expected
