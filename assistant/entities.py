@@ -224,13 +224,17 @@ def _entities(docs: list[Doc], labels: frozenset[str], words: set[str] | None = 
 
 
 def _counts(docs: list[Doc], noun: str) -> list[_Mention]:
-    """Numbers that count the question's noun: "21 countries" for "how many countries"."""
-    singular = noun[:-3] + "y" if noun.endswith("ies") else noun[:-1] if noun.endswith("s") else noun
-    return [
-        m
-        for m in _entities(docs, LABELS["number"])
-        if m.span.root.dep_ == "nummod" and m.span.root.head.lemma_.lower() in (noun, singular)
-    ]
+    """Numbers that count the question's noun: "21 countries" for "how many countries", and durations the model
+    labels dates, "at least 7 days" for "how many days"."""
+    nouns = {noun, noun[:-3] + "y" if noun.endswith("ies") else noun[:-1] if noun.endswith("s") else noun}
+    found = []
+    for m in _entities(docs, LABELS["number"] | {"DATE", "TIME"}):
+        root = m.span.root
+        if root.dep_ == "nummod" and root.head.lemma_.lower() in nouns:
+            found.append(m)  # "21" of "21 countries"
+        elif root.lemma_.lower() in nouns and any(t.like_num for t in m.span):
+            found.append(m)  # "at least 7 days", one span
+    return found
 
 
 def _count_of_list(listed: Question, passages: list[Passage]) -> ExtractedAnswer | None:

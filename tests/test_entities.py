@@ -207,3 +207,12 @@ def test_a_person_in_an_answer_is_a_name(text, expected):
     from assistant.entities import _is_name
 
     assert _is_name(text) is expected
+
+
+def test_how_many_days_takes_the_duration_not_a_section_number():
+    passages = passages_from(
+        "See section 4.2 for the details of the policy.\n\n"
+        "A package must stay in unstable for at least 10 days before it migrates to testing."
+    )
+    answer = extract("How many days does a package stay in unstable?", passages)
+    assert answer is not None and "10" in answer.items[0].text
