@@ -81,7 +81,9 @@ def _answer_by_document(question: Question, found: list[Passage], floor: float) 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:
     """Fill `passage.highlights` with (start, end) offsets in `passage.text`: the passage's best sentence and
-    those within HIGHLIGHT_MARGIN of it, if they score at least `floor`. One batch of embeddings for all."""
+    those within HIGHLIGHT_MARGIN of it, if they score at least `floor` and stand out: a passage whose sentences
+    would all be marked (a one-sentence passage among them) gets none, as the mark would say nothing. One batch
+    of embeddings for all."""
     spans = [sentence_spans(p.text, 0, len(p.text)) for p in passages]
     sentences = [p.text[s:e] for p, found in zip(passages, spans) for s, e in found]
     if not sentences:
@@ -94,7 +96,8 @@ def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor
         if len(found):
             best = float(own.max())
             cut = max(best - HIGHLIGHT_MARGIN, floor)
-            passage.highlights = [span for span, score in zip(found, own) if score >= cut]
+            marked = [span for span, score in zip(found, own) if score >= cut]
+            passage.highlights = marked if len(marked) < len(found) else []
 
 
 def _mark_entities(passages: list[Passage], extracted: ExtractedAnswer) -> None:

@@ -113,3 +113,14 @@ def test_a_list_answer_is_drawn_from_one_document_at_a_time_best_first(settings,
         ("patrols.txt", "patrols", 3),
         ("fishery.txt", "fishery", 3),
     ]
+
+
+def test_a_highlight_marks_only_a_sentence_that_stands_out_in_its_passage(settings, corpus, fake_embedder):
+    (corpus / "one.txt").write_text("Kuwait observed the maritime talks in Muscat last spring.")
+    (corpus / "two.txt").write_text("Kuwait observed the talks. Bahrain hosted a dinner for the delegates.")
+    build_index(settings, fake_embedder)
+    retriever = Retriever(open_index(settings.index), fake_embedder, min_score=-1.0)
+    passages = {p.source: p for p in answer_question(retriever, "Kuwait observed the talks", k=2).passages}
+    assert passages["one.txt"].highlights == []  # its one sentence: marking it would say nothing
+    two = passages["two.txt"]
+    assert [two.text[s:e] for s, e in two.highlights] == ["Kuwait observed the talks."]
