@@ -126,6 +126,7 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
     _check_port(settings.host, settings.port)
     if warning := exposure_warning(settings):
         print(warning, file=sys.stderr)
+    demo = demo or build_demo(assistant=assistant)  # before the build: a bad ASSISTANT_EXAMPLES stops at once
     try:
         assistant.index()
     except (IndexNotFound, IndexMismatch) as why:  # build rather than fail: what `assistant build` would do

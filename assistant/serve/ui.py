@@ -11,10 +11,10 @@ from ..answers import Answer
 from ..config import MODES, Settings
 from ..errors import AssistantError, IndexNotFound
 from ..service import Assistant, DocumentView
+from .examples import load_examples
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = ["Who spoke at the conference?", "Which countries took part?", "What did the US ambassador's message say?"]
 CSS = """
 .passage {border-left: 3px solid #d0d7de; padding: 0.2em 0 0.2em 0.8em; margin: 0 0 0.9em 0;}
 .passage .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.2em;}
@@ -152,8 +152,14 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
     chat = gr.Chatbot(
         label="Answers", height=520, latex_delimiters=[], sanitize_html=True, feedback_options=None, buttons=["copy"]
     )
+    examples = load_examples(assistant.settings)
     with gr.Row():
-        question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
+        question = gr.Textbox(
+            placeholder=examples[0] if examples else "Ask a question about the documents",
+            show_label=False,
+            scale=5,
+            max_lines=3,
+        )
         send = gr.Button("Ask", variant="primary", scale=1)
     with gr.Row():
         k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
@@ -164,7 +170,8 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
             scale=2,
             info="hybrid: meaning and exact words; dense: meaning; bm25: exact words",
         )
-    gr.Examples(EXAMPLES, inputs=question)
+    if examples:
+        gr.Examples(examples, inputs=question)
     send.click(respond, [question, chat, k, mode], [chat, question])
     question.submit(respond, [question, chat, k, mode], [chat, question])
     return notice

@@ -1,11 +1,19 @@
 from dataclasses import replace
 
+import gradio as gr
 import pytest
 from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 
 from assistant.index import build_index
-from assistant.serve.ui import build_demo, document_view, escape_text, index_notice, reply
+from assistant.serve.examples import SEED_ARTICLE
+from assistant.serve.ui import (
+    build_demo,
+    document_view,
+    escape_text,
+    index_notice,
+    reply,
+)
 from assistant.service import Assistant
 
 HOSTILE = "Speakers list: <script>alert('x')</script> then ![](http://127.0.0.1:9/track.png) and $x$ end."
@@ -78,11 +86,28 @@ def test_notice_names_changed_documents_and_the_command(assistant, settings, cor
     assert "1 document(s) changed" in notice and "assistant build" in notice and "<b>new" not in notice
 
 
-def test_demo_has_chat_examples_and_passage_count_control(assistant):
+def blocks_of(demo: gr.Blocks, kind: type) -> list:
+    return [block for block in demo.blocks.values() if isinstance(block, kind)]
+
+
+def test_demo_has_chat_examples_and_passage_count_control(assistant, corpus):
+    (corpus / SEED_ARTICLE).write_text("The seed article.")
     demo = build_demo(assistant=assistant)
     kinds = {type(block).__name__ for block in demo.blocks.values()}
     assert {"Chatbot", "Slider", "Textbox", "Dataset"} <= kinds
     assert "Who spoke at the conference?" in str(demo.config)
+
+
+def test_the_first_example_is_the_placeholder_and_an_empty_examples_file_shows_none(settings, tmp_path, fake_embedder):
+    listed = tmp_path / "examples.txt"
+    listed.write_text("How do I upgrade?\nWhere are the logs?\n")
+    chosen = replace(settings, examples=listed)
+    demo = build_demo(assistant=Assistant(chosen, fake_embedder))
+    (box,) = blocks_of(demo, gr.Textbox)
+    assert box.placeholder == "How do I upgrade?" and "Where are the logs?" in str(demo.config)
+    listed.write_text("# none yet\n")
+    demo = build_demo(assistant=Assistant(chosen, fake_embedder))
+    assert blocks_of(demo, gr.Dataset) == [] and blocks_of(demo, gr.Textbox)[0].placeholder.startswith("Ask a")
 
 
 def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant, corpus):

@@ -15,16 +15,19 @@ HOSTILE = (
     "# Speakers\n\nSpeakers list: <script>document.title='PWNED'</script> "
     "then ![](http://127.0.0.1:9/track.png) and $x$ end.\n"
 )
+EXAMPLES = "# the seed article, as a team would ask it\nWhere was the conference held?\n\nWhich countries took part?\n"
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    """`python app.py` in a folder with corpus/ and no index: it builds the index, then serves."""
+    """`python app.py` in a folder with corpus/ and no index: it builds the index, then serves, with the example
+    questions of an ASSISTANT_EXAMPLES file."""
     folder = tmp_path_factory.mktemp("app")
     shutil.copytree(ROOT / "corpus", folder / "corpus")
     (folder / "corpus" / "hostile.md").write_text(HOSTILE)
+    (folder / "examples.txt").write_text(EXAMPLES)
     port = free_port()
-    env = {**os.environ, "ASSISTANT_PORT": str(port)}
+    env = {**os.environ, "ASSISTANT_PORT": str(port), "ASSISTANT_EXAMPLES": "examples.txt"}
     log = open(folder / "app.log", "w")
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -96,6 +99,18 @@ def test_document_markup_is_shown_as_text_and_never_run_or_fetched(browser, app_
     page.close()
 
 
+def test_app_py_with_a_missing_examples_file_stops_with_one_line_naming_it(tmp_path):
+    env = {**os.environ, "ASSISTANT_EXAMPLES": "our-examples.txt", "ASSISTANT_PORT": str(free_port())}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "assistant: ASSISTANT_EXAMPLES file our-examples.txt cannot be read (No such file or directory) — point "
+        "ASSISTANT_EXAMPLES at a text file with one example question per line, or unset it"
+    )
+
+
 def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     import json
 
@@ -107,3 +122,17 @@ def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     )
     body = json.loads(urllib.request.urlopen(request, timeout=60).read())
     assert len(body["answer"]["items"]) == 21 and body["no_answer"] is False
+
+
+def test_the_example_questions_are_those_of_the_examples_file(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("button.gallery-item")
+    assert page.locator("button.gallery-item").all_inner_texts() == [
+        "Where was the conference held?",
+        "Which countries took part?",
+    ]
+    assert page.get_attribute("textarea", "placeholder") == "Where was the conference held?"
+    page.locator("button.gallery-item").nth(1).click()
+    page.wait_for_function("document.querySelector('textarea').value === 'Which countries took part?'")
+    page.close()
