@@ -9,7 +9,8 @@ import gradio as gr  # its analytics are off: assistant/__init__.py sets GRADIO_
 
 from ..answers import Answer
 from ..config import MODES, Settings
-from ..errors import AssistantError, IndexNotFound
+from ..errors import AssistantError, IndexNotFound, QueryError
+from ..question import MAX_QUESTION_CHARS, clean_query
 from ..service import Assistant, DocumentView
 from .examples import load_examples
 
@@ -159,6 +160,7 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
             show_label=False,
             scale=5,
             max_lines=3,
+            max_length=MAX_QUESTION_CHARS,  # the browser stops typing and pasting there; chat_turn checks again
         )
         send = gr.Button("Ask", variant="primary", scale=1)
     with gr.Row():
@@ -202,8 +204,16 @@ def render_document(found: DocumentView) -> str:
 
 def chat_turn(
     assistant: Assistant, question: str, history: list | None, k: float, mode: str | None, progress=None
-) -> tuple[list[dict], str]:
-    """One exchange of the chat: the history with the question and its reply added, and an empty question box."""
+) -> tuple[list[dict], str] | tuple[dict, dict]:
+    """One exchange of the chat: the history with the question and its reply added, and an empty question box.
+
+    A question that cannot be asked (empty, too long) gets its error in a warning beside the chat, and both
+    outputs are skipped: no empty or giant bubble joins the history, and the text stays in the box to mend."""
+    try:
+        clean_query(question)
+    except QueryError as err:
+        gr.Warning(escape_text(str(err)), title="Question not asked")
+        return gr.skip(), gr.skip()
     history = list(history or [])
     history.append({"role": "user", "content": escape_text(question or "")})
     history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})

@@ -6,9 +6,11 @@ from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 
 from assistant.index import build_index
+from assistant.question import MAX_QUESTION_CHARS
 from assistant.serve.examples import SEED_ARTICLE
 from assistant.serve.ui import (
     build_demo,
+    chat_turn,
     document_view,
     escape_text,
     index_notice,
@@ -96,6 +98,30 @@ def test_demo_has_chat_examples_and_passage_count_control(assistant, corpus):
     kinds = {type(block).__name__ for block in demo.blocks.values()}
     assert {"Chatbot", "Slider", "Textbox", "Dataset"} <= kinds
     assert "Who spoke at the conference?" in str(demo.config)
+
+
+def test_empty_or_over_long_question_is_a_warning_and_leaves_history_and_box_alone(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    history = [{"role": "user", "content": "Oman"}, {"role": "assistant", "content": "<p>…</p>"}]
+    for question, message in [
+        ("   ", "the question is empty"),
+        ("x" * (MAX_QUESTION_CHARS + 1), f"the limit is {MAX_QUESTION_CHARS}"),
+    ]:
+        with pytest.warns(UserWarning, match=message):  # gr.Warning outside a request; a toast in the page
+            assert chat_turn(assistant, question, history, 3, None) == (gr.skip(), gr.skip())
+    assert not assistant.has_index()  # refused before anything was searched or built
+
+
+def test_a_question_joins_the_history_with_its_reply_and_empties_the_box(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    history, box = chat_turn(assistant, "Oman?", [], 1, None)
+    assert [m["role"] for m in history] == ["user", "assistant"] and "doc.txt" in history[1]["content"]
+    assert box == ""
+
+
+def test_question_box_is_limited_to_the_question_limit(assistant):
+    (box,) = blocks_of(build_demo(assistant=assistant), gr.Textbox)
+    assert box.max_length == MAX_QUESTION_CHARS
 
 
 def test_the_first_example_is_the_placeholder_and_an_empty_examples_file_shows_none(settings, tmp_path, fake_embedder):

@@ -124,6 +124,35 @@ def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     assert len(body["answer"]["items"]) == 21 and body["no_answer"] is False
 
 
+def test_an_empty_or_over_long_question_shows_a_warning_and_adds_no_bubble(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("textarea")
+    page.fill("textarea", "   ")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".toast-body", timeout=30_000)
+    assert "the question is empty" in page.locator(".toast-body").first.inner_text()
+    # the box cannot take more than the limit (below): take its limit off, as a script or an old browser would
+    page.evaluate("() => document.querySelector('textarea').removeAttribute('maxlength')")
+    page.fill("textarea", "x" * 2001)
+    page.keyboard.press("Enter")
+    page.wait_for_function("[...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes('2001'))")
+    assert "the limit is 2000" in " ".join(page.locator(".toast-body").all_inner_texts())
+    page.wait_for_timeout(1000)
+    assert page.locator('[data-testid="user"]').count() == 0 and page.locator('[data-testid="bot"]').count() == 0
+    assert len(page.input_value("textarea")) == 2001  # kept, to be shortened
+    page.close()
+
+
+def test_the_question_box_takes_no_more_than_the_question_limit(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    assert page.get_attribute("textarea", "maxlength") == "2000"
+    page.fill("textarea", "y" * 2100)
+    assert len(page.input_value("textarea")) == 2000
+    page.close()
+
+
 def test_the_example_questions_are_those_of_the_examples_file(browser, app_url):
     page = browser.new_page()
     page.goto(app_url)
