@@ -23,6 +23,24 @@ CSS = """
 .answer {margin: 0 0 1em 0;} .answer ul {margin: 0.2em 0 0 1.2em;}
 .document .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.6em;}
 """
+# After an answer the chat shows the start of the new exchange: the question just asked, at the top of the answers.
+# Gradio's own autoscroll (off) went to the end of the reply, often a screen below its answer list. Run in the page
+# by the chat's change event, once the new question's bubble is drawn; it names no URL, so it works under a proxy.
+SCROLL_TO_QUESTION = """
+(history) => {
+  const asked = (history || []).filter((message) => message.role === 'user').length;
+  const show = (frames) => {
+    const log = document.querySelector('#answers [role="log"]');
+    const bubbles = log ? log.querySelectorAll('[data-testid="user"]') : [];
+    if (bubbles.length < asked) return frames > 0 && requestAnimationFrame(() => show(frames - 1));
+    const top = (element) => element.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop;
+    // as high as the first question sits unscrolled, below the chat's label and buttons
+    log.scrollTop = top(bubbles[asked - 1]) - top(bubbles[0]);
+    bubbles[asked - 1].scrollIntoView({block: 'nearest'});
+  };
+  if (asked) show(120);
+}
+"""
 # The document view is this same page opened as ?doc=<chunk_id>: a relative link, so it stays under the proxy's
 # prefix, and inside the Gradio app, so the chat's login guards it too.
 DOCUMENT_PARAM = "doc"
@@ -151,8 +169,16 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
     )
     notice = gr.HTML()
     chat = gr.Chatbot(
-        label="Answers", height=520, latex_delimiters=[], sanitize_html=True, feedback_options=None, buttons=["copy"]
+        label="Answers",
+        elem_id="answers",
+        height=520,
+        latex_delimiters=[],
+        sanitize_html=True,
+        feedback_options=None,
+        buttons=["copy"],
+        autoscroll=False,
     )
+    chat.change(None, chat, None, js=SCROLL_TO_QUESTION)
     examples = load_examples(assistant.settings)
     with gr.Row():
         question = gr.Textbox(

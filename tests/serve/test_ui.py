@@ -9,6 +9,7 @@ from assistant.index import build_index
 from assistant.question import MAX_QUESTION_CHARS
 from assistant.serve.examples import SEED_ARTICLE
 from assistant.serve.ui import (
+    SCROLL_TO_QUESTION,
     build_demo,
     chat_turn,
     document_view,
@@ -122,6 +123,14 @@ def test_a_question_joins_the_history_with_its_reply_and_empties_the_box(assista
 def test_question_box_is_limited_to_the_question_limit(assistant):
     (box,) = blocks_of(build_demo(assistant=assistant), gr.Textbox)
     assert box.max_length == MAX_QUESTION_CHARS
+
+
+def test_chat_scrolls_to_the_new_question_in_the_page_not_to_the_end(assistant):
+    demo = build_demo(assistant=assistant)
+    (chat,) = blocks_of(demo, gr.Chatbot)
+    assert chat.autoscroll is False and chat.elem_id == "answers"  # the script finds the chat by its id
+    scroll = [d for d in demo.config["dependencies"] if d["js"] == SCROLL_TO_QUESTION]
+    assert len(scroll) == 1 and scroll[0]["backend_fn"] is False  # in the page only: no call to the server
 
 
 def test_the_first_example_is_the_placeholder_and_an_empty_examples_file_shows_none(settings, tmp_path, fake_embedder):

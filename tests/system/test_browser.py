@@ -124,6 +124,44 @@ def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     assert len(body["answer"]["items"]) == 21 and body["no_answer"] is False
 
 
+def ask_in(page, question: str) -> None:
+    """Ask on an open chat page and wait until the reply to this question is in (the chat may hold earlier ones)."""
+    replies = page.locator('[data-testid="bot"]').count()
+    page.fill("textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=bot]').length > n", arg=replies, timeout=60_000
+    )
+    page.wait_for_timeout(1000)  # the longest the page takes to settle: Gradio's own autoscroll waited 300 ms
+
+
+def assert_new_question_at_the_top(page, question: str) -> None:
+    """After an answer: the question just asked is at the top of the answers and in the window, and the answer
+    goes on below it (the chat was not scrolled to its end)."""
+    where = page.evaluate(
+        """() => {
+            const log = document.querySelector('#answers [role="log"]');
+            const asked = [...log.querySelectorAll('[data-testid="user"]')].at(-1);
+            const box = log.getBoundingClientRect(), top = asked.getBoundingClientRect().top;
+            return {text: asked.innerText, top, box: box.top, window: innerHeight,
+                    below: log.scrollHeight - log.scrollTop - log.clientHeight};
+        }"""
+    )
+    assert where["text"].strip() == question
+    assert where["box"] <= where["top"] < where["box"] + 100, where
+    assert 0 <= where["top"] < where["window"], where
+    assert where["below"] > 200, where
+
+
+def test_after_an_answer_the_chat_shows_the_new_question_at_its_top_not_the_answers_end(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    for question in ["Which countries took part?", "Who spoke at the conference?"]:
+        ask_in(page, question)
+        assert_new_question_at_the_top(page, question)
+    page.close()
+
+
 def test_an_empty_or_over_long_question_shows_a_warning_and_adds_no_bubble(browser, app_url):
     page = browser.new_page()
     page.goto(app_url)
