@@ -23,6 +23,14 @@ CSS = """
 .answer {margin: 0 0 1em 0;} .answer ul {margin: 0.2em 0 0 1.2em;}
 .document .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.6em;}
 """
+# Gradio's bundled SemiBold faces of Source Sans Pro and IBM Plex Mono hold a few dozen characters (A, B, some
+# Cyrillic), so semi-bold and bold text fell back letter by letter to the system's DejaVu ("Q&A" drew "Q&" in
+# DejaVu, "A" in Source Sans). The bundled Bold faces are complete: declared as the only heavy weight, they draw
+# both 600 and 700, from the app's own static/fonts/, so no font is fetched from elsewhere.
+THEME = gr.themes.Default(
+    font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "Consolas", "monospace"],
+)
 # After an answer the chat shows the start of the new exchange: the question just asked, at the top of the answers.
 # Gradio's own autoscroll (off) went to the end of the reply, often a screen below its answer list. Run in the page
 # by the chat's change event, once the new question's bubble is drawn; it names no URL, so it works under a proxy.

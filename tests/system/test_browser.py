@@ -191,6 +191,34 @@ def test_the_question_box_takes_no_more_than_the_question_limit(browser, app_url
     page.close()
 
 
+def rendered_fonts(page, selector: str) -> list[set[str]]:
+    """The fonts Chromium drew each matching element's text with (DevTools' CSS.getPlatformFontsForNode)."""
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("DOM.enable")
+    devtools.send("CSS.enable")
+    root = devtools.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    nodes = devtools.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+    assert nodes, selector
+    return [
+        {font["familyName"] for font in devtools.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]}
+        for node in nodes
+    ]
+
+
+def test_bold_text_is_drawn_in_one_font_not_patched_with_dejavu(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    ask_in(page, "Who spoke at the conference?")
+    assert "Ahsan Iqbal" in page.locator(".answer li strong").all_inner_texts()
+    family = page.eval_on_selector(".answer li strong", "e => getComputedStyle(e).fontFamily")
+    assert family.startswith('"Source Sans Pro"'), family
+    # the heading "Document Q&A" (600), the Ask button (600) and the answer's names (700)
+    for selector in ("h2", "button.primary", ".answer li strong"):
+        for fonts in rendered_fonts(page, selector):
+            assert len(fonts) == 1 and not any("DejaVu" in font for font in fonts), (selector, fonts)
+    page.close()
+
+
 def test_the_example_questions_are_those_of_the_examples_file(browser, app_url):
     page = browser.new_page()
     page.goto(app_url)
