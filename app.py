@@ -11,9 +11,9 @@ from assistant.service import Assistant
 
 try:
     assistant = Assistant(Settings.from_env())
-except AssistantError as err:  # a bad ASSISTANT_* value: one line, no traceback
+    demo = build_demo(assistant=assistant)
+except AssistantError as err:  # a bad ASSISTANT_* value or examples file: one line, no traceback
     sys.exit(f"assistant: {err}")
-demo = build_demo(assistant=assistant)
 
 if __name__ == "__main__":
     raise SystemExit(report_errors(lambda: serve(assistant, demo) or 0))

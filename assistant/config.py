@@ -51,6 +51,7 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "milvus_collection": ("ASSISTANT_MILVUS_COLLECTION", str),
     "ocr": ("ASSISTANT_OCR", str),
     "ocr_langs": ("ASSISTANT_OCR_LANGS", str),
+    "examples": ("ASSISTANT_EXAMPLES", Path),
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -103,6 +104,9 @@ class Settings:
     # scanned PDF pages and images: read by Tesseract (on), skipped with a reason (off), or on when it is installed
     ocr: Ocr = "auto"
     ocr_langs: str = "eng"  # Tesseract's languages, joined by +: deu+fra needs Debian's tesseract-ocr-deu and -fra
+    # the chat's example questions: a file of lines, one question each (read by serve/ui.py); None: the seed
+    # article's examples when it is in the corpus, else none
+    examples: Path | None = None
 
     def milvus_target(self) -> str:
         """Where Milvus is: the URI, or Milvus Lite's file in the index folder when none is set."""

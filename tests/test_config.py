@@ -99,3 +99,8 @@ def test_ocr_languages_must_be_codes_joined_by_plus():
     for bad in ["eng,deu", "eng+", "eng deu", "../eng"]:
         with pytest.raises(ConfigError, match="ASSISTANT_OCR_LANGS must be Tesseract language codes joined by +"):
             Settings(ocr_langs=bad)
+
+
+def test_examples_file_is_a_path_and_unset_means_the_default_examples():
+    assert Settings.from_env({}).examples is None
+    assert Settings.from_env({"ASSISTANT_EXAMPLES": "team/examples.txt"}).examples == Path("team/examples.txt")

@@ -23,7 +23,7 @@ from ..service import Assistant
 from .api import create_app
 from .auth import check_user, load_users
 from .security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter, LoginRateLimit, SecurityHeaders
-from .ui import CSS, build_demo
+from .ui import CSS, THEME, build_demo
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
         path="/",
         root_path=settings.root_path or None,
         css=CSS,
+        theme=THEME,
         auth=login,
         auth_message=LOGIN_MESSAGE if users else None,
         run_history=False,
@@ -126,6 +127,7 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
     _check_port(settings.host, settings.port)
     if warning := exposure_warning(settings):
         print(warning, file=sys.stderr)
+    demo = demo or build_demo(assistant=assistant)  # before the build: a bad ASSISTANT_EXAMPLES stops at once
     try:
         assistant.index()
     except (IndexNotFound, IndexMismatch) as why:  # build rather than fail: what `assistant build` would do

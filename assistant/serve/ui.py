@@ -10,18 +10,45 @@ import gradio as gr  # its analytics are off: assistant/__init__.py sets GRADIO_
 from ..answers import Answer
 from ..config import MODES, Settings
 from ..entities import AnswerGroup
-from ..errors import AssistantError, IndexNotFound
+from ..errors import AssistantError, IndexNotFound, QueryError
+from ..question import MAX_QUESTION_CHARS, clean_query
 from ..service import Assistant, DocumentView
+from .examples import load_examples
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = ["Who spoke at the conference?", "Which countries took part?", "What did the US ambassador's message say?"]
 CSS = """
 .passage {border-left: 3px solid #d0d7de; padding: 0.2em 0 0.2em 0.8em; margin: 0 0 0.9em 0;}
 .passage .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.2em;}
 .passage mark, .document mark {background: #fff3a3; color: inherit;}
 .answer {margin: 0 0 1em 0;} .answer ul {margin: 0.2em 0 0 1.2em;}
 .document .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.6em;}
+"""
+# Gradio's bundled SemiBold faces of Source Sans Pro and IBM Plex Mono hold a few dozen characters (A, B, some
+# Cyrillic), so semi-bold and bold text fell back letter by letter to the system's DejaVu ("Q&A" drew "Q&" in
+# DejaVu, "A" in Source Sans). The bundled Bold faces are complete: declared as the only heavy weight, they draw
+# both 600 and 700, from the app's own static/fonts/, so no font is fetched from elsewhere.
+THEME = gr.themes.Default(
+    font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "Consolas", "monospace"],
+)
+# After an answer the chat shows the start of the new exchange: the question just asked, at the top of the answers.
+# Gradio's own autoscroll (off) went to the end of the reply, often a screen below its answer list. Run in the page
+# by the chat's change event, once the new question's bubble is drawn; it names no URL, so it works under a proxy.
+SCROLL_TO_QUESTION = """
+(history) => {
+  const asked = (history || []).filter((message) => message.role === 'user').length;
+  const show = (frames) => {
+    const log = document.querySelector('#answers [role="log"]');
+    const bubbles = log ? log.querySelectorAll('[data-testid="user"]') : [];
+    if (bubbles.length < asked) return frames > 0 && requestAnimationFrame(() => show(frames - 1));
+    const top = (element) => element.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop;
+    // as high as the first question sits unscrolled, below the chat's label and buttons
+    log.scrollTop = top(bubbles[asked - 1]) - top(bubbles[0]);
+    bubbles[asked - 1].scrollIntoView({block: 'nearest'});
+  };
+  if (asked) show(120);
+}
 """
 # The document view is this same page opened as ?doc=<chunk_id>: a relative link, so it stays under the proxy's
 # prefix, and inside the Gradio app, so the chat's login guards it too.
@@ -152,10 +179,25 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
     )
     notice = gr.HTML()
     chat = gr.Chatbot(
-        label="Answers", height=520, latex_delimiters=[], sanitize_html=True, feedback_options=None, buttons=["copy"]
+        label="Answers",
+        elem_id="answers",
+        height=520,
+        latex_delimiters=[],
+        sanitize_html=True,
+        feedback_options=None,
+        buttons=["copy"],
+        autoscroll=False,
     )
+    chat.change(None, chat, None, js=SCROLL_TO_QUESTION)
+    examples = load_examples(assistant.settings)
     with gr.Row():
-        question = gr.Textbox(placeholder="Who spoke at the conference?", show_label=False, scale=5, max_lines=3)
+        question = gr.Textbox(
+            placeholder=examples[0] if examples else "Ask a question about the documents",
+            show_label=False,
+            scale=5,
+            max_lines=3,
+            max_length=MAX_QUESTION_CHARS,  # the browser stops typing and pasting there; chat_turn checks again
+        )
         send = gr.Button("Ask", variant="primary", scale=1)
     with gr.Row():
         k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
@@ -166,7 +208,8 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
             scale=2,
             info="hybrid: meaning and exact words; dense: meaning; bm25: exact words",
         )
-    gr.Examples(EXAMPLES, inputs=question)
+    if examples:
+        gr.Examples(examples, inputs=question)
     send.click(respond, [question, chat, k, mode], [chat, question])
     question.submit(respond, [question, chat, k, mode], [chat, question])
     return notice
@@ -197,8 +240,16 @@ def render_document(found: DocumentView) -> str:
 
 def chat_turn(
     assistant: Assistant, question: str, history: list | None, k: float, mode: str | None, progress=None
-) -> tuple[list[dict], str]:
-    """One exchange of the chat: the history with the question and its reply added, and an empty question box."""
+) -> tuple[list[dict], str] | tuple[dict, dict]:
+    """One exchange of the chat: the history with the question and its reply added, and an empty question box.
+
+    A question that cannot be asked (empty, too long) gets its error in a warning beside the chat, and both
+    outputs are skipped: no empty or giant bubble joins the history, and the text stays in the box to mend."""
+    try:
+        clean_query(question)
+    except QueryError as err:
+        gr.Warning(escape_text(str(err)), title="Question not asked")
+        return gr.skip(), gr.skip()
     history = list(history or [])
     history.append({"role": "user", "content": escape_text(question or "")})
     history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})

@@ -1,11 +1,22 @@
 from dataclasses import replace
 
+import gradio as gr
 import pytest
 from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 
 from assistant.index import build_index
-from assistant.serve.ui import build_demo, document_view, escape_text, index_notice, reply
+from assistant.question import MAX_QUESTION_CHARS
+from assistant.serve.examples import SEED_ARTICLE
+from assistant.serve.ui import (
+    SCROLL_TO_QUESTION,
+    build_demo,
+    chat_turn,
+    document_view,
+    escape_text,
+    index_notice,
+    reply,
+)
 from assistant.service import Assistant
 
 HOSTILE = "Speakers list: <script>alert('x')</script> then ![](http://127.0.0.1:9/track.png) and $x$ end."
@@ -78,11 +89,60 @@ def test_notice_names_changed_documents_and_the_command(assistant, settings, cor
     assert "1 document(s) changed" in notice and "assistant build" in notice and "<b>new" not in notice
 
 
-def test_demo_has_chat_examples_and_passage_count_control(assistant):
+def blocks_of(demo: gr.Blocks, kind: type) -> list:
+    return [block for block in demo.blocks.values() if isinstance(block, kind)]
+
+
+def test_demo_has_chat_examples_and_passage_count_control(assistant, corpus):
+    (corpus / SEED_ARTICLE).write_text("The seed article.")
     demo = build_demo(assistant=assistant)
     kinds = {type(block).__name__ for block in demo.blocks.values()}
     assert {"Chatbot", "Slider", "Textbox", "Dataset"} <= kinds
     assert "Who spoke at the conference?" in str(demo.config)
+
+
+def test_empty_or_over_long_question_is_a_warning_and_leaves_history_and_box_alone(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    history = [{"role": "user", "content": "Oman"}, {"role": "assistant", "content": "<p>…</p>"}]
+    for question, message in [
+        ("   ", "the question is empty"),
+        ("x" * (MAX_QUESTION_CHARS + 1), f"the limit is {MAX_QUESTION_CHARS}"),
+    ]:
+        with pytest.warns(UserWarning, match=message):  # gr.Warning outside a request; a toast in the page
+            assert chat_turn(assistant, question, history, 3, None) == (gr.skip(), gr.skip())
+    assert not assistant.has_index()  # refused before anything was searched or built
+
+
+def test_a_question_joins_the_history_with_its_reply_and_empties_the_box(assistant, corpus):
+    (corpus / "doc.txt").write_text("Oman and Qatar attended.")
+    history, box = chat_turn(assistant, "Oman?", [], 1, None)
+    assert [m["role"] for m in history] == ["user", "assistant"] and "doc.txt" in history[1]["content"]
+    assert box == ""
+
+
+def test_question_box_is_limited_to_the_question_limit(assistant):
+    (box,) = blocks_of(build_demo(assistant=assistant), gr.Textbox)
+    assert box.max_length == MAX_QUESTION_CHARS
+
+
+def test_chat_scrolls_to_the_new_question_in_the_page_not_to_the_end(assistant):
+    demo = build_demo(assistant=assistant)
+    (chat,) = blocks_of(demo, gr.Chatbot)
+    assert chat.autoscroll is False and chat.elem_id == "answers"  # the script finds the chat by its id
+    scroll = [d for d in demo.config["dependencies"] if d["js"] == SCROLL_TO_QUESTION]
+    assert len(scroll) == 1 and scroll[0]["backend_fn"] is False  # in the page only: no call to the server
+
+
+def test_the_first_example_is_the_placeholder_and_an_empty_examples_file_shows_none(settings, tmp_path, fake_embedder):
+    listed = tmp_path / "examples.txt"
+    listed.write_text("How do I upgrade?\nWhere are the logs?\n")
+    chosen = replace(settings, examples=listed)
+    demo = build_demo(assistant=Assistant(chosen, fake_embedder))
+    (box,) = blocks_of(demo, gr.Textbox)
+    assert box.placeholder == "How do I upgrade?" and "Where are the logs?" in str(demo.config)
+    listed.write_text("# none yet\n")
+    demo = build_demo(assistant=Assistant(chosen, fake_embedder))
+    assert blocks_of(demo, gr.Dataset) == [] and blocks_of(demo, gr.Textbox)[0].placeholder.startswith("Ask a")
 
 
 def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant, corpus):

@@ -15,16 +15,19 @@ HOSTILE = (
     "# Speakers\n\nSpeakers list: <script>document.title='PWNED'</script> "
     "then ![](http://127.0.0.1:9/track.png) and $x$ end.\n"
 )
+EXAMPLES = "# the seed article, as a team would ask it\nWhere was the conference held?\n\nWhich countries took part?\n"
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    """`python app.py` in a folder with corpus/ and no index: it builds the index, then serves."""
+    """`python app.py` in a folder with corpus/ and no index: it builds the index, then serves, with the example
+    questions of an ASSISTANT_EXAMPLES file."""
     folder = tmp_path_factory.mktemp("app")
     shutil.copytree(ROOT / "corpus", folder / "corpus")
     (folder / "corpus" / "hostile.md").write_text(HOSTILE)
+    (folder / "examples.txt").write_text(EXAMPLES)
     port = free_port()
-    env = {**os.environ, "ASSISTANT_PORT": str(port)}
+    env = {**os.environ, "ASSISTANT_PORT": str(port), "ASSISTANT_EXAMPLES": "examples.txt"}
     log = open(folder / "app.log", "w")
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -96,6 +99,18 @@ def test_document_markup_is_shown_as_text_and_never_run_or_fetched(browser, app_
     page.close()
 
 
+def test_app_py_with_a_missing_examples_file_stops_with_one_line_naming_it(tmp_path):
+    env = {**os.environ, "ASSISTANT_EXAMPLES": "our-examples.txt", "ASSISTANT_PORT": str(free_port())}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "assistant: ASSISTANT_EXAMPLES file our-examples.txt cannot be read (No such file or directory) — point "
+        "ASSISTANT_EXAMPLES at a text file with one example question per line, or unset it"
+    )
+
+
 def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     import json
 
@@ -107,3 +122,112 @@ def test_the_same_server_answers_the_rest_api_and_is_ready(app_url):
     )
     body = json.loads(urllib.request.urlopen(request, timeout=60).read())
     assert len(body["answer"]["items"]) == 21 and body["no_answer"] is False
+
+
+def ask_in(page, question: str) -> None:
+    """Ask on an open chat page and wait until the reply to this question is in (the chat may hold earlier ones)."""
+    replies = page.locator('[data-testid="bot"]').count()
+    page.fill("textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=bot]').length > n", arg=replies, timeout=60_000
+    )
+    page.wait_for_timeout(1000)  # the longest the page takes to settle: Gradio's own autoscroll waited 300 ms
+
+
+def assert_new_question_at_the_top(page, question: str) -> None:
+    """After an answer: the question just asked is at the top of the answers and in the window, and the answer
+    goes on below it (the chat was not scrolled to its end)."""
+    where = page.evaluate(
+        """() => {
+            const log = document.querySelector('#answers [role="log"]');
+            const asked = [...log.querySelectorAll('[data-testid="user"]')].at(-1);
+            const box = log.getBoundingClientRect(), top = asked.getBoundingClientRect().top;
+            return {text: asked.innerText, top, box: box.top, window: innerHeight,
+                    below: log.scrollHeight - log.scrollTop - log.clientHeight};
+        }"""
+    )
+    assert where["text"].strip() == question
+    assert where["box"] <= where["top"] < where["box"] + 100, where
+    assert 0 <= where["top"] < where["window"], where
+    assert where["below"] > 200, where
+
+
+def test_after_an_answer_the_chat_shows_the_new_question_at_its_top_not_the_answers_end(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    for question in ["Which countries took part?", "Who spoke at the conference?"]:
+        ask_in(page, question)
+        assert_new_question_at_the_top(page, question)
+    page.close()
+
+
+def test_an_empty_or_over_long_question_shows_a_warning_and_adds_no_bubble(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("textarea")
+    page.fill("textarea", "   ")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".toast-body", timeout=30_000)
+    assert "the question is empty" in page.locator(".toast-body").first.inner_text()
+    # the box cannot take more than the limit (below): take its limit off, as a script or an old browser would
+    page.evaluate("() => document.querySelector('textarea').removeAttribute('maxlength')")
+    page.fill("textarea", "x" * 2001)
+    page.keyboard.press("Enter")
+    page.wait_for_function("[...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes('2001'))")
+    assert "the limit is 2000" in " ".join(page.locator(".toast-body").all_inner_texts())
+    page.wait_for_timeout(1000)
+    assert page.locator('[data-testid="user"]').count() == 0 and page.locator('[data-testid="bot"]').count() == 0
+    assert len(page.input_value("textarea")) == 2001  # kept, to be shortened
+    page.close()
+
+
+def test_the_question_box_takes_no_more_than_the_question_limit(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    assert page.get_attribute("textarea", "maxlength") == "2000"
+    page.fill("textarea", "y" * 2100)
+    assert len(page.input_value("textarea")) == 2000
+    page.close()
+
+
+def rendered_fonts(page, selector: str) -> list[set[str]]:
+    """The fonts Chromium drew each matching element's text with (DevTools' CSS.getPlatformFontsForNode)."""
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("DOM.enable")
+    devtools.send("CSS.enable")
+    root = devtools.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    nodes = devtools.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+    assert nodes, selector
+    return [
+        {font["familyName"] for font in devtools.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]}
+        for node in nodes
+    ]
+
+
+def test_bold_text_is_drawn_in_one_font_not_patched_with_dejavu(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    ask_in(page, "Who spoke at the conference?")
+    assert "Ahsan Iqbal" in page.locator(".answer li strong").all_inner_texts()
+    family = page.eval_on_selector(".answer li strong", "e => getComputedStyle(e).fontFamily")
+    assert family.startswith('"Source Sans Pro"'), family
+    # the heading "Document Q&A" (600), the Ask button (600) and the answer's names (700)
+    for selector in ("h2", "button.primary", ".answer li strong"):
+        for fonts in rendered_fonts(page, selector):
+            assert len(fonts) == 1 and not any("DejaVu" in font for font in fonts), (selector, fonts)
+    page.close()
+
+
+def test_the_example_questions_are_those_of_the_examples_file(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("button.gallery-item")
+    assert page.locator("button.gallery-item").all_inner_texts() == [
+        "Where was the conference held?",
+        "Which countries took part?",
+    ]
+    assert page.get_attribute("textarea", "placeholder") == "Where was the conference held?"
+    page.locator("button.gallery-item").nth(1).click()
+    page.wait_for_function("document.querySelector('textarea').value === 'Which countries took part?'")
+    page.close()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import ROOT, free_port, launch_chromium
 from tests.system.netaudit import outside_calls, read_log
+from tests.system.test_browser import assert_new_question_at_the_top
 from tests.system.test_offline import NETAUDIT, product_env
 
 NGINX = "/usr/sbin/nginx"
@@ -274,6 +275,8 @@ def test_the_deploying_page_web_component_snippet_shows_the_chat_in_an_intranet_
         page.keyboard.press("Enter")
         page.wait_for_selector("gradio-app .passage", timeout=60_000)
         assert len(page.locator("gradio-app .answer li").all()) == 21
+        page.wait_for_timeout(1000)
+        assert_new_question_at_the_top(page, "Which countries took part?")  # in another site's page too
         browser.close()
     elsewhere = {u for u in requests if not u.startswith((proxy_url, url))}
     # Gradio's mount_css resolves its stylesheet against the script's origin, not its path: that one request
@@ -309,6 +312,8 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
         page.wait_for_selector(".passage", timeout=60_000)
         assert len(page.locator(".answer li").all()) == 21
         assert "Czech Republic UAE" in page.locator(".passage").first.inner_text()
+        page.wait_for_timeout(1000)
+        assert_new_question_at_the_top(page, "Which countries took part?")  # the page's script runs under /qa/
         document = open_document_view(context, page)
         assert document.url.startswith(proxy_url + "?doc=")
         assert "Czech Republic UAE" in document.locator(".document mark#cited-passage").inner_text()
