@@ -1,11 +1,16 @@
-"""PDF: the text layer page by page, running heads and page numbers left out, the outline's headings as sections;
-pages without a text layer are rendered by PDFium and read by OCR."""
+"""PDF: the text layer page by page, running heads and page numbers left out, the outline's headings as sections (or,
+without an outline, the lines set in a larger font); pages without a text layer are rendered by PDFium and read by
+OCR."""
 
 from __future__ import annotations
 
 import io
 import logging
 import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +31,21 @@ log = logging.getLogger(__name__)
 PDF_MAX_PAGE_TOKENS = 1_000_000
 PDF_MAX_OUTLINE = 10_000  # outline entries read as headings: a real book has hundreds
 
+# Headings from font sizes, for a PDF without an outline. The body size is the one that carries the most characters;
+# a heading is a short line set almost all in one size at least HEADING_MIN_RATIO times it. 1.08: a word processor's
+# third heading is 12 pt over an 11 pt body, LaTeX's \large 12 pt over 10.95 pt. Measured against PDF outlines in
+# docs/benchmarks.md#pdf-headings-from-font-sizes.
+HEADING_MIN_RATIO = 1.08
+HEADING_ONE_SIZE = 0.8  # share of the line's characters in its size: a function's signature mixes sizes
+HEADING_MAX_WORDS = 15
+HEADING_MAX_CHARS = 120
+HEADING_MAX_SHARE = 1 / 3  # more of the lines than this look like headings (a poster): none are taken
+HEADING_SIZE_STEP = 0.5  # points: sizes closer than this to a larger heading size are of its level
+HEADING_LEVELS = 6  # as HTML's h1-h6: sizes past the sixth largest are of the sixth level
+_SENTENCE_END = re.compile(r"[.,;:]$")
+_LEADERS = re.compile(r"(\.\s?){3,}\s*[\dIVXLCivxlc]*$")  # a table of contents' line: "2 Vectors . . . . 8"
+_LETTERS = re.compile(r"[^\W\d_]{2}")  # a heading has words, not "A" (an index's letter) nor "[1] 3"
+
 
 def read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> tuple[str, str, list[Section]]:
     from pypdf import PdfReader, apply_configuration
@@ -35,12 +55,13 @@ def read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> tu
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
                 raise SkipFile("encrypted PDF — remove the password and build again")
-            pages = []
-            for page in reader.pages:  # pypdf's text extraction can take minutes on a small crafted page
-                deadline()
-                pages.append(page.extract_text(visitor_operand_before=deadline) or "")
-            title = (reader.metadata.title if reader.metadata else "") or ""
             outline = _pdf_outline(reader)
+            sizes = None if outline else _FontSizes()
+            pages = []
+            for number, page in enumerate(reader.pages, start=1):  # text extraction can take minutes on a crafted page
+                deadline()
+                pages.append(_page_text(page, deadline, number, sizes))
+            title = (reader.metadata.title if reader.metadata else "") or ""
     except SkipFile:
         raise
     except Exception as err:  # pypdf raises many types for damaged files
@@ -54,7 +75,131 @@ def read_pdf(data: bytes, path: Path, deadline: Deadline, ocr: OcrOptions) -> tu
     elif scanned:
         log.warning("%s: %d page(s) without a text layer left out — %s", path.name, len(scanned), ocr.why_not)
     text, sections = join_pages(strip_page_furniture(pages), scanned if ocr.enabled else ())
-    return str(title), text, split_at_headings(text, sections, outline)
+    headings = outline or (sizes.headings() if sizes else [])
+    return str(title), text, split_at_headings(text, sections, headings)
+
+
+def _page_text(page, deadline: Deadline, number: int, sizes: _FontSizes | None) -> str:
+    """The page's text layer; its lines and their font sizes go to `sizes`, from the same pass over the page."""
+    if sizes is None:
+        return page.extract_text(visitor_operand_before=deadline) or ""
+    runs: list[tuple[str, float]] = []
+    text = page.extract_text(
+        visitor_operand_before=deadline,
+        visitor_text=lambda run, cm, tm, _font, size: runs.append((run, _rendered(size, cm, tm))),
+    )
+    sizes.add_page(number, runs)
+    return text or ""
+
+
+def _rendered(font_size: float, cm: list[float], tm: list[float]) -> float:
+    """A text run's size as drawn, in points to a tenth: Tf's size scaled by the text matrix times the current
+    matrix (their vertical axis); 0 when the matrices make no sense."""
+    try:
+        size = abs(float(font_size)) * math.hypot(tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 0.0
+    return round(size, 1) if math.isfinite(size) and size < 10_000 else 0.0
+
+
+@dataclass(frozen=True)
+class _Line:
+    page: int
+    index: int  # the line's place on its page
+    size: float
+    text: str  # its words, one space apart
+
+
+class _FontSizes:
+    """What a PDF's font sizes say about its headings, gathered page by page as pypdf reads the text: the characters
+    set in each size, the number of lines, and the lines that could be headings once the body size is known."""
+
+    def __init__(self) -> None:
+        self.chars: Counter[float] = Counter()
+        self.lines = 0
+        self.candidates: list[_Line] = []
+
+    def add_page(self, number: int, runs: list[tuple[str, float]]) -> None:
+        """A page's text runs as pypdf's visitor_text gives them, (text, size), in the order of its extracted text."""
+        for index, (line, sizes) in enumerate(_sized_lines(runs)):
+            if not sizes:
+                continue
+            self.lines += 1
+            self.chars.update(sizes)
+            size, count = max(sizes.items(), key=lambda item: item[1])
+            text = " ".join(line.split())
+            if count >= HEADING_ONE_SIZE * sum(sizes.values()) and _heading_like(text):
+                self.candidates.append(_Line(number, index, size, text))
+
+    def headings(self) -> list[tuple[int, int, str]]:
+        """(1-based page, level, title) of each heading, as an outline gives them; none when too many lines qualify."""
+        if not self.chars:
+            return []
+        body = max(self.chars, key=self.chars.__getitem__)
+        runs = _runs([line for line in self.candidates if line.size >= HEADING_MIN_RATIO * body])
+        if sum(len(run) for run in runs) > HEADING_MAX_SHARE * self.lines:
+            return []
+        headings = [_Line(run[0].page, run[0].index, run[0].size, " ".join(line.text for line in run)) for run in runs]
+        levels = _levels({line.size for line in headings})
+        return [(line.page, levels[line.size], line.text) for line in headings[:PDF_MAX_OUTLINE]]
+
+
+def _sized_lines(runs: list[tuple[str, float]]) -> Iterator[tuple[str, Counter[float]]]:
+    """The lines of a page's text, each with its count of characters in each size (spaces and unsized text aside)."""
+    parts: list[str] = []
+    sizes: Counter[float] = Counter()
+    for run, size in runs:
+        for i, piece in enumerate(run.split("\n")):
+            if i:
+                yield "".join(parts), sizes
+                parts, sizes = [], Counter()
+            parts.append(piece)
+            count = len(piece) - sum(ch.isspace() for ch in piece)
+            if count and size:
+                sizes[size] += count
+    yield "".join(parts), sizes
+
+
+def _heading_like(text: str) -> bool:
+    """Short, with words, not ending as a sentence or clause does, not a table of contents' line, not cut inside
+    brackets as a wrapped function signature is ("int f (int x, int" and "int flags)")."""
+    return (
+        _short(text)
+        and _LETTERS.search(text) is not None
+        and not _SENTENCE_END.search(text)
+        and not _LEADERS.search(text)
+        and text.rfind("(") <= text.rfind(")")
+        and not (text.endswith(")") and "(" not in text)
+    )
+
+
+def _runs(lines: list[_Line]) -> list[list[_Line]]:
+    """Lines that follow each other on a page in the same size, as one heading's (a long title wraps); a run too long
+    for a heading is a paragraph in a larger font, and is left out."""
+    runs: list[list[_Line]] = []
+    for line in lines:
+        last = runs[-1][-1] if runs else None
+        if last and (last.page, last.index + 1, last.size) == (line.page, line.index, line.size):
+            runs[-1].append(line)
+        else:
+            runs.append([line])
+    return [run for run in runs if _short(" ".join(line.text for line in run))]
+
+
+def _short(text: str) -> bool:
+    return len(text) <= HEADING_MAX_CHARS and len(text.split()) <= HEADING_MAX_WORDS
+
+
+def _levels(sizes: set[float]) -> dict[float, int]:
+    """Each heading size's level, the largest first; a size within HEADING_SIZE_STEP of the larger one before it
+    shares its level."""
+    levels: dict[float, int] = {}
+    level, top = 0, math.inf
+    for size in sorted(sizes, reverse=True):
+        if top - size > HEADING_SIZE_STEP:
+            level, top = level + 1, size
+        levels[size] = min(level, HEADING_LEVELS)
+    return levels
 
 
 def _pdf_outline(reader) -> list[tuple[int, int, str]]:
