@@ -9,7 +9,6 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +41,7 @@ HEADING_MAX_CHARS = 120
 HEADING_MAX_SHARE = 1 / 3  # more of the lines than this look like headings (a poster): none are taken
 HEADING_SIZE_STEP = 0.5  # points: sizes closer than this to a larger heading size are of its level
 HEADING_LEVELS = 6  # as HTML's h1-h6: sizes past the sixth largest are of the sixth level
+_LINE_KEPT = 8 * HEADING_MAX_CHARS  # characters of a line kept while reading it: a longer line is no heading
 _SENTENCE_END = re.compile(r"[.,;:]$")
 _LEADERS = re.compile(r"(\.\s?){3,}\s*[\dIVXLCivxlc]*$")  # a table of contents' line: "2 Vectors . . . . 8"
 _LETTERS = re.compile(r"[^\W\d_]{2}")  # a heading has words, not "A" (an index's letter) nor "[1] 3"
@@ -83,12 +83,9 @@ def _page_text(page, deadline: Deadline, number: int, sizes: _FontSizes | None) 
     """The page's text layer; its lines and their font sizes go to `sizes`, from the same pass over the page."""
     if sizes is None:
         return page.extract_text(visitor_operand_before=deadline) or ""
-    runs: list[tuple[str, float]] = []
-    text = page.extract_text(
-        visitor_operand_before=deadline,
-        visitor_text=lambda run, cm, tm, _font, size: runs.append((run, _rendered(size, cm, tm))),
-    )
-    sizes.add_page(number, runs)
+    sizes.new_page(number)
+    text = page.extract_text(visitor_operand_before=deadline, visitor_text=sizes.visit)
+    sizes.end_line()
     return text or ""
 
 
@@ -111,25 +108,47 @@ class _Line:
 
 
 class _FontSizes:
-    """What a PDF's font sizes say about its headings, gathered page by page as pypdf reads the text: the characters
-    set in each size, the number of lines, and the lines that could be headings once the body size is known."""
+    """What a PDF's font sizes say about its headings, gathered line by line as pypdf reads the text: the characters
+    set in each size, the number of lines, and the short lines that could be headings once the body size is known
+    (not the runs themselves: a crafted page holds a million)."""
 
     def __init__(self) -> None:
         self.chars: Counter[float] = Counter()
         self.lines = 0
         self.candidates: list[_Line] = []
+        self.page, self.index = 0, 0  # where the current line is
+        self.parts: list[str] = []  # its text, while it is short enough to be a heading
+        self.length = 0
+        self.sizes: Counter[float] = Counter()  # its characters in each size, spaces aside
 
-    def add_page(self, number: int, runs: list[tuple[str, float]]) -> None:
-        """A page's text runs as pypdf's visitor_text gives them, (text, size), in the order of its extracted text."""
-        for index, (line, sizes) in enumerate(_sized_lines(runs)):
-            if not sizes:
-                continue
+    def new_page(self, number: int) -> None:
+        self.page, self.index = number, 0
+
+    def visit(self, run: str, cm: list[float], tm: list[float], _font: object, font_size: float) -> None:
+        """pypdf's visitor_text: a run of the page's text, in the order of the extracted text."""
+        size = _rendered(font_size, cm, tm)
+        for i, piece in enumerate(run.split("\n")):
+            if i:
+                self.end_line()
+            self.length += len(piece)
+            if self.length <= _LINE_KEPT:
+                self.parts.append(piece)
+            count = len(piece) - sum(ch.isspace() for ch in piece)
+            if count and size:
+                self.sizes[size] += count
+
+    def end_line(self) -> None:
+        """The line read so far is whole: counted, and kept when it could be a heading."""
+        if self.sizes:
             self.lines += 1
-            self.chars.update(sizes)
-            size, count = max(sizes.items(), key=lambda item: item[1])
-            text = " ".join(line.split())
-            if count >= HEADING_ONE_SIZE * sum(sizes.values()) and _heading_like(text):
-                self.candidates.append(_Line(number, index, size, text))
+            self.chars.update(self.sizes)
+            size, count = max(self.sizes.items(), key=lambda item: item[1])
+            text = " ".join("".join(self.parts).split())
+            whole = self.length <= _LINE_KEPT
+            if whole and count >= HEADING_ONE_SIZE * self.sizes.total() and _heading_like(text):
+                self.candidates.append(_Line(self.page, self.index, size, text))
+        self.index += 1
+        self.parts, self.length, self.sizes = [], 0, Counter()
 
     def headings(self) -> list[tuple[int, int, str]]:
         """(1-based page, level, title) of each heading, as an outline gives them; none when too many lines qualify."""
@@ -142,22 +161,6 @@ class _FontSizes:
         headings = [_Line(run[0].page, run[0].index, run[0].size, " ".join(line.text for line in run)) for run in runs]
         levels = _levels({line.size for line in headings})
         return [(line.page, levels[line.size], line.text) for line in headings[:PDF_MAX_OUTLINE]]
-
-
-def _sized_lines(runs: list[tuple[str, float]]) -> Iterator[tuple[str, Counter[float]]]:
-    """The lines of a page's text, each with its count of characters in each size (spaces and unsized text aside)."""
-    parts: list[str] = []
-    sizes: Counter[float] = Counter()
-    for run, size in runs:
-        for i, piece in enumerate(run.split("\n")):
-            if i:
-                yield "".join(parts), sizes
-                parts, sizes = [], Counter()
-            parts.append(piece)
-            count = len(piece) - sum(ch.isspace() for ch in piece)
-            if count and size:
-                sizes[size] += count
-    yield "".join(parts), sizes
 
 
 def _heading_like(text: str) -> bool:
