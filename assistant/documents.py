@@ -9,7 +9,7 @@ Progress = Callable[[int, int], None]  # told (done, total) as a stage works thr
 # What the readers and the chunker make of a file, as a number: raised with any change to the text, sections or
 # passages they give, so that the next build reads every file again instead of keeping an unchanged file's old
 # passages (docs/usage.md#adding-documents)
-READING = 4
+READING = 5
 
 
 @dataclass(frozen=True)

@@ -383,9 +383,10 @@ def _without(page: str, zone: dict[int, str], recurring: set[str], numbered: set
 
 def split_at_headings(text: str, sections: list[Section], headings: list[tuple[int, int, str]]) -> list[Section]:
     """Page sections split where an outline's headings stand: `headings` are (1-based page, level, title), as a
-    PDF's outline gives them. A heading is placed at the start of the line where its title first appears on its
-    page, past the previous heading (case and spacing aside); one not found there is left out. Each piece keeps
-    its page and gets the path of headings above it."""
+    PDF's outline gives them. A heading is placed at the start of the line where its title stands on its page,
+    past the previous heading (case and spacing aside): the first line that is the title alone, else the first
+    that holds it as whole words; one not found there is left out. Each piece keeps its page and gets the path of
+    headings above it."""
     cuts: list[tuple[int, int, str]] = []  # (offset, level, title)
     pages = {section.page: section for section in sections}
     floor = 0
@@ -403,8 +404,12 @@ def split_at_headings(text: str, sections: list[Section], headings: list[tuple[i
 
 
 def _find_title(text: str, title: str, start: int, end: int) -> int | None:
-    pattern = r"\s+".join(re.escape(word) for word in title.split())
-    found = re.search(pattern, text[start:end], re.IGNORECASE)
+    words = r"\s+".join(re.escape(word) for word in title.split())
+    span = text[start:end]
+    # "Functions" is the heading's own line further down, not "most built-in functions" in the text above it
+    found = re.search(rf"^[ \t]*{words}[ \t]*$", span, re.IGNORECASE | re.MULTILINE) or re.search(
+        rf"(?<!\w){words}(?!\w)", span, re.IGNORECASE
+    )
     if found is None:
         return None
     line = text.rfind("\n", start, start + found.start())  # the heading's line starts after it

@@ -16,6 +16,7 @@ from pathlib import Path
 import docx
 import pytest
 from fpdf import FPDF
+from fpdf.drawing_primitives import Transform
 
 from assistant.config import Ocr
 from assistant.documents import Document, Section, SkippedFile
@@ -614,4 +615,102 @@ def test_a_pdfs_outline_bounds_sections_under_their_heading_path(corpus: Path) -
         ("1 Obtaining R", ("1 Obtaining R",), 1),
         ("1.1 Getting the sources", ("1 Obtaining R", "1.1 Getting the sources"), 1),
         ("2 Installing R", ("2 Installing R",), 1),
+    ]
+
+
+# ---------------------------------------------------------------- PDF headings from font sizes, without an outline
+
+FRUIT = [
+    "Apples grow in the northern valley where the summers are short.",
+    "They are picked by hand in the autumn and kept in cold stores.",
+    "Most of the crop is sold in the markets of the two largest towns.",
+]
+
+
+def pdf_of_lines(pages: list[list[tuple[float, str]]], bookmarks: tuple[str, ...] = ()) -> bytes:
+    """A PDF of these pages, each a list of (font size in points, line) in Helvetica, one line under another; a
+    line named in `bookmarks` gets an outline entry."""
+    pdf = FPDF()
+    for lines in pages:
+        pdf.add_page()
+        for size, line in lines:
+            if line in bookmarks:
+                pdf.start_section(line)
+            pdf.set_font("Helvetica", size=size)
+            pdf.cell(0, size * 0.6, line, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def headed(doc: Document) -> list[tuple[str, tuple[str, ...], int | None]]:
+    """Each section's first line, heading path and page."""
+    return [(doc.text[s.start : s.end].split("\n")[0], s.heading, s.page) for s in doc.sections]
+
+
+def test_a_pdf_without_an_outline_takes_its_headings_from_larger_font_sizes(corpus: Path) -> None:
+    body = [(10.0, line) for line in FRUIT]
+    pages = [[(18, "1 Fruit"), *body, (14, "1.1 Apples"), *body], [(18, "2 Vegetables"), *body]]
+    (corpus / "crops.pdf").write_bytes(pdf_of_lines(pages))
+    documents, _ = load(corpus)
+    assert headed(documents["crops.pdf"]) == [
+        ("1 Fruit", ("1 Fruit",), 1),
+        ("1.1 Apples", ("1 Fruit", "1.1 Apples"), 1),
+        ("2 Vegetables", ("2 Vegetables",), 2),
+    ]
+
+
+def test_a_pdf_whose_lines_are_all_one_size_gets_no_headings(corpus: Path) -> None:
+    body = [(10.0, line) for line in FRUIT]
+    pages = [[(10, "1 Fruit"), *body, (10, "1.1 Apples"), *body], [(10, "2 Vegetables"), *body]]
+    (corpus / "crops.pdf").write_bytes(pdf_of_lines(pages))
+    documents, _ = load(corpus)
+    assert headed(documents["crops.pdf"]) == [("1 Fruit", (), 1), ("2 Vegetables", (), 2)]
+
+
+def test_a_pdf_with_an_outline_takes_its_headings_from_the_outline_not_from_font_sizes(corpus: Path) -> None:
+    body = [(10.0, line) for line in FRUIT]
+    pages = [[(18, "1 Fruit"), *body, (18, "Notes"), *body]]
+    (corpus / "crops.pdf").write_bytes(pdf_of_lines(pages, bookmarks=("1 Fruit",)))
+    documents, _ = load(corpus)
+    assert headed(documents["crops.pdf"]) == [("1 Fruit", ("1 Fruit",), 1)]
+
+
+def test_a_heading_set_small_and_scaled_up_by_the_page_matrix_counts_at_its_drawn_size(corpus: Path) -> None:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=6)
+    with pdf.transform(Transform.scaling(3, 3)):  # a `cm` operator: 6 pt drawn as 18 pt
+        pdf.cell(0, 4, "Apples", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    pdf.set_y(40)
+    for line in FRUIT:
+        pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    (corpus / "apples.pdf").write_bytes(bytes(pdf.output()))
+    documents, _ = load(corpus)
+    assert headed(documents["apples.pdf"]) == [("Apples", ("Apples",), 1)]
+
+
+def test_a_heading_wrapped_over_two_lines_is_one_heading_and_a_paragraph_in_a_larger_font_is_none(
+    corpus: Path,
+) -> None:
+    body = [(10.0, line) for line in FRUIT]
+    abstract = [(12.0, line.rstrip(".")) for line in FRUIT]  # three lines at 12 pt: too long for a heading
+    pages = [[(18, "2 Keeping apples fresh through"), (18, "the long northern winter"), *abstract, *body, *body]]
+    (corpus / "crops.pdf").write_bytes(pdf_of_lines(pages))
+    documents, _ = load(corpus)
+    title = "2 Keeping apples fresh through the long northern winter"
+    assert headed(documents["crops.pdf"]) == [("2 Keeping apples fresh through", (title,), 1)]
+
+
+def test_a_poster_of_big_lines_gets_no_headings_and_slides_get_their_titles(corpus: Path) -> None:
+    small_print = [(8.0, line + " " + line) for line in FRUIT]  # the most characters: the body size
+    poster = [[(24, "Harvest Fair"), (24, "Music all day"), (24, "Cider tasting"), (24, "Saturday"), *small_print]]
+    slides = [[(28, title), *((18.0, line) for line in FRUIT)] for title in ("Apples", "Pears", "Plums")]
+    (corpus / "poster.pdf").write_bytes(pdf_of_lines(poster))
+    (corpus / "slides.pdf").write_bytes(pdf_of_lines(slides))
+    documents, _ = load(corpus)
+    assert headed(documents["poster.pdf"]) == [("Harvest Fair", (), 1)]
+    assert headed(documents["slides.pdf"]) == [
+        ("Apples", ("Apples",), 1),
+        ("Pears", ("Pears",), 2),
+        ("Plums", ("Plums",), 3),
     ]

@@ -253,6 +253,25 @@ def test_outline_headings_split_pages_and_their_path_carries_over_the_page_break
     ]
 
 
+def test_an_outline_heading_is_placed_at_the_line_that_is_its_title_not_at_a_mention_above_it() -> None:
+    text = "Intro\nMost built-in functions support this.\nSee bindings.\nFunctions\nBody.\nBind\nMore."
+    sections = split_at_headings(text, [Section(0, len(text), 1)], [(1, 1, "Functions"), (1, 1, "Bind")])
+    assert [(text[s.start : s.end], s.heading) for s in sections] == [
+        ("Intro\nMost built-in functions support this.\nSee bindings.", ()),
+        ("Functions\nBody.", ("Functions",)),
+        ("Bind\nMore.", ("Bind",)),
+    ]
+
+
+def test_an_outline_title_not_alone_on_its_line_is_found_as_whole_words() -> None:
+    text = "You can rebind keys here.\n4.3 Bind keys\nBody."
+    sections = split_at_headings(text, [Section(0, len(text), 1)], [(1, 2, "Bind keys")])
+    assert [(text[s.start : s.end], s.heading) for s in sections] == [
+        ("You can rebind keys here.", ()),
+        ("4.3 Bind keys\nBody.", ("Bind keys",)),
+    ]
+
+
 def test_an_outline_heading_right_under_another_starts_no_section_of_its_own() -> None:
     text = "2 Install\n2.1 Basics\nRun it first.\n2.2 More\nThen this."
     sections = split_at_headings(
