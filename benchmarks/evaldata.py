@@ -74,9 +74,14 @@ class CachedEmbedder(Embedder):
 # ---- SQuAD ---------------------------------------------------------------------------------------
 
 
+def squad_articles() -> list[dict]:
+    """The 48 articles of SQuAD v1.1 dev as the file has them: title, paragraphs (context, qas)."""
+    return json.loads(gzip.decompress(SQUAD_FILE.read_bytes()))["data"]
+
+
 def squad_task(limit_docs: int | None, questions: int) -> Task:
     """Every paragraph as a document; a seeded sample of the questions on the written paragraphs."""
-    articles = json.loads(gzip.decompress(SQUAD_FILE.read_bytes()))["data"]
+    articles = squad_articles()
     documents: dict[str, str] = {}
     qas: list[tuple[str, list[str], str]] = []
     for a, article in enumerate(articles):
