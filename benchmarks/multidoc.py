@@ -283,7 +283,8 @@ def commit() -> dict:
 
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
-        "assistant/ changed": bool(git("status", "--short", "assistant")),
+        "assistant/ last changed": git("log", "-1", "--format=%h", "--", "assistant"),  # the product measured
+        "assistant/ uncommitted changes": bool(git("status", "--short", "assistant")),
     }
 
 

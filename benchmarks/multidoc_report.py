@@ -154,7 +154,17 @@ def report(results: dict) -> str:
         f = result["facts"]
         paragraphs = f.get("txtai", {}).get("paragraphs", "–")
         facts.append(_line([name, f["documents"], f["chunks"], paragraphs, f["in text"], f["seconds"]]))
-    return "\n".join([*lines, "", *extras, "", *facts, "", f"commit {results['commit']}, {results['seconds']} s"])
+    return "\n".join(
+        [
+            *lines,
+            "",
+            *extras,
+            "",
+            *facts,
+            "",
+            f"commit {results['commit']} (assistant/ of {results['assistant/ last changed']}), {results['seconds']} s",
+        ]
+    )
 
 
 def _line(cells: list) -> str:
