@@ -8,8 +8,10 @@ document text: txtai has no HTML or PDF reader of its own here), split at blank 
 the model's window (256 word pieces) is cut into consecutive windows that fit it, at line ends, else sentence
 ends, else every WINDOW_WORDS words: txtai would embed only its first 256 pieces, and a whole PDF page (the
 reader gives no blank lines inside a page) would be a far longer passage than anyone else's. The child runs in a
-process of its own so that txtai's torch settings do not touch the assistant's; its index is saved under
-<work>/txtai/<set> with the digest of its paragraphs and reused while they are unchanged.
+process of its own so that txtai's torch settings do not touch the assistant's, and searches on one thread,
+as the assistant answers a question (on two threads, one small question waits for the slower core whenever
+another job holds one); its index is saved under <work>/txtai/<set> with the digest of its paragraphs and
+reused while they are unchanged.
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ def child(spec_path: Path) -> dict:
         shutil.rmtree(saved, ignore_errors=True)
         embeddings.save(str(saved))
         digest.write_text(spec["digest"])
+    import torch
+
+    torch.set_num_threads(1)  # a question on one thread, as the assistant asks (docs/benchmarks.md#performance)
     for question in _WARM:
         embeddings.search(question, K)
     ids, ms = [], []
