@@ -185,8 +185,9 @@ def ours(name: str, corpus: Path, index: Path, records: list[dict], with_history
     built = time.perf_counter() - started
     store = assistant.index()
     texts = {path: row["text"] for path, row in store.documents().items()}
-    facts = {"documents": len(texts), "chunks": len(store), "build s": round(built, 1), "in text": None}
-    facts["in text"] = check(name, records, texts)
+    pieces = sorted(len(assistant.embedder.offsets(c["text"])) for c in store.chunks_of(sorted(texts)))
+    facts = {"documents": len(texts), "chunks": len(store), "median pieces": pieces[len(pieces) // 2]}
+    facts |= {"build s": round(built, 1), "in text": check(name, records, texts)}
     assistant.warm_up()
     rows = []
     for record in records:

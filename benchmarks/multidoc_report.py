@@ -144,16 +144,20 @@ def report(results: dict) -> str:
                 cells += [_frac(s["refused"]), _frac(s["off-topic answered"]), follow, latency]
                 lines.append(_line(cells))
                 if system == "ours":
-                    parts = ("value right", "type right", "category right", "follow-ups refused")
-                    extras.append(_line([name, split, *(_frac(s[p]) for p in parts)]))
+                    parts = [_frac(s[p]) for p in ("value right", "type right", "category right", "follow-ups refused")]
+                    if any(part != "–" for part in parts):
+                        extras.append(_line([name, split, *parts]))
     facts = [
-        _line(["set", "documents", "chunks", "txtai paragraphs", "answers in text", "seconds"]),
+        _line(
+            ["set", "documents", "chunks (median pieces)", "txtai paragraphs (median pieces)", "answers in text", "s"]
+        ),
         _line(["---"] * 6),
     ]
     for name, result in results["sets"].items():
         f = result["facts"]
-        paragraphs = f.get("txtai", {}).get("paragraphs", "–")
-        facts.append(_line([name, f["documents"], f["chunks"], paragraphs, f["in text"], f["seconds"]]))
+        chunks = f"{f['chunks']} ({f['median pieces']})"
+        paragraphs = f"{f['txtai']['paragraphs']} ({f['txtai']['median pieces']})" if "txtai" in f else "–"
+        facts.append(_line([name, f["documents"], chunks, paragraphs, f["in text"], f["seconds"]]))
     return "\n".join(
         [
             *lines,
