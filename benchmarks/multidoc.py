@@ -54,7 +54,7 @@ txtai (benchmarks/multidoc_txtai.py): answer in top 5 and follow-ups by the same
 search latency (`Embeddings.search(q, 5)`, no answer drawn). It has no answer extraction (lists: –) and no
 calibrated score to refuse with (refused, off-topic answered: –).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/multidoc.py --out /tmp/multidoc.json   # ~25 min the first time
+    PYTHONPATH=. .venv/bin/python benchmarks/multidoc.py --out /tmp/multidoc.json   # ~40 min first, 80 s after
 """
 
 from __future__ import annotations
