@@ -47,7 +47,9 @@ on a new topic, whatever was asked before it.
   Assistant.ask takes `history` (issue 15: [{"question": str}, ...], oldest first), `ask()` below passes the
   earlier turns (`--followups history`, the default once it exists); the JSON records which was used;
 - direct answer right (JSON and a second table): the first item of `answer.items` matches `value`; type right:
-  `answer.type` is the expected type (null answers count as wrong); category right once answers carry one;
+  `answer.type` is the expected type (null answers count as wrong). "category right" (JSON only): `answer.category`
+  equals the question's `category`; the labels were written before answers had categories and partly use other
+  words than the product (speakers / people, date / dates), so it is a lead, not a measure;
 - latency: milliseconds of the whole ask (search, floor, extraction, highlights, the JSON), p50 / p99 over every
   question of the half, conversation turns and off-topic ones included.
 txtai (benchmarks/multidoc_txtai.py): answer in top 5 and follow-ups by the same rules on its top 5, and its
@@ -150,6 +152,7 @@ def asks(record: dict, with_history: bool) -> list[tuple[int, dict, list[dict]]]
 
 
 def takes(assistant, parameter: str) -> bool:
+    """Whether Assistant.ask (of the class or an instance) has this parameter: the hook's switch."""
     return parameter in inspect.signature(assistant.ask).parameters
 
 
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--work must be outside the repository: the evaluation data never goes into it")
     from assistant.service import Assistant
 
-    with_history = args.followups == "history" and "history" in inspect.signature(Assistant.ask).parameters
+    with_history = args.followups == "history" and takes(Assistant, "history")
     if args.followups == "history" and not with_history:
         log("Assistant.ask takes no history yet: follow-ups are asked alone (the baseline)")
     started = time.perf_counter()

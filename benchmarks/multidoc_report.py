@@ -127,7 +127,7 @@ def report(results: dict) -> str:
     head = ["set", "system", "half", "answer in top 5", "lists complete (recall / precision)", "refused"]
     head += ["off-topic answered", "follow-ups alone: source in top 5 / answer in top 5", "p50 / p99 ms"]
     lines = [_line(head), _line(["---"] * len(head))]
-    extra = ["set", "half", "direct answer right", "type right", "category right", "follow-ups refused"]
+    extra = ["set", "half", "direct answer right", "type right", "follow-ups refused"]
     extras = [_line(extra), _line(["---"] * len(extra))]
     for name, result in results["sets"].items():
         for system, halves in result["summary"].items():
@@ -144,7 +144,7 @@ def report(results: dict) -> str:
                 cells += [_frac(s["refused"]), _frac(s["off-topic answered"]), follow, latency]
                 lines.append(_line(cells))
                 if system == "ours":
-                    parts = [_frac(s[p]) for p in ("value right", "type right", "category right", "follow-ups refused")]
+                    parts = [_frac(s[p]) for p in ("value right", "type right", "follow-ups refused")]
                     if any(part != "–" for part in parts):
                         extras.append(_line([name, split, *parts]))
     facts = [
