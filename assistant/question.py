@@ -1,18 +1,23 @@
 """The question, read once into a record that search, ranking and answers take: its cleaned text, what it asks
-for (read from its own wh-phrase, not from any wh-word in it), its content words, and its vector once embedded."""
+for (read from its own wh-phrase, not from any wh-word in it), its content words, its scope, and its vector once
+embedded."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
+from .documents import printable
 from .errors import QueryError
 
 if TYPE_CHECKING:
     import numpy as np
 
 MAX_QUESTION_CHARS = 2000
+MAX_SOURCES = 100  # documents and folders one question may be asked within; a folder holds any number of documents
+MAX_SOURCE_CHARS = 4096  # PATH_MAX on Linux: no longer path names a file
 AnswerType = Literal["person", "place", "organization", "date", "number"]
 
 # the question's own wh-word: the first one; a later one opens a clause inside it ("Who spoke when ...?")
@@ -55,16 +60,17 @@ class Question:
     intent: str | None = None
     is_list: bool = False  # every matching entity is wanted, not one
     words: tuple[str, ...] = ()  # content words, lower case, in order
+    sources: tuple[str, ...] = ()  # the documents and folders it is asked within (read_sources); none: all
     vector: np.ndarray | None = None  # the embedded text, once computed (with_vector)
 
     @classmethod
-    def read(cls, asked: str) -> Question:
-        """The record of a question as typed; QueryError when it cannot be searched."""
+    def read(cls, asked: str, sources: Sequence[str] = ()) -> Question:
+        """The record of a question as typed, and asked within `sources`; QueryError when it cannot be searched."""
         text = clean_query(asked)
         lower = text.lower()
         kind, category, intent, is_list = _asks_for(lower)
         words = tuple(w for w in re.findall(r"\w+", lower) if w not in _STOP and not w.isdigit())
-        return cls(text, kind, category, intent, is_list, words)
+        return cls(text, kind, category, intent, is_list, words, read_sources(sources))
 
     def with_vector(self, vector: np.ndarray) -> Question:
         return replace(self, vector=vector)
@@ -148,3 +154,36 @@ def clean_query(query: str) -> str:
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise QueryError(f"the question has {len(cleaned)} characters; the limit is {MAX_QUESTION_CHARS} — shorten it")
     return cleaned
+
+
+def read_sources(sources: Sequence[str]) -> tuple[str, ...]:
+    """A scope as given: documents and folders relative to the corpus, "/"-separated. Returned sorted, without
+    duplicates, "." and empty segments or a folder's trailing "/"; whether each is in the index is for the index
+    to say (index.store.Scope.of). QueryError for what cannot name a part of the corpus: never a path read."""
+    if len(sources) > MAX_SOURCES:
+        raise QueryError(
+            f"the question is asked within {len(sources)} documents or folders; the limit is {MAX_SOURCES} — "
+            "name the folders that hold them instead"
+        )
+    return tuple(sorted({_source(source) for source in sources}))
+
+
+def _source(source: str) -> str:
+    shown = printable(source[:200]) + ("…" if len(source) > 200 else "")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise QueryError(f"the source {shown} has {len(source)} characters; the limit is {MAX_SOURCE_CHARS}")
+    if source.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", source):
+        raise QueryError(
+            f"the source {shown} is an absolute path — give it relative to the corpus folder, "
+            "as `assistant status` lists the documents (reports/2024.pdf, or a folder: reports)"
+        )
+    parts = [part for part in source.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise QueryError(f"the source {shown} leads out of the corpus (..) — name a document or folder inside it")
+    if not parts or not source.strip():
+        what = "a source is empty" if not source.strip() else f"the source {shown} names no document or folder"
+        raise QueryError(
+            f"{what} — give a document or folder relative to the corpus folder, "
+            "as `assistant status` lists the documents (reports/2024.pdf, or a folder: reports)"
+        )
+    return "/".join(parts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.errors import QueryError
-from assistant.question import MAX_QUESTION_CHARS, Question
+from assistant.question import MAX_QUESTION_CHARS, MAX_SOURCES, Question, read_sources
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,28 @@ def test_the_question_is_cleaned_once_and_its_content_words_kept():
 def test_a_question_that_cannot_be_searched_is_refused_with_the_reason(asked):
     with pytest.raises(QueryError, match="question"):
         Question.read(asked)
+
+
+def test_a_scope_is_read_sorted_without_duplicates_dots_or_trailing_slashes():
+    question = Question.read("Who spoke?", ["reports/", "a.txt", "./reports", "reports//2024/./x.pdf", "a.txt"])
+    assert question.sources == ("a.txt", "reports", "reports/2024/x.pdf")
+    assert Question.read("Who spoke?").sources == ()
+
+
+@pytest.mark.parametrize(
+    "sources, message",
+    [
+        ([""], "a source is empty — give a document or folder relative to the corpus folder"),
+        (["  "], "a source is empty"),
+        (["/etc/passwd"], "the source /etc/passwd is an absolute path — give it relative to the corpus folder"),
+        (["C:\\reports"], "is an absolute path"),
+        (["../secret.txt"], r"the source ../secret.txt leads out of the corpus \(..\) — name a document or folder"),
+        (["reports/../../etc"], "leads out of the corpus"),
+        (["./"], "the source ./ names no document or folder"),
+        (["x" * 4097], "has 4097 characters; the limit is 4096"),
+        ([f"d{i}.txt" for i in range(MAX_SOURCES + 1)], "within 101 documents or folders; the limit is 100 — name the"),
+    ],
+)
+def test_a_scope_that_cannot_name_a_part_of_the_corpus_is_refused_with_the_reason(sources, message):
+    with pytest.raises(QueryError, match=message):
+        read_sources(sources)
