@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from .config import check_mode
 from .documents import Passage
 from .embedding import Embedder
 from .errors import QueryError
-from .index.store import Key, Store
+from .index.store import Key, Scope, Store
 from .question import Question
 
 log = logging.getLogger(__name__)
@@ -85,41 +86,50 @@ class Retriever:
         return vector
 
     def search(self, query: Question | str, k: int = 5, mode: str | None = None) -> list[Passage]:
-        """The k best passages for `query`, best first; k is capped at the number of chunks."""
+        """The k best passages for `query`, best first; k is capped at the number of chunks (of its scope)."""
         return self.ranked(query, k, mode)[0]
 
     def ranked(self, query: Question | str, k: int = 5, mode: str | None = None) -> tuple[list[Passage], float]:
         """search() and relevance() together. The dense side's first candidate is the best cosine in the index,
-        so a mode with a dense side searches the vectors once (at 100,000 chunks one exact search is ~12 ms)."""
+        so a mode with a dense side searches the vectors once (at 100,000 chunks one exact search is ~12 ms).
+        A question asked within sources searches only their chunks, relevance included."""
         mode = check_mode(mode or self.mode)
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
         question = self.read(query)
         vector = question.vector
         assert vector is not None
-        keys, ranking, best = self._rank(question.text, vector, mode, max(k, CANDIDATES))
+        within = self.within(question)
+        keys, ranking, best = self._rank(question.text, vector, mode, max(k, CANDIDATES), within)
         keep = [keys[i] for i in np.argsort(-ranking, kind="stable")[:k]]
         cosines = self._cosines(keep, vector)
         passages = self._passages(keep, [float(c) for c in cosines])
-        return passages, self.relevance(vector) if best is None else best
+        return passages, self.relevance(vector, within) if best is None else best
 
-    def relevance(self, vector: np.ndarray) -> float:
-        """How close the documents come to the question: the best cosine of any passage in the index (-1 if empty).
-        The documents cover the question when it reaches `floor`, whatever the mode ranks first."""
-        best = self.index.dense(vector, 1)
+    def within(self, question: Question) -> tuple[Scope, ...]:
+        """The scopes the question's search keeps to: its sources' (QueryError for one not in the index); none
+        for a question asked of the whole index."""
+        return (Scope.of(question.sources, self.index.catalog()),) if question.sources else ()
+
+    def relevance(self, vector: np.ndarray, within: Sequence[Scope] = ()) -> float:
+        """How close the documents come to the question: the best cosine of any passage in the index, or in the
+        scope a question is asked within (-1 if empty). The documents cover the question when it reaches
+        `floor`, whatever the mode ranks first; a scope keeps the index's floor, so it never makes a question
+        answered that the same best passage would leave unanswered without it."""
+        best = self.index.dense(vector, 1, within)
         return best[0][1] if best else -1.0
 
     def _rank(
-        self, query: str, vector: np.ndarray, mode: str, depth: int
+        self, query: str, vector: np.ndarray, mode: str, depth: int, within: Sequence[Scope] = ()
     ) -> tuple[list[Key], np.ndarray, float | None]:
         """Candidate keys, the score they are ranked by, and the best cosine in the index (None for bm25).
         Each side returns its own candidates with scores; in hybrid, the lexical side also scores the dense
         side's candidates, and the dense scores of the lexical side's come from their stored vectors."""
-        dense = self.index.dense(vector, depth) if mode != "bm25" else []
+        dense = self.index.dense(vector, depth, within) if mode != "bm25" else []
         best = dense[0][1] if dense else (None if mode == "bm25" else -1.0)
         if mode == "dense":
             return [key for key, _ in dense], np.array([s for _, s in dense], dtype=np.float32), best
-        lexical = self.index.lexical(query, depth, also=[key for key, _ in dense])
+        lexical = self.index.lexical(query, depth, also=[key for key, _ in dense], within=within)
         if mode == "bm25":
             found = sorted((key for key, score in lexical.items() if score > 0), key=lambda key: -lexical[key])[:depth]
             return found, np.array([lexical[key] for key in found], dtype=np.float32), best

@@ -165,3 +165,70 @@ def make_scan(text: str, folder: Path) -> tuple[Path, list[Path]]:
     for page, png in zip(pages, pngs):
         page.copy().save(png, dpi=(200, 200))  # a copy: Pillow kept the PDF's save options on the appended pages
     return pdf, pngs
+
+
+# A corpus for scoped search: the passages closest to "maritime patrols" lie outside the folder cold/, which holds
+# seven passages that match it less well; beside them, names that a careless filter would take for cold/ or for
+# one another (a LIKE wildcard, a prefix without its "/", a quote, a backslash). One short passage per document.
+SCOPED_CORPUS = {
+    **{f"hot/d{i}.txt": f"Maritime patrols {i}: maritime patrols at sea, patrols." for i in range(8)},
+    **{f"cold/x{i}.txt": f"Note {i} on budgets and the harbour {i}; maritime matters came up once." for i in range(6)},
+    "cold/deep/y.txt": "A deeper note on budgets, and maritime ones.",
+    "cold.txt": "Maritime patrols, maritime patrols.",  # beside the folder, not in it
+    "coldness/z.txt": "Maritime patrols, again.",  # a folder whose name starts like it
+    "a_b/u.txt": "Maritime patrols kept under a_b.",
+    "aXb/v.txt": "Maritime patrols kept under aXb.",  # in a_b if "_" were a wildcard
+    "p%q/w.txt": "Maritime patrols kept under p%q.",
+    "pzzq/w.txt": "Maritime patrols kept under pzzq.",  # in p%q if "%" were a wildcard
+    'q"\\%r/t.txt': "Maritime patrols kept under a quote, a backslash and a percent sign.",
+    "q\\\\%r/t.txt": "Maritime patrols kept under two backslashes.",  # in the one above if a backslash were lost
+}
+COLD = sorted(path for path in SCOPED_CORPUS if path.startswith("cold/"))
+
+
+def write_scoped_corpus(corpus: Path, filler: int = 0) -> None:
+    """SCOPED_CORPUS, and `filler` documents of other words (enough chunks for an IVF index to have lists)."""
+    files = {
+        **SCOPED_CORPUS,
+        **{f"filler/f{i:03}.txt": f"Filler {i} about forests, rivers and {i % 7} owls." for i in range(filler)},
+    }
+    for name, text in files.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text)
+
+
+def assert_scopes_are_searched_by_the_store(store, embedder) -> None:
+    """After a build of write_scoped_corpus: each side of the store and each mode of search returns k passages,
+    all from the scope, though better ones lie outside it; scopes combine by intersection; names are exact."""
+    from assistant.index.store import Scope
+    from assistant.question import Question
+    from assistant.search import Retriever
+
+    query = "maritime patrols"
+    vector = embedder.encode([query])[0]
+    cold = [Scope(folders=("cold",))]
+    source = lambda keys: sorted({row["source"] for row in store.chunks(list(keys)).values()})  # noqa: E731
+    assert not set(source(key for key, _ in store.dense(vector, 5))) & set(COLD)  # the best lie outside cold/
+    dense = store.dense(vector, 5, cold)
+    assert len(dense) == 5 and set(source(key for key, _ in dense)) <= set(COLD)
+    assert [score for _, score in dense] == sorted((score for _, score in dense), reverse=True)
+    lexical = store.lexical(query, 5, within=cold)
+    assert len(lexical) == 5 and set(source(lexical)) <= set(COLD) and min(lexical.values()) > 0
+    assert source(key for key, _ in store.dense(vector, 50, cold)) == COLD  # every chunk of the folder, no other
+    both = [Scope(folders=("cold",)), Scope(paths=("cold/x1.txt", "hot/d1.txt"))]
+    assert source(store.lexical(query, 50, within=both)) == source(key for key, _ in store.dense(vector, 50, both))
+    assert source(key for key, _ in store.dense(vector, 50, both)) == ["cold/x1.txt"]
+    for folder, expected in [("a_b", "a_b/u.txt"), ("p%q", "p%q/w.txt"), ('q"\\%r', 'q"\\%r/t.txt'),
+                             ("q\\\\%r", "q\\\\%r/t.txt")]:  # fmt: skip
+        found = source(key for key, _ in store.dense(vector, 50, [Scope(folders=(folder,))]))
+        assert found == [expected] == source(store.lexical(query, 50, within=[Scope(folders=(folder,))])), folder
+    assert store.dense(vector, 5, [Scope()]) == [] and store.lexical(query, 5, within=[Scope()]) == {}
+    for mode in ("dense", "bm25", "hybrid"):
+        retriever = Retriever(store, embedder, -1.0, mode)
+        outside = retriever.search(query, 5)
+        assert not {p.source for p in outside} & set(COLD), mode
+        passages, relevance = retriever.ranked(Question.read(query, ["cold/"]), 5)
+        assert len(passages) == 5 and {p.source for p in passages} <= set(COLD), mode
+        assert relevance == max(score for _, score in dense) < retriever.relevance(vector), mode
+        files = retriever.search(Question.read(query, ["cold/x1.txt", "hot/d2.txt", "cold/x1.txt"]), 5)
+        assert sorted(p.source for p in files) == ["cold/x1.txt", "hot/d2.txt"], mode  # capped at the scope

@@ -91,7 +91,9 @@ def test_relevance_is_the_best_cosine_in_the_whole_index_whatever_the_mode(retri
 def test_an_answer_searches_the_vectors_once_and_its_relevance_is_the_best_cosine(retriever, monkeypatch, mode):
     calls = []
     search = retriever.index.dense
-    monkeypatch.setattr(retriever.index, "dense", lambda vector, k: calls.append(k) or search(vector, k))
+    monkeypatch.setattr(
+        retriever.index, "dense", lambda vector, k, within=(): calls.append(k) or search(vector, k, within)
+    )
     retriever.mode = mode
     answer = answer_question(retriever, "Oman Qatar maritime patrols", k=2)
     assert len(calls) == 1

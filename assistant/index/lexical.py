@@ -60,11 +60,12 @@ class LexicalIndex:
             else None
         )
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk (0 where no query term occurs), as float32."""
+    def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every chunk (0 where no query term occurs, and where `mask`, a flag per chunk, is
+        False), as float32. Term statistics are the whole index's, whatever the mask."""
         if self._bm25 is None:
             return np.zeros(self.size, dtype=np.float32)
         known = [t for t in terms([query])[0] if t in self._bm25.vocab_dict]
         if not known:
             return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known, weight_mask=mask), dtype=np.float32)

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -14,15 +15,27 @@ import numpy as np
 
 from ... import threads
 from ...errors import IndexDamaged, IndexMismatch, IndexNotFound
+from ...lru import LRU
 from ..lexical import FOLDER as BM25_FOLDER
 from ..lexical import LexicalIndex
 from ..manifest import CatalogEntry, Manifest, check_built_with, dense_spec
-from ..store import ChunkRow, DocumentRow, TitledChunk
+from ..store import ChunkRow, DocumentRow, Scope, TitledChunk
 from .folder import BUILDS, FORMAT, current_build
-from .vectors import read_dense
+from .vectors import read_dense, search_within
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CACHED_SCOPES = 16  # the rows of the latest scopes searched: 1.1 MB each at a million chunks
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The rows a scoped search may return: a flag per row (BM25's weight mask), the same as a bitmap (FAISS's
+    selector), and how many."""
+
+    mask: np.ndarray
+    bitmap: np.ndarray
+    count: int
 
 
 class Index:
@@ -44,23 +57,32 @@ class Index:
         self.bm25 = _read_part(folder, BM25_FOLDER, lambda path: LexicalIndex(path.parent, int(self.vectors.ntotal)))
         self._db = _read_part(folder, "store.sqlite", _open_store)
         self._lock = threading.Lock()
+        self._scopes: LRU[Allowed] = LRU(CACHED_SCOPES)
 
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(row, cosine) pairs of the k nearest chunks, best first; over an IVF index, the nearest of the
-        chunks in the lists it visits (cosines exact, the ranking approximate: docs/architecture.md#large-corpora)."""
-        k = min(k, len(self))
+    def dense(self, vector: np.ndarray, k: int, within: Sequence[Scope] = ()) -> list[tuple[int, float]]:
+        """(row, cosine) pairs of the k nearest chunks (of those `within` allows), best first; over an IVF index,
+        the nearest of the chunks in the lists it visits (cosines exact, the ranking approximate:
+        docs/architecture.md#large-corpora)."""
+        allowed = self._allowed(within)
+        k = min(k, len(self) if allowed is None else allowed.count)
         if k <= 0:
             return []
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         with threads.FAISS.held():  # one question's search is not worth splitting (threads.py)
-            scores, rows = self.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+            if allowed is None:
+                scores, rows = self.vectors.search(query, k)
+            else:
+                scores, rows = search_within(self.vectors, query, k, allowed.bitmap)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
-    def lexical(self, query: str, k: int, also: Sequence[int] = ()) -> dict[int, float]:
-        """BM25 scores of the k best-scoring rows (score above 0), and of the rows in `also` whatever they score."""
-        scores = self.bm25.scores(query)
+    def lexical(self, query: str, k: int, also: Sequence[int] = (), within: Sequence[Scope] = ()) -> dict[int, float]:
+        """BM25 scores of the k best-scoring rows (score above 0) of those `within` allows, and of the rows in
+        `also` whatever they score (0 outside the scopes)."""
+        allowed = self._allowed(within)
+        scores = self.bm25.scores(query, None if allowed is None else allowed.mask)
         positive = np.flatnonzero(scores > 0)
         if len(positive) > k:
             positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
@@ -103,6 +125,33 @@ class Index:
         if not len(rows):
             return np.zeros((0, self.vectors.d), np.float32)
         return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def _allowed(self, within: Sequence[Scope]) -> Allowed | None:
+        """The rows that every scope allows (None: no scope, every row), kept for the latest scopes."""
+        if not within:
+            return None
+        allowed = self._scopes.get(tuple(within))
+        if allowed is None:
+            mask = np.ones(len(self), dtype=bool)
+            for scope in within:
+                mask &= self._rows_of(scope)
+            allowed = Allowed(mask, np.packbits(mask, bitorder="little"), int(mask.sum()))
+            self._scopes.put(tuple(within), allowed)
+        return allowed
+
+    def _rows_of(self, scope: Scope) -> np.ndarray:
+        """A flag per row: whether `scope` allows its document. A folder is the range of paths from "folder/" up
+        to "folder0" ("0" follows "/"): SQLite compares text byte by byte, and UTF-8 keeps the order of
+        characters, so the range holds exactly the paths under the folder, found through the index on source."""
+        terms = [f"source IN ({','.join('?' * len(scope.paths))})"] if scope.paths else []
+        terms += ["(source >= ? AND source < ?)"] * len(scope.folders)
+        bounds = [bound for folder in scope.folders for bound in (folder + "/", folder + "0")]
+        mask = np.zeros(len(self), dtype=bool)
+        if terms:
+            with self._lock:
+                found = self._db.execute(f"SELECT row FROM chunks WHERE {' OR '.join(terms)}", [*scope.paths, *bounds])
+                mask[[row[0] for row in found]] = True
+        return mask
 
     def _query(self, sql: str, args: list[Any], key: str) -> dict[Any, dict[str, Any]]:
         """Rows as plain dicts, by the value of their `key` column."""

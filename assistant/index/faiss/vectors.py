@@ -52,6 +52,26 @@ def read_dense(path: Path, spec: dict) -> Any:
     return index
 
 
+def search_within(index: Any, query: np.ndarray, k: int, bitmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """index.search(query, k) over the rows set in `bitmap` only (bit r % 8 of byte r // 8, as np.packbits(...,
+    bitorder="little") makes it: faiss's IDSelectorBitmap), for k no more than the rows set. Flat: scores only
+    those rows, exactly. IVF: its nprobe lists first, as an unscoped search; when they hold fewer than k of the
+    rows, every list, so that a small scope (one document, whose chunks sit in a few lists) still gives k.
+    Both skip the other rows before computing a score: the cost grows with the scope (docs/benchmarks.md)."""
+    import faiss
+
+    bitmap = np.ascontiguousarray(bitmap, dtype=np.uint8)  # referenced here until the search returns
+    params = faiss.SearchParametersIVF() if isinstance(index, faiss.IndexIVF) else faiss.SearchParameters()
+    params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+    if isinstance(params, faiss.SearchParametersIVF):
+        params.nprobe = index.nprobe
+        scores, rows = index.search(query, k, params=params)
+        if int((rows[0] >= 0).sum()) >= k:
+            return scores, rows
+        params.nprobe = index.nlist
+    return index.search(query, k, params=params)
+
+
 def dense_settled(spec: dict, chunks: int, threshold: int, nprobe: int) -> bool:
     """Whether a build's index (manifest entry `spec`, `chunks` vectors) is the kind these settings ask for;
     if not, the next build writes a new one, with no document to embed."""

@@ -1,7 +1,8 @@
 """Opening a FAISS index (assistant/index/faiss/store.py): missing, mismatched or older indexes, old manifests,
-and the search on one thread."""
+the search on one thread, and search within a scope."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -9,7 +10,14 @@ from assistant.errors import IndexMismatch, IndexNotFound
 from assistant.index import build_index
 from assistant.index.faiss.folder import FORMAT, current_build
 from assistant.index.faiss.store import open_index
-from tests.helpers import assert_section_and_ocr_reach_the_passage, read_as_headed_guide
+from assistant.index.manifest import dense_spec
+from assistant.index.store import Scope
+from tests.helpers import (
+    assert_scopes_are_searched_by_the_store,
+    assert_section_and_ocr_reach_the_passage,
+    read_as_headed_guide,
+    write_scoped_corpus,
+)
 from tests.index.faiss.helpers import write_corpus
 
 
@@ -88,3 +96,28 @@ def test_a_passage_carries_its_heading_path_and_ocr_flag(settings, corpus, fake_
     (corpus / "other.txt").write_text("Delegates met on Tuesday in Islamabad.")
     assert build_index(settings, fake_embedder).unchanged == 1
     assert_section_and_ocr_reach_the_passage(settings, fake_embedder)
+
+
+@pytest.mark.parametrize("vectors", ["flat", "ivf"])
+def test_a_scope_gives_k_passages_of_its_own_though_better_ones_lie_outside(settings, corpus, fake_embedder, vectors):
+    """IVF: one list of five is searched, which holds few of a scope's chunks: the scope's search visits them all."""
+    write_scoped_corpus(corpus, filler=180)
+    settings = replace(settings, ann_threshold=100_000 if vectors == "flat" else 50, ann_nprobe=1)
+    build_index(settings, fake_embedder)
+    index = open_index(settings.index)
+    assert dense_spec(index.manifest)["type"] == vectors
+    assert_scopes_are_searched_by_the_store(index, fake_embedder)
+
+
+def test_the_rows_of_a_scope_are_read_once_while_it_is_asked_again(settings, corpus, fake_embedder, monkeypatch):
+    write_scoped_corpus(corpus)
+    build_index(settings, fake_embedder)
+    index = open_index(settings.index)
+    reads = []
+    rows_of = index._rows_of
+    monkeypatch.setattr(index, "_rows_of", lambda scope: reads.append(scope) or rows_of(scope))
+    vector = fake_embedder.encode(["maritime patrols"])[0]
+    for _ in range(3):
+        index.dense(vector, 5, [Scope(folders=("cold",))])
+        index.lexical("maritime patrols", 5, within=[Scope(folders=("cold",))])
+    assert reads == [Scope(folders=("cold",))]

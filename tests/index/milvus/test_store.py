@@ -5,10 +5,17 @@ import json
 
 import pytest
 
+from assistant.errors import QueryError
 from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import literal
+from assistant.question import Question
 from assistant.search import Retriever
-from tests.helpers import assert_section_and_ocr_reach_the_passage, read_as_headed_guide
+from tests.helpers import (
+    assert_scopes_are_searched_by_the_store,
+    assert_section_and_ocr_reach_the_passage,
+    read_as_headed_guide,
+    write_scoped_corpus,
+)
 from tests.index.milvus.helpers import TOPICS, write_topics
 
 # ---- the same answers as FAISS -------------------------------------------------------------------------
@@ -29,6 +36,31 @@ def test_milvus_returns_the_same_top5_chunks_as_faiss_exact_search(settings, mil
         assert [(p.text, p.source, p.title, p.start, p.end) for p in found] == [
             (p.text, p.source, p.title, p.start, p.end) for p in expected
         ]
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_milvus_returns_the_same_scoped_top5_chunks_as_faiss(settings, milvus, corpus, fake_embedder, mode):
+    write_topics(corpus)
+    build_index(settings, fake_embedder)
+    build_index(milvus, fake_embedder)
+    faiss_side = Retriever(open_store(settings), fake_embedder, -1.0, mode)
+    milvus_side = Retriever(open_store(milvus), fake_embedder, -1.0, mode)
+    with pytest.raises(QueryError, match="no document or folder d2 in the index"):  # no folder d2, only d2*.txt
+        milvus_side.search(Question.read("budgets", ["d03.txt", "d2"]), 5)
+    for topic in TOPICS:
+        query = f"report from officers on {topic}"  # words of every chunk: no two cosines of the scope tie at 0
+        question = Question.read(query, ["d03.txt", "d17.txt", "d21.txt"])
+        expected, found = faiss_side.ranked(question, 5), milvus_side.ranked(question, 5)
+        assert [p.chunk_id for p in found[0]] == [p.chunk_id for p in expected[0]], query
+        assert found[1] == pytest.approx(expected[1], abs=1e-5)
+        assert {p.source for p in found[0]} <= {"d03.txt", "d17.txt", "d21.txt"}
+
+
+def test_a_scope_gives_k_passages_of_its_own_though_better_ones_lie_outside(milvus, corpus, fake_embedder):
+    """Folders are LIKE prefixes: their "%", "_" and backslashes must stay plain characters."""
+    write_scoped_corpus(corpus)
+    build_index(milvus, fake_embedder)
+    assert_scopes_are_searched_by_the_store(open_store(milvus), fake_embedder)
 
 
 def test_dense_scores_are_the_cosines_and_bm25_ranks_like_bm25s(settings, milvus, corpus, fake_embedder):
