@@ -28,12 +28,14 @@ class Answer:
     answer: ExtractedAnswer | None = None
     relevance: float = -1.0  # the best cosine of any passage in the index to the question
     floor: float = 0.0  # the relevance floor it was held to: under it, no_answer
+    sources: tuple[str, ...] = ()  # the documents and folders it was asked within; none: the whole index
 
     def to_json(self) -> dict:
         return {
             "question": self.question,
             "passages": [p.to_json() for p in self.passages],
             "mode": self.mode,
+            "sources": list(self.sources),
             "no_answer": self.no_answer,
             "answer": _answer_json(self.answer),
             "relevance": round(self.relevance, 4),
@@ -51,14 +53,30 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     found = diverse(found, k, retriever.floor)
     shown = found[:k]
     if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
-        return Answer(question.text, shown, retriever.mode, no_answer=True, relevance=relevance, floor=retriever.floor)
+        return Answer(
+            question.text,
+            shown,
+            retriever.mode,
+            no_answer=True,
+            relevance=relevance,
+            floor=retriever.floor,
+            sources=question.sources,
+        )
     extracted = _answer_by_document(question, found, retriever.floor)
     if extracted:
         cited = {chunk_id for group in extracted.groups for item in group.items for chunk_id in item.passages}
         shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
         _mark_entities(shown, extracted)
     highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
-    return Answer(question.text, shown, retriever.mode, answer=extracted, relevance=relevance, floor=retriever.floor)
+    return Answer(
+        question.text,
+        shown,
+        retriever.mode,
+        answer=extracted,
+        relevance=relevance,
+        floor=retriever.floor,
+        sources=question.sources,
+    )
 
 
 def diverse(found: list[Passage], k: int, floor: float) -> list[Passage]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .config import MODES, PRECISIONS, STORES, Settings
 from .documents import printable
-from .errors import AssistantError
+from .errors import AssistantError, QueryError
+from .question import read_sources
 
 log = logging.getLogger(__name__)
 _LISTED = 20  # documents listed by `assistant status`
@@ -137,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--mode", choices=MODES, help="retrieval: dense, bm25 or hybrid (default hybrid, or ASSISTANT_MODE)"
     )
+    ask.add_argument(
+        "--source",
+        action="append",
+        dest="sources",
+        metavar="PATH",
+        help="search only this document or folder, relative to the corpus (repeat for more; default: all)",
+    )
     ask.add_argument("--json", action="store_true", help="print one JSON object per question (JSON Lines)")
     ask.set_defaults(handler=_ask)
 
@@ -176,10 +184,17 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     if args.k < 1:
         print(f"assistant: -k must be at least 1 (got {args.k})", file=sys.stderr)
         return 2
+    try:
+        sources = read_sources(args.sources or [])
+    except QueryError as err:
+        print(f"assistant: --source: {err}", file=sys.stderr)
+        return 2
     assistant = Assistant(settings)
     assistant.index()  # a missing or mismatched index fails before any question is read
+    if sources:
+        assistant.scope(sources)  # and so does a source that is not in it
     for question in _questions(args.words):
-        answer = assistant.ask(question, args.k)
+        answer = assistant.ask(question, args.k, sources=sources)
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
@@ -198,6 +213,8 @@ def _questions(words: list[str]) -> Iterator[str]:
 
 def _format_answer(answer) -> str:
     lines = [f"Q: {answer.question}"]
+    if answer.sources:
+        lines.append("Within: " + ", ".join(map(printable, answer.sources)))
     if answer.no_answer:
         lines.append(
             f"Not in the documents: no passage is close to this question (the closest scores "

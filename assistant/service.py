@@ -7,6 +7,7 @@ import copy
 import logging
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from . import entities
@@ -16,10 +17,10 @@ from .embedding import Embedder
 from .errors import Busy, IndexDamaged, IndexNotFound
 from .index import build_index, open_store, published
 from .index.manifest import BuildProgress, BuildSummary, CatalogEntry, SkippedEntry, dense_spec
-from .index.store import Store
+from .index.store import Scope, Store
 from .ingest import stale_documents
 from .lru import LRU
-from .question import Question
+from .question import Question, read_sources
 from .search import Retriever
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,13 @@ class Assistant:
     def has_index(self) -> bool:
         return published(self.settings) is not None
 
-    def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
-        """The answer, from the cache when the same question was asked of the same build with the same k and mode."""
+    def ask(self, question: str, k: int = 5, mode: str | None = None, sources: Sequence[str] = ()) -> Answer:
+        """The answer, from the cache when the same question was asked of the same build with the same k, mode and
+        scope. `sources`: the documents and folders (relative to the corpus) to search within; none: all."""
         index = self.index()
         retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
-        read = Question.read(question)  # once: search, ranking and answers take this record
-        key = (index.version, read.text, k, retriever.mode)
+        read = Question.read(question, sources)  # once: search, ranking and answers take this record
+        key = (index.version, read.text, k, retriever.mode, read.sources)  # sources sorted, without duplicates
         answer = self.answers.get(key)  # a copy
         if answer is None:
             with self.slots.taken():
@@ -160,6 +162,11 @@ class Assistant:
                 ", not in the documents" if answer.no_answer else "",
             )
         return answer
+
+    def scope(self, sources: Sequence[str]) -> Scope:
+        """What `sources` name in the published index; QueryError for one that is malformed or not in it. ask()
+        checks the same: this is for an edge that wants to refuse a scope before the first question."""
+        return Scope.of(read_sources(sources), self.index().catalog())
 
     def build(self, rebuild: bool = False, progress: BuildProgress | None = None) -> BuildSummary:
         summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)

@@ -81,6 +81,44 @@ def test_ask_with_bad_k_is_refused(built, capsys):
     assert "-k must be at least 1" in capsys.readouterr().err
 
 
+def test_ask_within_sources_returns_k_passages_of_the_scope_and_echoes_it(run, corpus, capsys):
+    for name in ["hot/a.txt", "hot/b.txt", "notes/one.txt", "notes/two.txt", "notes/deep/three.txt"]:
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(f"Spain and Italy at the talks ({name}).\n\nItaly again, and Spain." * 2)
+    (corpus / "hot" / "a.txt").write_text("Spain Spain Italy Italy, the talks.")
+    assert run("build") == 0
+    capsys.readouterr()
+    assert run("ask", "--json", "-k", "3", "Spain and Italy") == 0
+    assert json.loads(capsys.readouterr().out)["passages"][0]["source"] == "hot/a.txt"  # the best lie outside
+    assert run("ask", "--json", "-k", "3", "--source", "notes/", "--source", "hot/b.txt", "Spain and Italy") == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["sources"] == ["hot/b.txt", "notes"] and len(answer["passages"]) == 3
+    assert {p["source"] for p in answer["passages"]} <= {"hot/b.txt", "notes/one.txt", "notes/two.txt",
+                                                        "notes/deep/three.txt"}  # fmt: skip
+    assert run("ask", "-k", "1", "--source", "notes/deep", "Spain") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Q: Spain\nWithin: notes/deep\n") and "[1] notes/deep/three.txt" in out
+
+
+@pytest.mark.parametrize(
+    "source, status, message",
+    [
+        ("/etc/passwd", 2, "assistant: --source: the source /etc/passwd is an absolute path — give it relative to"),
+        ("../doc.txt", 2, "assistant: --source: the source ../doc.txt leads out of the corpus (..)"),
+        ("", 2, "assistant: --source: a source is empty"),
+        ("docs.txt", 1, "assistant: no document or folder docs.txt in the index — give paths relative to the corpus"),
+    ],
+)
+def test_ask_within_a_bad_source_is_one_line_before_any_question_is_read(
+    built, capsys, monkeypatch, source, status, message
+):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Who spoke?\n"))
+    assert built("ask", "--source", source) == status
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == "" and "Traceback" not in captured.err
+
+
 def test_question_with_no_good_passage_exits_zero(built, capsys, monkeypatch):
     monkeypatch.setenv("ASSISTANT_MIN_SCORE", "0.999")
     assert built("ask", "--json", "zebra") == 0

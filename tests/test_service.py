@@ -77,3 +77,25 @@ def test_a_build_reports_reading_chunking_and_embedding_in_that_order(settings, 
     assert sorted(set(phases), key=phases.index) == ["reading", "chunking", "embedding"]
     last = {phase: (done, total) for phase, done, total in seen}
     assert last == {"reading": (3, 3), "chunking": (2, 2), "embedding": (2, 2)}
+
+
+def test_the_cache_tells_scopes_apart_and_not_the_order_they_are_given_in(settings, corpus, fake_embedder):
+    (corpus / "a.txt").write_text("Oman sent a delegate to the talks.")
+    (corpus / "b").mkdir()
+    (corpus / "b" / "c.txt").write_text("Qatar observed the talks.")
+    assistant = Assistant(settings, fake_embedder)
+    assistant.build()
+    whole = assistant.ask("the talks", 5)
+    assert {p.source for p in whole.passages} == {"a.txt", "b/c.txt"} and whole.sources == ()
+    calls = fake_embedder.embedded
+    scoped = assistant.ask("the talks", 5, sources=["b/"])
+    assert fake_embedder.embedded > calls  # not the whole index's answer from the cache
+    assert [p.source for p in scoped.passages] == ["b/c.txt"] and scoped.to_json()["sources"] == ["b"]
+    calls = fake_embedder.embedded
+    both = assistant.ask("the talks", 5, sources=["b", "a.txt"])
+    assert fake_embedder.embedded > calls and both.sources == ("a.txt", "b")
+    calls = fake_embedder.embedded
+    assert assistant.ask("the talks", 5, sources=["a.txt", "b/", "b"]).to_json() == both.to_json()
+    assert fake_embedder.embedded == calls  # the same scope, from the cache
+    with pytest.raises(QueryError, match="no document or folder c.txt in the index"):
+        assistant.ask("the talks", 5, sources=["c.txt"])

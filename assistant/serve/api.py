@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Mode
 from ..errors import AssistantError, Busy, IndexNotFound, QueryError
-from ..question import MAX_QUESTION_CHARS
+from ..question import MAX_QUESTION_CHARS, MAX_SOURCE_CHARS, MAX_SOURCES
 from ..service import Assistant
 from .auth import check_token, check_user
 from .security import LoginLimiter, client_address
@@ -31,6 +32,12 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, in any words")
     k: int = Field(5, ge=1, le=MAX_K, description="passages to return (capped at the chunk count)")
     mode: Mode | None = Field(None, description="dense, bm25 or hybrid; default: ASSISTANT_MODE")
+    sources: list[Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_SOURCES,
+        description="search only these documents and folders, relative to the corpus ('reports/2024.pdf', "
+        "'reports'); default: all",
+    )
 
 
 def api_guard(users: dict[str, str], token: str, limiter: LoginLimiter):
@@ -98,7 +105,7 @@ def create_app(
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
     def ask(request: AskRequest) -> dict:
-        return assistant.ask(request.question, request.k, request.mode).to_json()
+        return assistant.ask(request.question, request.k, request.mode, request.sources).to_json()
 
     @api.get("/status", summary="What `assistant status --json` prints")
     def status() -> dict:

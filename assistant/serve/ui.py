@@ -23,6 +23,7 @@ CSS = """
 .passage mark, .document mark {background: #fff3a3; color: inherit;}
 .answer {margin: 0 0 1em 0;} .answer ul {margin: 0.2em 0 0 1.2em;}
 .document .source {font-size: 0.85em; color: #57606a; margin-bottom: 0.6em;}
+.scope {font-size: 0.85em; color: #57606a; margin: 0 0 0.6em 0;}
 """
 # Gradio's bundled SemiBold faces of Source Sans Pro and IBM Plex Mono hold a few dozen characters (A, B, some
 # Cyrillic), so semi-bold and bold text fell back letter by letter to the system's DejaVu ("Q&A" drew "Q&" in
@@ -74,6 +75,12 @@ def escape_text(text: str) -> str:
 
 
 def render_answer(answer: Answer) -> str:
+    """The reply: the direct answer and the passages, under the scope the question was asked within."""
+    within = f'<div class="scope">Within: {escape_text(", ".join(answer.sources))}</div>' if answer.sources else ""
+    return within + _render_reply(answer)
+
+
+def _render_reply(answer: Answer) -> str:
     passages = "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
     if answer.no_answer:
         return (
@@ -150,8 +157,8 @@ def _marked(text: str, sentences: list[tuple[int, int]], entities: list[tuple[in
 def build_demo(settings: Settings | None = None, assistant: Assistant | None = None) -> gr.Blocks:
     assistant = assistant or Assistant(settings or Settings.from_env())
 
-    def respond(question: str, history: list, k: float, mode: str, progress=gr.Progress()):
-        return chat_turn(assistant, question, history, k, mode, progress)
+    def respond(question: str, history: list, k: float, mode: str, sources: list[str], progress=gr.Progress()):
+        return chat_turn(assistant, question, history, k, mode, progress, sources)
 
     def open_document(request: gr.Request):
         chunk_id = dict(request.query_params).get(DOCUMENT_PARAM) if request else None
@@ -162,8 +169,9 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
         document = gr.HTML(visible=False, js_on_load=SCROLL_TO_PASSAGE)
         with gr.Column() as chat_page:
-            notice = _chat(assistant, respond)
+            notice, sources = _chat(assistant, respond)
         demo.load(lambda: index_notice(assistant), None, notice)
+        demo.load(lambda: gr.Dropdown(choices=source_choices(assistant)), None, sources)
         demo.load(open_document, None, [document, chat_page])
     # explicit limits: as many chat questions at once as the assistant has workers, the rest wait in Gradio's
     # line (shown to the user as a position), which holds as many as the assistant's own queue
@@ -171,8 +179,9 @@ def build_demo(settings: Settings | None = None, assistant: Assistant | None = N
     return demo
 
 
-def _chat(assistant: Assistant, respond) -> gr.HTML:
-    """The chat page: the question box and its settings, the answers, and the banner about a stale index."""
+def _chat(assistant: Assistant, respond) -> tuple[gr.HTML, gr.Dropdown]:
+    """The chat page: the question box and its settings, the answers, and the banner about a stale index; the
+    banner and the picker of sources are filled when the page loads."""
     gr.Markdown(
         "## Document Q&A\nAsk a question about the documents; "
         "the answer is the passages that hold it, with their sources."
@@ -208,11 +217,33 @@ def _chat(assistant: Assistant, respond) -> gr.HTML:
             scale=2,
             info="hybrid: meaning and exact words; dense: meaning; bm25: exact words",
         )
+    sources = gr.Dropdown(
+        [],
+        value=[],
+        multiselect=True,
+        filterable=True,
+        label="Search within",
+        info="documents and folders of the index (type to find one); none: all of them",
+    )
     if examples:
         gr.Examples(examples, inputs=question)
-    send.click(respond, [question, chat, k, mode], [chat, question])
-    question.submit(respond, [question, chat, k, mode], [chat, question])
-    return notice
+    send.click(respond, [question, chat, k, mode, sources], [chat, question])
+    question.submit(respond, [question, chat, k, mode, sources], [chat, question])
+    return notice, sources
+
+
+def source_choices(assistant: Assistant) -> list[str]:
+    """The picker's choices: every document of the index and every folder that holds one ("reports/"), in path
+    order, so a folder comes just before its documents; none while there is no index."""
+    try:
+        documents = assistant.index().catalog()
+    except AssistantError:
+        return []
+    folders: set[str] = set()
+    for path in documents:
+        parts = path.split("/")[:-1]
+        folders.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
+    return sorted(folders | set(documents))
 
 
 def document_view(assistant: Assistant, chunk_id: str) -> str:
@@ -239,7 +270,13 @@ def render_document(found: DocumentView) -> str:
 
 
 def chat_turn(
-    assistant: Assistant, question: str, history: list | None, k: float, mode: str | None, progress=None
+    assistant: Assistant,
+    question: str,
+    history: list | None,
+    k: float,
+    mode: str | None,
+    progress=None,
+    sources: list[str] | None = None,
 ) -> tuple[list[dict], str] | tuple[dict, dict]:
     """One exchange of the chat: the history with the question and its reply added, and an empty question box.
 
@@ -252,16 +289,23 @@ def chat_turn(
         return gr.skip(), gr.skip()
     history = list(history or [])
     history.append({"role": "user", "content": escape_text(question or "")})
-    history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode)})
+    history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode, sources)})
     return history, ""
 
 
-def reply(assistant: Assistant, question: str, k: int, progress=None, mode: str | None = None) -> str:
+def reply(
+    assistant: Assistant,
+    question: str,
+    k: int,
+    progress=None,
+    mode: str | None = None,
+    sources: list[str] | None = None,
+) -> str:
     """The HTML reply to one question; user mistakes and a missing index become messages, not errors."""
     try:
         if not assistant.has_index():
             _build_with_progress(assistant, progress)
-        return render_answer(assistant.ask(question, k, mode))
+        return render_answer(assistant.ask(question, k, mode, sources or ()))
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
 

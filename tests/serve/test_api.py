@@ -44,12 +44,36 @@ def test_status_is_what_the_cli_prints(client, assistant):
         ({"question": "Oman", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'"),
         ({"question": 5}, "valid string"),
         ({"k": 3}, "Field required"),
+        ({"question": "Oman", "sources": "doc.txt"}, "sources: Input should be a valid list"),
+        ({"question": "Oman", "sources": None}, "sources: Input should be a valid list"),
+        ({"question": "Oman", "sources": [5]}, "sources.0: Input should be a valid string"),
+        ({"question": "Oman", "sources": [""]}, "sources.0: String should have at least 1 character"),
+        ({"question": "Oman", "sources": ["x" * 4097]}, "sources.0: String should have at most 4096 characters"),
+        ({"question": "Oman", "sources": [f"d{i}" for i in range(101)]}, "sources: List should have at most 100"),
+        ({"question": "Oman", "sources": ["  "]}, "a source is empty"),
+        ({"question": "Oman", "sources": ["/etc/passwd"]}, "the source /etc/passwd is an absolute path"),
+        ({"question": "Oman", "sources": ["../corpus/doc.txt"]}, "leads out of the corpus (..)"),
+        ({"question": "Oman", "sources": ["doc.txt", "nope.txt"]}, "no document or folder nope.txt in the index"),
+        ({"question": "Oman", "source": ["doc.txt"]}, "source: Extra inputs are not permitted"),
     ],
 )
 def test_bad_requests_get_422_with_a_clear_message(client, payload, message):
     response = client.post("/api/ask", json=payload)
     assert response.status_code == 422
     assert message in response.text
+
+
+def test_ask_within_sources_searches_only_them_and_echoes_them(client, assistant, corpus):
+    (corpus / "sub").mkdir()
+    (corpus / "sub" / "other.txt").write_text("Oman and Kuwait, Oman again, and Kuwait observed Oman.")
+    assistant.build()
+    assert client.post("/api/ask", json={"question": "Oman Kuwait", "k": 1}).json()["passages"][0]["source"] == (
+        "sub/other.txt"
+    )
+    body = client.post("/api/ask", json={"question": "Oman Kuwait", "k": 2, "sources": ["doc.txt"]}).json()
+    assert body["sources"] == ["doc.txt"] and [p["source"] for p in body["passages"]] == ["doc.txt"]  # its 1 chunk
+    assert client.post("/api/ask", json={"question": "Oman", "sources": ["sub/"]}).json()["sources"] == ["sub"]
+    assert client.post("/api/ask", json={"question": "Oman"}).json()["sources"] == []
 
 
 def test_document_route_returns_the_text_that_holds_a_passage(client):

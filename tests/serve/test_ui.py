@@ -16,6 +16,7 @@ from assistant.serve.ui import (
     escape_text,
     index_notice,
     reply,
+    source_choices,
 )
 from assistant.service import Assistant
 
@@ -143,6 +144,20 @@ def test_the_first_example_is_the_placeholder_and_an_empty_examples_file_shows_n
     listed.write_text("# none yet\n")
     demo = build_demo(assistant=Assistant(chosen, fake_embedder))
     assert blocks_of(demo, gr.Dataset) == [] and blocks_of(demo, gr.Textbox)[0].placeholder.startswith("Ask a")
+
+
+def test_the_picker_offers_the_documents_and_folders_and_narrows_the_answer(assistant, settings, corpus, fake_embedder):
+    assert source_choices(assistant) == []  # no index yet
+    for name in ["a.txt", "b/c.txt", "b/d/e.txt"]:
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(f"Oman and Qatar attended ({name}).")
+    build_index(settings, fake_embedder)
+    assert source_choices(assistant) == ["a.txt", "b/", "b/c.txt", "b/d/", "b/d/e.txt"]
+    html = reply(assistant, "Oman and Qatar", 5, sources=["b/d/"])
+    assert "Within: b/d" in html and "b/d/e.txt" in html and "a.txt" not in html and "b/c.txt" not in html
+    assert "no document or folder zz in the index" in reply(assistant, "Oman", 5, sources=["zz"])
+    (picker,) = blocks_of(build_demo(assistant=assistant), gr.Dropdown)
+    assert picker.multiselect and picker.filterable and picker.label == "Search within"
 
 
 def test_answer_list_comes_first_with_roles_and_links_to_its_passages(assistant, corpus):

@@ -88,6 +88,22 @@ def test_speakers_question_shows_the_four_speakers_above_the_passages(browser, a
     page.close()
 
 
+def test_the_picker_narrows_the_answer_to_the_documents_chosen(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.get_by_label("Search within").click()
+    page.get_by_label("Search within").fill("hostile")  # searchable: typing narrows the choices
+    page.get_by_role("option", name="hostile.md").click()
+    page.fill("textarea", "Who spoke at the conference?")  # answered from the seed article without the picker
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".passage", state="attached", timeout=60_000)
+    assert page.locator(".scope").inner_text() == "Within: hostile.md"
+    assert "Not in the documents" in page.locator(".message").last.inner_text()  # not in the one chosen
+    sources = [page.locator(".passage .source").nth(i).text_content() for i in range(page.locator(".passage").count())]
+    assert sources and all("hostile.md" in source for source in sources), sources  # its closest passages only
+    page.close()
+
+
 def test_document_markup_is_shown_as_text_and_never_run_or_fetched(browser, app_url):
     page, requests = ask(browser, app_url, "Speakers list script track")
     page.wait_for_timeout(1000)

@@ -133,6 +133,7 @@ def test_api_through_the_proxy(proxy_url):
         ({"question": "Who?", "k": 0}, "greater than or equal to 1"),
         ({"question": "Who?", "k": 51}, "less than or equal to 50"),
         ({"question": "Who?", "mode": "fuzzy"}, "'dense', 'bm25' or 'hybrid'"),
+        ({"question": "Who?", "sources": ["../index/CURRENT"]}, "leads out of the corpus"),
     ]:
         status, body = post_error(proxy_url + "api/ask", payload)
         assert status == 422 and message in body, (payload, body)
@@ -307,9 +308,12 @@ def test_chat_under_the_sub_path_loads_everything_from_the_proxy(proxy_url):
         )
         page = context.new_page()
         page.goto(proxy_url)
+        page.get_by_label("Search within").click()  # its choices come through the sub-path too
+        page.get_by_role("option", name="unodc-regional-conference-islamabad.txt").click()
         page.fill("textarea", "Which countries took part?")
         page.keyboard.press("Enter")
         page.wait_for_selector(".passage", timeout=60_000)
+        assert page.locator(".scope").inner_text() == "Within: unodc-regional-conference-islamabad.txt"
         assert len(page.locator(".answer li").all()) == 21
         assert "Czech Republic UAE" in page.locator(".passage").first.inner_text()
         page.wait_for_timeout(1000)
