@@ -52,31 +52,19 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     found, relevance = retriever.ranked(question, depth)
     found = diverse(found, k, retriever.floor)
     shown = found[:k]
+    reply = Answer(question.text, shown, retriever.mode, relevance=relevance, floor=retriever.floor)
+    reply.sources = question.sources  # as asked within, whether answered or not
     if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
-        return Answer(
-            question.text,
-            shown,
-            retriever.mode,
-            no_answer=True,
-            relevance=relevance,
-            floor=retriever.floor,
-            sources=question.sources,
-        )
-    extracted = _answer_by_document(question, found, retriever.floor)
-    if extracted:
-        cited = {chunk_id for group in extracted.groups for item in group.items for chunk_id in item.passages}
+        reply.no_answer = True
+        return reply
+    reply.answer = _answer_by_document(question, found, retriever.floor)
+    if reply.answer:
+        groups = reply.answer.groups
+        cited = {chunk_id for group in groups for item in group.items for chunk_id in item.passages}
         shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
-        _mark_entities(shown, extracted)
+        _mark_entities(shown, reply.answer)
     highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
-    return Answer(
-        question.text,
-        shown,
-        retriever.mode,
-        answer=extracted,
-        relevance=relevance,
-        floor=retriever.floor,
-        sources=question.sources,
-    )
+    return reply
 
 
 def diverse(found: list[Passage], k: int, floor: float) -> list[Passage]:
