@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from unittest import mock
 
 import orjson
 import pytest
@@ -152,15 +153,27 @@ def api_problem(response) -> str | None:
     return None
 
 
+def chat_shown(assistant, question: str, k: float = 5, mode: str | None = None) -> tuple[str, object]:
+    """What the chat shows for a question, and the history it sends back: the reply's bubble, or for a question
+    that cannot be asked, the warning beside the chat (the history is then left as it was: no bubble)."""
+    warned: list[str] = []
+    with mock.patch("assistant.serve.ui.gr.Warning", side_effect=lambda message, **_: warned.append(message)):
+        history, box = chat_turn(assistant, question, [], k, mode)
+    if warned:
+        assert not isinstance(history, list) and not isinstance(box, str), "a refused question added a bubble"
+        return warned[-1], history
+    assert box == "", "the question box was not emptied after an answer"
+    return history[-1]["content"], history
+
+
 def chat_problem(assistant, question: str, k: float = 5, mode: str | None = None) -> str | None:
     """What is wrong with the chat's reply to a hostile question, or None: a message, sendable by Gradio, no trace."""
     try:
-        history, box = chat_turn(assistant, question, [], k, mode)
+        shown, history = chat_shown(assistant, question, k, mode)
         orjson.dumps(history)  # how Gradio sends the history to the browser
     except Exception as err:  # noqa: BLE001 - any exception is the failure being counted
         return f"raised {type(err).__name__}: {err}"
-    shown = history[-1]["content"]
-    if box != "" or not shown.strip():
+    if not shown.strip():
         return "no reply shown"
     if any(leak in shown for leak in LEAKS):
         return "shows a traceback or a source path"
@@ -197,7 +210,7 @@ def test_a_question_at_the_limit_is_answered_and_one_over_it_gets_422_naming_the
         assert response.status_code == 422
         assert response.json()["detail"].startswith("question: String should have at most 2000 characters")
         assert len(response.content) < 1_000  # the question is not echoed back
-        assert "the limit is 2000" in chat_turn(assistant, "x" * length, [], 5, None)[0][-1]["content"]
+        assert "the limit is 2000" in chat_shown(assistant, "x" * length)[0]
     reliability("queries", "questions over the 2,000-character limit", tried=7, survived=7)
 
 
@@ -221,9 +234,9 @@ def test_a_lone_surrogate_gets_422_from_the_api_and_a_message_in_the_chat(client
     for body in bodies:
         response = client.post("/api/ask", content=body, headers={"Content-Type": "application/json"})
         assert response.status_code == 422 and "question" in response.json()["detail"]
-    history, _ = chat_turn(assistant, "Oman \udc80 Qatar", [], 5, None)
-    assert "U&#43;DC80, half of a character" in history[-1]["content"]
-    assert "\udc80" not in orjson.dumps(history).decode()  # shown as U+FFFD in the echoed question
+    shown, history = chat_shown(assistant, "Oman \udc80 Qatar")
+    assert "U&#43;DC80, half of a character" in shown
+    assert "\udc80" not in orjson.dumps([shown, history]).decode()
     reliability("queries", "lone UTF-16 surrogates", tried=4, survived=4)
 
 
@@ -307,7 +320,7 @@ def test_a_bm25_question_with_no_word_in_the_documents_is_not_in_the_documents(c
     # it was a 200 with no passage and no_answer false, and an empty bubble in the chat
     body = client.post("/api/ask", json={"question": "'", "mode": "bm25"}).json()
     assert body["passages"] == [] and body["no_answer"] is True
-    shown = chat_turn(assistant, "(((", [], 5, "bm25")[0][-1]["content"]
+    shown = chat_shown(assistant, "(((", 5, "bm25")[0]
     assert "Not in the documents" in shown and "no passage holds a word of the question" in shown
 
 
