@@ -29,6 +29,8 @@ class Answer:
     relevance: float = -1.0  # the best cosine of any passage in the index to the question
     floor: float = 0.0  # the relevance floor it was held to: under it, no_answer
     sources: tuple[str, ...] = ()  # the documents and folders it was asked within; none: the whole index
+    context: dict | None = None  # a follow-up's: {"question": the earlier one it leans on, "sources": [...]}
+    searched: str = ""  # the text searched: the question, with the topic of the one it leans on
 
     def to_json(self) -> dict:
         return {
@@ -36,6 +38,7 @@ class Answer:
             "passages": [p.to_json() for p in self.passages],
             "mode": self.mode,
             "sources": list(self.sources),
+            "context": self.context,
             "no_answer": self.no_answer,
             "answer": _answer_json(self.answer),
             "relevance": round(self.relevance, 4),
@@ -53,6 +56,7 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     found = diverse(found, k, retriever.floor)
     shown = found[:k]
     reply = Answer(question.text, shown, retriever.mode, relevance=relevance, floor=retriever.floor)
+    reply.searched = question.text
     reply.sources = question.sources  # as asked within, whether answered or not
     if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
         reply.no_answer = True

@@ -13,7 +13,7 @@ from pathlib import Path
 from .config import MODES, PRECISIONS, STORES, Settings
 from .documents import printable
 from .errors import AssistantError, QueryError
-from .question import read_sources
+from .question import MAX_HISTORY, read_sources
 
 log = logging.getLogger(__name__)
 _LISTED = 20  # documents listed by `assistant status`
@@ -146,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         help="search only this document or folder, relative to the corpus (repeat for more; default: all)",
     )
     ask.add_argument("--json", action="store_true", help="print one JSON object per question (JSON Lines)")
+    ask.add_argument(
+        "--chat",
+        action="store_true",
+        help="read stdin as one conversation: each line may follow up the lines before it; an empty line starts "
+        "a new topic",
+    )
     ask.set_defaults(handler=_ask)
 
     status = sub.add_parser("status", parents=[common], help="what the index holds and what changed since")
@@ -193,8 +199,14 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     assistant.index()  # a missing or mismatched index fails before any question is read
     if sources:
         assistant.scope(sources)  # and so does a source that is not in it
-    for question in _questions(args.words):
-        answer = assistant.ask(question, args.k, sources=sources)
+    history: list[str] = []
+    for question in _questions(args.words, args.chat):
+        if not question:  # --chat: a new topic
+            history.clear()
+            continue
+        answer = assistant.ask(question, args.k, sources=sources, history=history)
+        if args.chat:
+            history = [*history, question][-MAX_HISTORY:]
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
@@ -202,12 +214,13 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _questions(words: list[str]) -> Iterator[str]:
+def _questions(words: list[str], chat: bool = False) -> Iterator[str]:
+    """The question of the words, else one per line of stdin; with `chat`, an empty line too (a new topic)."""
     if words:
         yield " ".join(words)
         return
     for line in sys.stdin:
-        if line.strip():
+        if line.strip() or chat:
             yield line.strip()
 
 

@@ -96,6 +96,31 @@ def extract_answer(question: Question, passages: list[Passage]) -> ExtractedAnsw
     return ExtractedAnswer(question.type, _group(mentions, passages), question.category)
 
 
+# --- follow-up questions ---
+
+_REFERRING = frozenset("he him his she her hers they them their theirs it its this that these those there".split())
+_LIGHT_VERBS = frozenset("take make have give get do".split())  # "took part", "made a speech": no topic of their own
+
+
+def leans_on_previous(question: Question) -> bool:
+    """Whether a question leans on the one before it in a conversation: it refers back with a pronoun ("What did
+    he say?", "When was it held?"), or names no topic of its own, no noun, name or number but what it asks for
+    ("Who spoke?", "Which countries took part?")."""
+    doc = _run([question.text])[0]
+    if any(t.lower_ in _REFERRING and t.pos_ in ("PRON", "DET", "ADV") and t.dep_ != "mark" for t in doc):
+        return True
+    asked = {question.category or "", (question.category or "").rstrip("s")}
+    topic = [
+        t
+        for t in doc
+        if t.pos_ in ("NOUN", "PROPN", "NUM")
+        and t.lower_ not in asked
+        and t.lemma_ not in asked
+        and not (t.dep_ == "dobj" and t.head.lemma_ in _LIGHT_VERBS)
+    ]
+    return not topic
+
+
 # --- spaCy: one model per process, and repairs of the entity boundaries the small model gets wrong ---
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 MAX_QUESTION_CHARS = 2000
+MAX_HISTORY = 20  # earlier questions of a conversation that a follow-up is read with
 MAX_SOURCES = 100  # documents and folders one question may be asked within; a folder holds any number of documents
 MAX_SOURCE_CHARS = 4096  # PATH_MAX on Linux: no longer path names a file
 AnswerType = Literal["person", "place", "organization", "date", "number"]

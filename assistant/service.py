@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from . import entities
@@ -20,7 +21,7 @@ from .index.manifest import BuildProgress, BuildSummary, CatalogEntry, SkippedEn
 from .index.store import Scope, Store
 from .ingest import stale_documents
 from .lru import LRU
-from .question import Question, read_sources
+from .question import MAX_HISTORY, Question, read_sources
 from .search import Retriever
 
 log = logging.getLogger(__name__)
@@ -139,17 +140,32 @@ class Assistant:
     def has_index(self) -> bool:
         return published(self.settings) is not None
 
-    def ask(self, question: str, k: int = 5, mode: str | None = None, sources: Sequence[str] = ()) -> Answer:
-        """The answer, from the cache when the same question was asked of the same build with the same k, mode and
-        scope. `sources`: the documents and folders (relative to the corpus) to search within; none: all."""
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        mode: str | None = None,
+        sources: Sequence[str] = (),
+        history: Sequence[str] = (),
+    ) -> Answer:
+        """The answer, from the cache when the same question was asked of the same build with the same k, mode,
+        scope and context. `sources`: the documents and folders (relative to the corpus) to search within; none:
+        all. `history`: the earlier questions of the conversation, oldest first; a question that leans on the last
+        one (leans_on_previous) is searched with its topic, in the documents that answered it first."""
         index = self.index()
         retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
         read = Question.read(question, sources)  # once: search, ranking and answers take this record
-        key = (index.version, read.text, k, retriever.mode, read.sources)  # sources sorted, without duplicates
+        history = [Question.read(turn).text for turn in history][-MAX_HISTORY:]
+        earlier = self.ask(history[-1], k, mode, sources, history[:-1]) if history else None
+        if earlier is not None and (earlier.no_answer or not entities.leans_on_previous(read)):
+            earlier = None
+        topic = _topic(earlier) if earlier else ()
+        searched = replace(read, text=f"{read.text} {' '.join(topic)}") if topic else read
+        key = (index.version, searched.text, k, retriever.mode, read.sources, topic)
         answer = self.answers.get(key)  # a copy
         if answer is None:
             with self.slots.taken():
-                answer = answer_question(retriever, read, k)
+                answer = _follow_up(retriever, searched, earlier, k) if earlier else answer_question(retriever, read, k)
             self.answers.put(key, answer)
         answer.question = question  # as asked: the same up to spaces and control characters
         if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log
@@ -246,3 +262,21 @@ class Assistant:
         return stale_documents(
             self.settings.corpus, indexed, {s["path"]: s.get("sha256") for s in skipped}, self.settings.max_file_mb
         )
+
+
+def _topic(earlier: Answer) -> tuple[str, ...]:
+    """The content words of what an earlier question searched: the topic a follow-up leans on."""
+    return Question.read(earlier.searched or earlier.question).words
+
+
+def _follow_up(retriever: Retriever, searched: Question, earlier: Answer, k: int) -> Answer:
+    """A follow-up's answer: searched with the earlier question's topic, first within the documents that
+    answered it, then, if they hold nothing relevant, in the whole scope."""
+    answered = earlier.answer.groups if earlier.answer else []
+    documents = list(dict.fromkeys([g.source for g in answered] or [p.source for p in earlier.passages[:2]]))
+    answer = answer_question(retriever, replace(searched, sources=tuple(documents)), k) if documents else None
+    if answer is None or answer.no_answer:
+        answer = answer_question(retriever, searched, k)
+    answer.sources = searched.sources
+    answer.context = {"question": earlier.question, "sources": documents}
+    return answer

@@ -260,3 +260,21 @@ def test_a_build_prints_its_phases_the_skipped_files_and_the_summary_and_no_libr
     shown = [line.strip() for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert shown and all(line.startswith(("reading", "chunking", "embedding")) for line in shown), shown
     assert {line.split()[0].rstrip(":") for line in shown} == {"reading", "chunking", "embedding"}
+
+
+def test_ask_chat_reads_stdin_as_one_conversation_an_empty_line_a_new_topic(run, corpus, capsys, monkeypatch):
+    (corpus / "minister.txt").write_text("Minister Ahsan Iqbal opened the border talks. He said patrols will grow.")
+    (corpus / "weather.txt").write_text("What did he say? He would say the weather in Madrid was sunny.")
+    assert run("build") == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("Who is Ahsan Iqbal?\nWhat did he say?\n\nWhat did he say?\n"))
+    assert run("ask", "--chat", "--json", "-k", "1") == 0
+    replies = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["context"] for r in replies] == [
+        None,
+        {"question": "Who is Ahsan Iqbal?", "sources": ["minister.txt"]},
+        None,  # a new topic
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Who is Ahsan Iqbal?\nWhat did he say?\n"))
+    assert run("ask", "--json", "-k", "1") == 0  # without --chat, each line stands alone
+    assert [json.loads(line)["context"] for line in capsys.readouterr().out.splitlines()] == [None, None]

@@ -26,7 +26,7 @@ VARIABLE = re.compile(r"\bASSISTANT_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
 HELP_BLOCK = re.compile(r"<!-- help: ?([\w-]*) -->\n```text\n(.*?)```\n<!-- /help -->", re.DOTALL)
 HELP_COLUMNS = "100"
 # options that choose what a command does rather than set a Settings field
-NOT_SETTINGS = {"help", "version", "verbose", "rebuild", "json", "words", "k", "sources", "user"}
+NOT_SETTINGS = {"help", "version", "verbose", "rebuild", "json", "words", "k", "sources", "chat", "user"}
 
 
 def _code_variables() -> set[str]:

@@ -216,3 +216,22 @@ def test_how_many_days_takes_the_duration_not_a_section_number():
     )
     answer = extract("How many days does a package stay in unstable?", passages)
     assert answer is not None and "10" in answer.items[0].text
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("What did he say about trafficking?", True),  # refers back
+        ("When was it held?", True),
+        ("Who spoke?", True),  # no topic of its own
+        ("Which countries took part?", True),
+        ("How many countries participated?", True),
+        ("Who spoke at the conference?", False),
+        ("What is the weather in Madrid?", False),
+        ("Who said that trafficking is a stain?", False),  # "that" opens a clause, it refers to nothing
+    ],
+)
+def test_a_follow_up_refers_back_or_names_no_topic_of_its_own(question, expected):
+    from assistant.entities import leans_on_previous
+
+    assert leans_on_previous(Question.read(question)) is expected

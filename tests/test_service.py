@@ -99,3 +99,19 @@ def test_the_cache_tells_scopes_apart_and_not_the_order_they_are_given_in(settin
     assert fake_embedder.embedded == calls  # the same scope, from the cache
     with pytest.raises(QueryError, match="no document or folder c.txt in the index"):
         assistant.ask("the talks", 5, sources=["c.txt"])
+
+
+def test_a_follow_up_is_searched_with_the_topic_and_documents_of_the_question_before(settings, corpus, fake_embedder):
+    from assistant.service import Assistant
+
+    (corpus / "minister.txt").write_text("Minister Ahsan Iqbal opened the border talks. He said patrols will grow.")
+    (corpus / "weather.txt").write_text("What did he say? He would say the weather in Madrid was sunny.")
+    assistant = Assistant(settings, fake_embedder)
+    assistant.build()
+    alone = assistant.ask("What did he say?", 1)
+    assert alone.context is None and alone.passages[0].source == "weather.txt"
+    follow = assistant.ask("What did he say?", 1, history=["Who is Ahsan Iqbal?"])
+    assert follow.context == {"question": "Who is Ahsan Iqbal?", "sources": ["minister.txt"]}
+    assert follow.passages[0].source == "minister.txt" and follow.to_json()["context"] == follow.context
+    own_topic = assistant.ask("What was the weather in Madrid?", 1, history=["Who is Ahsan Iqbal?"])
+    assert own_topic.context is None and own_topic.passages[0].source == "weather.txt"

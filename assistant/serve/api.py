@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Mode
 from ..errors import AssistantError, Busy, IndexNotFound, QueryError
-from ..question import MAX_QUESTION_CHARS, MAX_SOURCE_CHARS, MAX_SOURCES
+from ..question import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_SOURCE_CHARS, MAX_SOURCES
 from ..service import Assistant
 from .auth import check_token, check_user
 from .security import LoginLimiter, client_address
@@ -23,6 +23,12 @@ from .security import LoginLimiter, client_address
 log = logging.getLogger(__name__)
 
 MAX_K = 50
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="an earlier question")
 
 
 class AskRequest(BaseModel):
@@ -37,6 +43,12 @@ class AskRequest(BaseModel):
         max_length=MAX_SOURCES,
         description="search only these documents and folders, relative to the corpus ('reports/2024.pdf', "
         "'reports'); default: all",
+    )
+    history: list[Turn] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description="the conversation's earlier questions, oldest first: a follow-up ('What did he say?') is "
+        "searched with the topic of the last one",
     )
 
 
@@ -105,7 +117,8 @@ def create_app(
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
     def ask(request: AskRequest) -> dict:
-        return assistant.ask(request.question, request.k, request.mode, request.sources).to_json()
+        history = [turn.question for turn in request.history]
+        return assistant.ask(request.question, request.k, request.mode, request.sources, history).to_json()
 
     @api.get("/status", summary="What `assistant status --json` prints")
     def status() -> dict:
@@ -166,7 +179,7 @@ def _error(error: dict) -> dict:
             "msg": f"not valid JSON ({error.get('ctx', {}).get('error', 'cannot parse it')})",
             "type": error["type"],
         }
-    if error["type"] == "model_attributes_type":
+    if error["type"] == "model_attributes_type" and len(error["loc"]) <= 1:  # the body, not an object inside it
         return {
             "loc": ["body"],
             "msg": "expected a JSON object, sent with Content-Type: application/json",

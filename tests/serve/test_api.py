@@ -146,3 +146,32 @@ def test_questions_reach_the_log_only_when_switched_on(assistant, caplog, log_qu
     logged = caplog.text
     assert ("Which delegation sailed from Muscat?" in logged) == log_questions
     assert ("Who watched the border talks in Oman?" in logged) == log_questions
+
+
+def test_history_makes_a_follow_up_lean_on_the_question_before(client, assistant, corpus):
+    (corpus / "minister.txt").write_text("Minister Ahsan Iqbal opened the border talks. He said patrols will grow.")
+    assistant.build()
+    earlier = [{"question": "Who is Ahsan Iqbal?"}]
+    body = client.post("/api/ask", json={"question": "What did he say?", "history": earlier})
+    assert body.status_code == 200
+    assert body.json()["context"] == {"question": "Who is Ahsan Iqbal?", "sources": ["minister.txt"]}
+    assert client.post("/api/ask", json={"question": "Kuwait observed"}).json()["context"] is None
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        "Who is Ahsan Iqbal?",  # not a list
+        [{"question": ""}],
+        [{"question": "x" * 2001}],
+        [{"text": "Who is Ahsan Iqbal?"}],  # a misspelt field
+        [{"question": "Who?", "answer": "him"}],  # an unknown one
+        ["Who is Ahsan Iqbal?"],  # a turn is an object
+        [{"question": 5}],
+        [{"question": "Who?"}] * 21,  # over the limit of 20 turns
+        None,
+    ],
+)
+def test_a_history_of_the_wrong_shape_is_a_422(client, history):
+    response = client.post("/api/ask", json={"question": "What did he say?", "history": history})
+    assert response.status_code == 422 and "history" in response.text
