@@ -142,6 +142,8 @@ def _intent_category(category: str, intent: str | None) -> str:
 
 def clean_query(query: str) -> str:
     """Strip control characters and surrounding space; refuse what cannot be searched."""
+    if query is not None and not isinstance(query, str):
+        raise QueryError(f"the question must be text, not {type(query).__name__} — type a question")
     if half := next((ch for ch in query or "" if "\ud800" <= ch <= "\udfff"), None):
         # half of a UTF-16 pair: no text holds one, and it cannot be written as UTF-8 (the reply would fail)
         raise QueryError(

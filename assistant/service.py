@@ -270,12 +270,16 @@ def _topic(earlier: Answer) -> tuple[str, ...]:
 
 
 def _follow_up(retriever: Retriever, searched: Question, earlier: Answer, k: int) -> Answer:
-    """A follow-up's answer: searched with the earlier question's topic, first within the documents that
-    answered it, then, if they hold nothing relevant, in the whole scope."""
+    """A follow-up's answer: searched with the earlier question's topic within the documents that answered it,
+    which the earlier answer showed relevant (so the relevance floor is not asked of them again), else, when
+    there are none, in the whole scope."""
     answered = earlier.answer.groups if earlier.answer else []
     documents = list(dict.fromkeys([g.source for g in answered] or [p.source for p in earlier.passages[:2]]))
-    answer = answer_question(retriever, replace(searched, sources=tuple(documents)), k) if documents else None
-    if answer is None or answer.no_answer:
+    if documents:
+        within = Retriever(retriever.index, retriever.embedder, -1.0, retriever.mode)
+        answer = answer_question(within, replace(searched, sources=tuple(documents)), k)
+        answer.floor = retriever.floor
+    else:
         answer = answer_question(retriever, searched, k)
     answer.sources = searched.sources
     answer.context = {"question": earlier.question, "sources": documents}

@@ -164,7 +164,7 @@ def ask(assistant, question: str, history: list[dict], sources: list[str] | None
 
     extra: dict = {}
     if history:
-        extra["history"] = history
+        extra["history"] = [turn["question"] for turn in history]  # Assistant.ask takes the questions' text
     if sources:
         if not takes(assistant, "sources"):
             sys.exit("a question asks within a scope (`sources`), but Assistant.ask takes no scope yet")

@@ -107,3 +107,9 @@ def test_a_scope_is_read_sorted_without_duplicates_dots_or_trailing_slashes():
 def test_a_scope_that_cannot_name_a_part_of_the_corpus_is_refused_with_the_reason(sources, message):
     with pytest.raises(QueryError, match=message):
         read_sources(sources)
+
+
+@pytest.mark.parametrize("asked", [5, {"question": "Who spoke?"}, ["Who spoke?"]])
+def test_a_question_that_is_not_text_is_refused(asked):
+    with pytest.raises(QueryError, match="the question must be text"):
+        Question.read(asked)
