@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ from ..answers import Answer
 from ..config import MODES, Settings
 from ..entities import AnswerGroup
 from ..errors import AssistantError, IndexNotFound, QueryError
-from ..question import MAX_QUESTION_CHARS, clean_query
+from ..question import MAX_HISTORY, MAX_QUESTION_CHARS, clean_query
 from ..service import Assistant, DocumentView
 from .examples import load_examples
 
@@ -77,6 +78,13 @@ def escape_text(text: str) -> str:
 def render_answer(answer: Answer) -> str:
     """The reply: the direct answer and the passages, under the scope the question was asked within."""
     within = f'<div class="scope">Within: {escape_text(", ".join(answer.sources))}</div>' if answer.sources else ""
+    if answer.context:  # a follow-up: what it leaned on, and how to stop it
+        about = escape_text(", ".join(answer.context["sources"]) or "the same topic")
+        earlier = escape_text(answer.context["question"])
+        within += (
+            f'<div class="scope">About: {about}, from your previous question “{earlier}” '
+            "(press New topic to ask without it)</div>"
+        )
     return within + _render_reply(answer)
 
 
@@ -208,6 +216,7 @@ def _chat(assistant: Assistant, respond) -> tuple[gr.HTML, gr.Dropdown]:
             max_length=MAX_QUESTION_CHARS,  # the browser stops typing and pasting there; chat_turn checks again
         )
         send = gr.Button("Ask", variant="primary", scale=1)
+        new_topic = gr.Button("New topic", variant="secondary", scale=1)
     with gr.Row():
         k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=3)
         mode = gr.Radio(
@@ -229,6 +238,7 @@ def _chat(assistant: Assistant, respond) -> tuple[gr.HTML, gr.Dropdown]:
         gr.Examples(examples, inputs=question)
     send.click(respond, [question, chat, k, mode, sources], [chat, question])
     question.submit(respond, [question, chat, k, mode, sources], [chat, question])
+    new_topic.click(lambda: [], None, chat)  # the conversation is the history: a new topic starts from none
     return notice, sources
 
 
@@ -288,9 +298,26 @@ def chat_turn(
         gr.Warning(escape_text(str(err)), title="Question not asked")
         return gr.skip(), gr.skip()
     history = list(history or [])
+    earlier = asked_before(history)
     history.append({"role": "user", "content": escape_text(question or "")})
-    history.append({"role": "assistant", "content": reply(assistant, question, int(k), progress, mode, sources)})
+    answer = reply(assistant, question, int(k), progress, mode, sources, earlier)
+    history.append({"role": "assistant", "content": answer})
     return history, ""
+
+
+def asked_before(history: list) -> list[str]:
+    """The questions of the conversation so far, oldest first, as they were typed (the chat holds them escaped),
+    the last MAX_HISTORY of them: a follow-up is read with them."""
+    asked = [_text(turn.get("content")) for turn in history if isinstance(turn, dict) and turn.get("role") == "user"]
+    return [html.unescape(text) for text in asked if text.strip()][-MAX_HISTORY:]
+
+
+def _text(content) -> str:
+    """A chat message's text: a string as chat_turn writes it, or the text parts Gradio sends it back as."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else [content]
+    return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and p.get("type", "text") == "text")
 
 
 def reply(
@@ -300,12 +327,13 @@ def reply(
     progress=None,
     mode: str | None = None,
     sources: list[str] | None = None,
+    history: list[str] | None = None,
 ) -> str:
     """The HTML reply to one question; user mistakes and a missing index become messages, not errors."""
     try:
         if not assistant.has_index():
             _build_with_progress(assistant, progress)
-        return render_answer(assistant.ask(question, k, mode, sources or ()))
+        return render_answer(assistant.ask(question, k, mode, sources or (), history or ()))
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
 

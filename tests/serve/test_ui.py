@@ -227,3 +227,26 @@ def test_document_view_of_an_unknown_or_outdated_passage_says_to_ask_again(assis
     build_index(settings, fake_embedder)
     for chunk_id in (old, "0123456789abcdef", "<b>x</b>"):
         assert "no longer in the index" in document_view(assistant, chunk_id)
+
+
+def test_a_follow_up_in_the_chat_leans_on_the_question_before_and_says_so(assistant, corpus):
+    import gradio as gr
+
+    from assistant.serve.ui import asked_before, chat_turn
+
+    (corpus / "minister.txt").write_text("Minister Ahsan Iqbal opened the border talks. He said patrols will grow.")
+    (corpus / "weather.txt").write_text("What did he say? He would say the weather in Madrid was sunny.")
+    assistant.build()
+    history, _ = chat_turn(assistant, "Who is Ahsan Iqbal?", [], 1, None)
+    sent_back = gr.Chatbot().preprocess(gr.Chatbot().postprocess(history))  # as the browser returns it
+    assert asked_before(sent_back) == ["Who is Ahsan Iqbal?"]
+    history, _ = chat_turn(assistant, "What did he say?", sent_back, 1, None)
+    _, text = shown_as(history[-1]["content"])
+    assert "About: minister.txt, from your previous question “Who is Ahsan Iqbal?”" in text
+    alone, _ = chat_turn(assistant, "What did he say?", [], 1, None)  # after New topic: no history
+    assert "About:" not in shown_as(alone[-1]["content"])[1] and "weather.txt" in alone[-1]["content"]
+
+
+def test_the_chat_has_a_new_topic_button(assistant):
+    demo = build_demo(assistant=assistant)
+    assert any(getattr(block, "value", None) == "New topic" for block in demo.blocks.values())

@@ -81,6 +81,23 @@ def test_countries_question_shows_the_country_list_first_with_its_source(browser
     page.close()
 
 
+def test_a_follow_up_leans_on_the_question_before_until_new_topic(browser, app_url):
+    page, _ = ask(browser, app_url, "Who is Mushahid Hussain Syed?")
+    page.fill("textarea", "What did he say?")
+    page.keyboard.press("Enter")
+    about = page.locator(".scope", has_text="from your previous question")
+    about.wait_for(timeout=60_000)
+    assert "About: unodc-regional-conference-islamabad.txt" in about.inner_text()
+    assert "“Who is Mushahid Hussain Syed?”" in about.inner_text()
+    page.get_by_role("button", name="New topic").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"user\"]').length === 0", timeout=10_000)
+    page.fill("textarea", "What did he say?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=bot] .passage", state="attached", timeout=60_000)  # the reply is in
+    assert page.locator(".scope", has_text="from your previous question").count() == 0  # asked alone now
+    page.close()
+
+
 def test_speakers_question_shows_the_four_speakers_above_the_passages(browser, app_url):
     page, _ = ask(browser, app_url, "Who spoke at the conference?")
     names = page.locator(".answer li strong").all_inner_texts()
