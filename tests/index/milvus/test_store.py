@@ -21,13 +21,17 @@ from tests.index.milvus.helpers import TOPICS, write_topics
 # ---- the same answers as FAISS -------------------------------------------------------------------------
 
 
+def both_sides(settings, milvus, corpus, embedder, mode: str) -> tuple[Retriever, Retriever]:
+    """The same topics indexed in FAISS and in Milvus, and a retriever over each with no floor."""
+    write_topics(corpus)
+    build_index(settings, embedder)
+    build_index(milvus, embedder)
+    return Retriever(open_store(settings), embedder, -1.0, mode), Retriever(open_store(milvus), embedder, -1.0, mode)
+
+
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_milvus_returns_the_same_top5_chunks_as_faiss_exact_search(settings, milvus, corpus, fake_embedder, mode):
-    write_topics(corpus)
-    build_index(settings, fake_embedder)
-    build_index(milvus, fake_embedder)
-    faiss_side = Retriever(open_store(settings), fake_embedder, -1.0, mode)
-    milvus_side = Retriever(open_store(milvus), fake_embedder, -1.0, mode)
+    faiss_side, milvus_side = both_sides(settings, milvus, corpus, fake_embedder, mode)
     assert len(milvus_side.index) == len(faiss_side.index) > 50
     for query in TOPICS + ["unit 7 session 3", "budgets grew", "working group"]:
         expected, found = faiss_side.search(query, 5), milvus_side.search(query, 5)
@@ -40,11 +44,7 @@ def test_milvus_returns_the_same_top5_chunks_as_faiss_exact_search(settings, mil
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_milvus_returns_the_same_scoped_top5_chunks_as_faiss(settings, milvus, corpus, fake_embedder, mode):
-    write_topics(corpus)
-    build_index(settings, fake_embedder)
-    build_index(milvus, fake_embedder)
-    faiss_side = Retriever(open_store(settings), fake_embedder, -1.0, mode)
-    milvus_side = Retriever(open_store(milvus), fake_embedder, -1.0, mode)
+    faiss_side, milvus_side = both_sides(settings, milvus, corpus, fake_embedder, mode)
     with pytest.raises(QueryError, match="no document or folder d2 in the index"):  # no folder d2, only d2*.txt
         milvus_side.search(Question.read("budgets", ["d03.txt", "d2"]), 5)
     for topic in TOPICS:
