@@ -15,8 +15,6 @@ from .search import Retriever
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too
 SENTENCE_FLOOR = 0.15  # a sentence under this cosine to the question is never highlighted
 LIST_DEPTH = 30  # candidates searched for a list question (who…, which…), so that a spread-out answer is complete
-PER_DOCUMENT = 3  # passages of one document in the top k, when several documents are relevant (diverse())
-DIVERSE_DEPTH = 20  # candidates searched to fill the top k from several documents
 
 
 @dataclass
@@ -51,9 +49,8 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     question = retriever.read(asked)
     vector = question.vector
     assert vector is not None  # read() embeds it
-    depth = max(k, LIST_DEPTH if question.type and question.is_list else DIVERSE_DEPTH)
+    depth = max(k, LIST_DEPTH) if question.type and question.is_list else k
     found, relevance = retriever.ranked(question, depth)
-    found = diverse(found, k, retriever.floor)
     shown = found[:k]
     reply = Answer(question.text, shown, retriever.mode, relevance=relevance, floor=retriever.floor)
     reply.searched = question.text
@@ -69,24 +66,6 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
         _mark_entities(shown, reply.answer)
     highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
     return reply
-
-
-def diverse(found: list[Passage], k: int, floor: float) -> list[Passage]:
-    """The candidates reordered so that the top k hold at most PER_DOCUMENT passages of one document, when
-    more than one document is relevant (has a passage at the floor or above); a question about one document
-    keeps its passages. Passages held back follow, in their order; k is never cut short."""
-    if len({p.source for p in found if p.score >= floor}) < 2:
-        return found
-    top: list[Passage] = []
-    held: list[Passage] = []
-    count: dict[str, int] = {}
-    for passage in found:
-        if len(top) < k and count.get(passage.source, 0) < PER_DOCUMENT:
-            top.append(passage)
-            count[passage.source] = count.get(passage.source, 0) + 1
-        else:
-            held.append(passage)
-    return top + held
 
 
 def _answer_by_document(question: Question, found: list[Passage], floor: float) -> ExtractedAnswer | None:

@@ -126,20 +126,3 @@ def test_a_highlight_marks_only_a_sentence_that_stands_out_in_its_passage(settin
     assert passages["one.txt"].highlights == []  # its one sentence: marking it would say nothing
     two = passages["two.txt"]
     assert [two.text[s:e] for s, e in two.highlights] == ["Kuwait observed the talks."]
-
-
-def test_the_top_k_holds_at_most_a_few_passages_of_one_document_when_several_are_relevant():
-    from assistant.answers import PER_DOCUMENT, diverse
-    from assistant.documents import Passage
-
-    def passage(source: str, n: int, score: float) -> Passage:
-        return Passage(f"{source} {n}", source, None, score, 0, 1, f"{source}{n}")
-
-    found = [passage("a.txt", n, 0.9 - n / 100) for n in range(6)] + [passage("b.txt", n, 0.5) for n in range(3)]
-    top = diverse(found, 5, floor=0.4)
-    assert [p.chunk_id for p in top[:5]] == ["a.txt0", "a.txt1", "a.txt2", "b.txt0", "b.txt1"]
-    assert sorted(p.chunk_id for p in top) == sorted(p.chunk_id for p in found)  # nothing lost, k never cut short
-    assert PER_DOCUMENT == 3
-    assert diverse(found, 5, floor=0.6) == found  # one relevant document: the question is about it
-    only_a = found[:6]
-    assert [p.source for p in diverse(only_a, 5, floor=0.0)[:5]] == ["a.txt"] * 5  # no other document to show
