@@ -52,9 +52,15 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     depth = max(k, LIST_DEPTH) if question.type and question.is_list else k
     found, relevance = retriever.ranked(question, depth)
     shown = found[:k]
-    reply = Answer(question.text, shown, retriever.mode, relevance=relevance, floor=retriever.floor)
-    reply.searched = question.text
-    reply.sources = question.sources  # as asked within, whether answered or not
+    reply = Answer(
+        question.text,
+        shown,
+        retriever.mode,
+        relevance=relevance,
+        floor=retriever.floor,
+        sources=question.sources,  # as asked within, whether answered or not
+        searched=question.text,
+    )
     if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
         reply.no_answer = True
         return reply

@@ -156,8 +156,10 @@ class Assistant:
         retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
         read = Question.read(question, sources)  # once: search, ranking and answers take this record
         history = [Question.read(turn).text for turn in history][-MAX_HISTORY:]
-        earlier = self.ask(history[-1], k, mode, sources, history[:-1]) if history else None
-        if earlier is not None and (earlier.no_answer or not entities.leans_on_previous(read)):
+        # the earlier question is answered (from the cache, mostly) only for a question that leans on it
+        leans = bool(history) and entities.leans_on_previous(read)
+        earlier = self.ask(history[-1], k, mode, sources, history[:-1]) if leans else None
+        if earlier is not None and earlier.no_answer:
             earlier = None
         topic = _topic(earlier) if earlier else ()
         searched = replace(read, text=f"{read.text} {' '.join(topic)}") if topic else read
