@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunking import sentence_spans
+from .confidence import PASSAGES_WEIGHED, Signals, level, read_signals
 from .documents import Passage
 from .entities import AnswerGroup, AnswerItem, ExtractedAnswer, extract_answer
 from .question import Question
@@ -22,7 +23,10 @@ class Answer:
     question: str
     passages: list[Passage] = field(default_factory=list)
     mode: str = "hybrid"
-    no_answer: bool = False  # nothing relevant: `passages` are only the closest ones, not an answer
+    no_answer: bool = False  # nothing relevant (confidence "none"): `passages` are only the closest ones
+    confidence: str = "high"  # "high", "low" (shown, but the documents may not answer it) or "none"
+    certainty: float = 1.0  # the probability that the documents answer it (confidence.Signals.probability)
+    signals: Signals | None = None  # what `certainty` was read from (none when nothing was found)
     answer: ExtractedAnswer | None = None
     relevance: float = -1.0  # the best cosine of any passage in the index to the question
     floor: float = 0.0  # the relevance floor it was held to: under it, no_answer
@@ -38,10 +42,29 @@ class Answer:
             "sources": list(self.sources),
             "context": self.context,
             "no_answer": self.no_answer,
+            "confidence": self.confidence,
+            "certainty": round(self.certainty, 4),
+            "signals": self.signals.to_json() if self.signals else None,
             "answer": _answer_json(self.answer),
             "relevance": round(self.relevance, 4),
             "relevance_floor": self.floor,
         }
+
+    def why_none(self) -> str:
+        """Why it is not in the documents, in a few words (for a reply with `no_answer`)."""
+        if not self.passages:
+            if self.mode == "bm25":
+                return "no passage holds a word of the question, and bm25 search matches words exactly"
+            return "the index holds no passage"
+        closest = f"the closest passage scores {self.relevance:.2f}"
+        if self.relevance < self.floor:
+            closest += f", under the relevance floor {self.floor:.2f}"
+        reasons = [closest]
+        if self.signals is not None and self.signals.unknown > 0:
+            reasons.append("a word of the question is in no document")
+        elif self.signals is not None and self.signals.passages < 0.5:
+            reasons.append("no passage holds most of the question's words")
+        return "; ".join(reasons)
 
 
 def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> Answer:
@@ -61,7 +84,15 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
         sources=question.sources,  # as asked within, whether answered or not
         searched=question.text,
     )
-    if relevance < retriever.floor or not found:  # none found: in bm25 mode, no word of the question is in the index
+    if not found:  # none found: in bm25 mode, no word of the question is in the index
+        reply.confidence, reply.certainty, reply.no_answer = "none", 0.0, True
+        return reply
+    signals = read_signals(retriever.index, question, found, relevance, retriever.floor, retriever.within(question))
+    reply.signals, reply.certainty = signals, signals.probability()
+    reply.confidence = level(reply.certainty)
+    if retriever.fixed_floor:  # a floor set by hand decides alone whether it is answered
+        reply.confidence = "none" if relevance < retriever.floor else reply.confidence.replace("none", "low")
+    if reply.confidence == "none":
         reply.no_answer = True
         return reply
     reply.answer = _answer_by_document(question, found, retriever.floor)
@@ -80,7 +111,8 @@ def _answer_by_document(question: Question, found: list[Passage], floor: float) 
     spread over it; two documents' lists are never merged."""
     if question.type is None:
         return None
-    relevant = {p.source for p in found if p.score >= floor}
+    relevant = {p.source for p in found if p.score >= floor}  # for a low-confidence answer, maybe none:
+    relevant = relevant or {p.source for p in found[:PASSAGES_WEIGHED]}  # those its confidence weighed
     by_source: dict[str, list[Passage]] = {}
     for passage in found:
         if passage.source in relevant:

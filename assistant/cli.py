@@ -229,11 +229,10 @@ def _format_answer(answer) -> str:
     if answer.sources:
         lines.append("Within: " + ", ".join(map(printable, answer.sources)))
     if answer.no_answer:
-        lines.append(
-            f"Not in the documents: no passage is close to this question (the closest scores "
-            f"{answer.relevance:.2f}, under the relevance floor {answer.floor:.2f})."
-        )
+        lines.append(f"Not in the documents: nothing found answers this question ({answer.why_none()}).")
         lines.append("Closest passages, not an answer:" if answer.passages else "The index is empty.")
+    elif answer.confidence == "low":
+        lines.append("Low confidence: the documents may not answer this question; check the passages.")
     if answer.answer:
         number = {p.chunk_id: i for i, p in enumerate(answer.passages, start=1)}
         for index, group in enumerate(answer.answer.groups or [None]):

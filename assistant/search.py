@@ -62,7 +62,8 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
 class Retriever:
     """`Passage.score` is the cosine similarity of question and passage (normalized vectors, inner product),
     from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused).
-    `floor` is the relevance floor: `min_score` if given, else the one measured for the index's size."""
+    `floor` is the relevance floor: `min_score` if given, else the one measured for the index's size. A floor
+    given is a rule (under it, not in the documents); the measured one is a signal of answers' confidence."""
 
     def __init__(
         self, index: Store[Any], embedder: Embedder, min_score: float | None = None, mode: str = "hybrid"
@@ -70,6 +71,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.floor = relevance_floor(len(index)) if min_score is None else min_score
+        self.fixed_floor = min_score is not None  # set by hand: it alone decides "not in the documents"
         self.mode = check_mode(mode)
         self.fusion, self.weight = FUSION, FUSION_WEIGHT  # benchmarks/quality.py varies these
 

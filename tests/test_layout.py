@@ -16,7 +16,7 @@ STAGES = [
     ["index.manifest", "index.store", "index.lexical"],
     ["index.faiss", "index.milvus"],
     ["index"],
-    ["search", "answers"],
+    ["search", "confidence", "answers"],
     ["service"],
     ["serve", "cli", "__main__"],
 ]

@@ -69,3 +69,17 @@ class LexicalIndex:
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known, weight_mask=mask), dtype=np.float32)
+
+    def known(self, words: list[str], mask: np.ndarray | None = None) -> set[str]:
+        """The terms that some chunk (of those `mask` flags, if given) holds."""
+        if self._bm25 is None:
+            return set()
+        vocabulary, indptr = self._bm25.vocab_dict, self._bm25.scores["indptr"]
+        found = set()
+        for word in words:
+            if (column := vocabulary.get(word)) is None:
+                continue
+            start, end = int(indptr[column]), int(indptr[column + 1])
+            if end > start and (mask is None or mask[self._bm25.scores["indices"][start:end]].any()):
+                found.add(word)
+        return found

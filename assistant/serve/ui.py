@@ -92,19 +92,17 @@ def _render_reply(answer: Answer) -> str:
     passages = "".join(_render_passage(rank, p) for rank, p in enumerate(answer.passages, start=1))
     if answer.no_answer:
         return (
-            f"<p><b>Not in the documents.</b> Nothing relevant was found for this question ({_why_none(answer)}). "
+            f"<p><b>Not in the documents.</b> Nothing relevant was found for this question ({answer.why_none()}). "
             "Try other words, or add documents and rebuild the index.</p>"
             + (f"<details><summary>Closest passages (not an answer)</summary>{passages}</details>" if passages else "")
         )
-    return _render_entities(answer) + passages
-
-
-def _why_none(answer: Answer) -> str:
-    if answer.relevance < answer.floor:
-        return f"the closest passage scores {answer.relevance:.2f}, under the relevance floor {answer.floor:.2f}"
-    if answer.mode == "bm25":
-        return "no passage holds a word of the question, and bm25 search matches words exactly"
-    return "the index holds no passage"
+    unsure = (
+        '<p class="low-confidence"><b>Low confidence.</b> The documents may not answer this question: '
+        "check the passages.</p>"
+        if answer.confidence == "low"
+        else ""
+    )
+    return unsure + _render_entities(answer) + passages
 
 
 _KINDS = {"person": "People", "place": "Places", "organization": "Organizations", "date": "Dates", "number": "Numbers"}

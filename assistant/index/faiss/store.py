@@ -90,6 +90,11 @@ class Index:
         found.update({int(row): float(scores[row]) for row in also})
         return found
 
+    def known_terms(self, words: Sequence[str], within: Sequence[Scope] = ()) -> set[str]:
+        """The terms (lexical.terms) that some chunk of those `within` allows holds."""
+        allowed = self._allowed(within)
+        return self.bm25.known(list(words), None if allowed is None else allowed.mask)
+
     def chunks(self, rows: Sequence[int]) -> dict[int, TitledChunk]:
         """The chunks at these rows, with their document's title."""
         return self._query(  # type: ignore[return-value]

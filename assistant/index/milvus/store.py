@@ -18,6 +18,7 @@ from .collections import FORMAT, NO_PAGE, Collections, catalog_entry, is_milvus_
 
 CACHED_VECTORS = 20_000  # chunk vectors kept by a store: about 30 MB at 384 dimensions
 CACHED_ROWS = 5_000  # chunk rows (text and offsets) kept by a store
+KNOWN_AMONG = 16  # known_terms: a term is known when one of the first chunks that hold it is live
 
 
 class MilvusChunk(ChunkRow):
@@ -122,6 +123,24 @@ class MilvusStore:
             search_params={"metric_type": "BM25"},
         )[0]
         return {hit["key"]: abs(float(hit["distance"])) for hit in self._live(hits)}  # Milvus Lite reports -score
+
+    @reached
+    def known_terms(self, words: Sequence[str], within: Sequence[Scope] = ()) -> set[str]:
+        """The terms that some live chunk of those `within` allows holds: each term searched alone, in one
+        request, for the few chunks that hold it (a document's older versions are not live)."""
+        asked = list(dict.fromkeys(words))
+        if not asked or not len(self):
+            return set()
+        hits = self.db.client.search(
+            self.chunk_table,
+            data=asked,
+            anns_field="sparse",
+            limit=min(KNOWN_AMONG, len(self)),
+            filter=self._within(within),
+            output_fields=["source", "sha"],
+            search_params={"metric_type": "BM25"},
+        )
+        return {word for word, matched in zip(asked, hits) if self._live(list(matched))}
 
     def _within(self, within: Sequence[Scope]) -> str:
         """The filter on `source` that keeps the chunks every scope allows ("": no scope, every chunk)."""

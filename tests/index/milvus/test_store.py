@@ -111,3 +111,22 @@ def test_a_passage_carries_its_heading_path_and_ocr_flag(milvus, corpus, fake_em
     (corpus / "guide.txt").write_text("the reader is replaced")
     build_index(milvus, fake_embedder)
     assert_section_and_ocr_reach_the_passage(milvus, fake_embedder)
+
+
+def test_the_terms_known_are_the_same_in_both_stores_scoped_or_not(settings, milvus, corpus, fake_embedder):
+    """What the confidence of an answer weighs: which of the question's terms some chunk holds."""
+    faiss_side, milvus_side = both_sides(settings, milvus, corpus, fake_embedder, "hybrid")
+    words = ["budget", "session", "unit7", "offic", "zeppelin", "note5n4"]
+    assert (
+        faiss_side.index.known_terms(words)
+        == milvus_side.index.known_terms(words)
+        == {
+            "budget",
+            "session",
+            "offic",
+            "note5n4",
+        }
+    )
+    within = faiss_side.within(Question.read("budgets", ["d03.txt", "d17.txt"]))  # note5n4 is in d05 only
+    assert faiss_side.index.known_terms(words, within) == milvus_side.index.known_terms(words, within)
+    assert faiss_side.index.known_terms(words, within) == {"budget", "session", "offic"}
