@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunking import sentence_spans
-from .confidence import PASSAGES_WEIGHED, Signals, level, read_signals
+from .confidence import Signals, level, read_signals
 from .documents import Passage
 from .entities import AnswerGroup, AnswerItem, ExtractedAnswer, extract_answer
 from .question import Question
@@ -95,7 +95,7 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     if reply.confidence == "none":
         reply.no_answer = True
         return reply
-    reply.answer = _answer_by_document(question, found, retriever.floor)
+    reply.answer = _answer_by_document(question, found, retriever.floor, k)
     if reply.answer:
         groups = reply.answer.groups
         cited = {chunk_id for group in groups for item in group.items for chunk_id in item.passages}
@@ -105,25 +105,26 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     return reply
 
 
-def _answer_by_document(question: Question, found: list[Passage], floor: float) -> ExtractedAnswer | None:
-    """The entities that answer the question, drawn from one document at a time, documents in the order of their
-    best passage: each relevant document's candidate passages count, however they score, as the answer may be
-    spread over it; two documents' lists are never merged."""
+def _answer_by_document(question: Question, found: list[Passage], floor: float, k: int) -> ExtractedAnswer | None:
+    """The entities that answer the question, drawn from one document at a time: the documents of the first k
+    passages and those with a passage over the floor, each with all its candidate passages, however they score,
+    as the answer may be spread over it; two documents' lists are never merged. The documents whose text tells
+    the asked event of their entities (took part, spoke) come first, then in the order of their best passage."""
     if question.type is None:
         return None
-    relevant = {p.source for p in found if p.score >= floor}  # for a low-confidence answer, maybe none:
-    relevant = relevant or {p.source for p in found[:PASSAGES_WEIGHED]}  # those its confidence weighed
+    relevant = {p.source for p in found[:k]} | {p.source for p in found if p.score >= floor}
     by_source: dict[str, list[Passage]] = {}
     for passage in found:
         if passage.source in relevant:
             by_source.setdefault(passage.source, []).append(passage)
-    groups = [
-        AnswerGroup(source, passages[0].title, extracted.items)
-        for source, passages in by_source.items()
+    ranked = [
+        ((not extracted.matched, order), AnswerGroup(source, passages[0].title, extracted.items))
+        for order, (source, passages) in enumerate(by_source.items())
         if (extracted := extract_answer(question, passages))
     ]
-    if not groups:
+    if not ranked:
         return None
+    groups = [group for _, group in sorted(ranked, key=lambda pair: pair[0])]
     return ExtractedAnswer(question.type, groups[0].items, question.category, groups)
 
 

@@ -62,6 +62,7 @@ class ExtractedAnswer:
     items: list[AnswerItem]  # the first group's: the answer of the best-matching document
     category: str | None = None  # what was asked: "countries", "speakers" (Question.category)
     groups: list[AnswerGroup] = field(default_factory=list)  # every document that answers, best first
+    matched: bool = True  # the text tells the asked event of them (took part, spoke); False: only their kind
 
 
 @dataclass
@@ -78,10 +79,11 @@ def extract_answer(question: Question, passages: list[Passage]) -> ExtractedAnsw
     if question.type is None or not passages:
         return None
     docs = _parse([p.text for p in passages])
+    matched = True
     if question.type == "person":
         mentions = _people(docs, speakers=question.intent == "speakers")
     elif question.type == "place" and question.category == "countries":
-        mentions = _countries(docs, participants=question.intent == "participants")
+        mentions, matched = _countries(docs, participants=question.intent == "participants")
     elif question.type == "number" and question.category:
         mentions = _counts(docs, question.category)
         if not mentions and (listed := question.listed()) and (counted := _count_of_list(listed, passages)):
@@ -93,7 +95,7 @@ def extract_answer(question: Question, passages: list[Passage]) -> ExtractedAnsw
     if not mentions:
         log.debug("no %s entity in %d passages", question.type, len(passages))  # never the question: not logged
         return None
-    return ExtractedAnswer(question.type, _group(mentions, passages), question.category)
+    return ExtractedAnswer(question.type, _group(mentions, passages), question.category, matched=matched)
 
 
 # --- follow-up questions ---
@@ -358,15 +360,17 @@ def _role(person: Span) -> str | None:
 # --- countries: pycountry decides what is a country ---
 
 
-def _countries(docs: list[Doc], participants: bool) -> list[_Mention]:
-    """Mentions pycountry resolves to a country; for `participants`, those a sentence says took part."""
+def _countries(docs: list[Doc], participants: bool) -> tuple[list[_Mention], bool]:
+    """Mentions pycountry resolves to a country; for `participants`, those a sentence says took part, and
+    whether one did (else the countries that do not only qualify a title)."""
     mentions = [m for index, doc in enumerate(docs) for m in _country_mentions(doc, index)]
     if not participants:
-        return mentions
+        return mentions, True
     cued = {m.key for m in mentions if _mentions_participation(m.span.sent)}
-    if len(cued) < 2:  # no sentence enumerates the participants: drop countries that only qualify a title
+    matched = len(cued) >= 2
+    if not matched:  # no sentence enumerates the participants: drop countries that only qualify a title
         cued = {m.key for m in mentions if not _qualifies_person(m.span.root)}
-    return [m for m in mentions if m.key in cued]
+    return [m for m in mentions if m.key in cued], matched
 
 
 def _country_mentions(doc: Doc, index: int) -> list[_Mention]:

@@ -1,9 +1,11 @@
 import pytest
 
-from assistant.answers import answer_question
+from assistant.answers import _answer_by_document, answer_question
+from assistant.documents import Passage
 from assistant.errors import QueryError
 from assistant.index import build_index
 from assistant.index.faiss.store import open_index
+from assistant.question import Question
 from assistant.search import Retriever, relevance_floor
 
 FILES = {
@@ -126,3 +128,21 @@ def test_a_highlight_marks_only_a_sentence_that_stands_out_in_its_passage(settin
     assert passages["one.txt"].highlights == []  # its one sentence: marking it would say nothing
     two = passages["two.txt"]
     assert [two.text[s:e] for s, e in two.highlights] == ["Kuwait observed the talks."]
+
+
+def _passage(text: str, source: str, score: float, chunk_id: str) -> Passage:
+    return Passage(text, source, None, score, 0, len(text), chunk_id, source.removesuffix(".txt"), "", False)
+
+
+def test_a_document_that_says_who_took_part_answers_before_one_that_only_names_countries():
+    """Answers per document: the list of a document whose text tells the asked event comes first, though another
+    document's passage ranks above it; a document of the first k passages answers though under the floor."""
+    question = Question.read("Which countries took part?")
+    found = [
+        _passage("Japan absorbed Taiwan, and France took control of Algeria.", "empires.txt", 0.39, "a" * 16),
+        _passage("Delegates of Spain, Italy and Oman participated in the talks.", "talks.txt", 0.37, "b" * 16),
+    ]
+    answer = _answer_by_document(question, found, floor=0.40, k=5)
+    assert answer is not None and [g.source for g in answer.groups] == ["talks.txt", "empires.txt"]
+    assert [item.text for item in answer.items] == ["Spain", "Italy", "Oman"]
+    assert _answer_by_document(question, found, floor=0.40, k=1).groups[0].source == "empires.txt"  # not in top k
