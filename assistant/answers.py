@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunking import sentence_spans
-from .confidence import Signals, level, read_signals
+from .confidence import Signals, level, rarity, read_signals
 from .documents import Passage
 from .entities import AnswerGroup, AnswerItem, ExtractedAnswer, extract_answer
+from .index.lexical import terms
 from .question import Question
 from .search import Retriever
 
@@ -95,7 +96,7 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     if reply.confidence == "none":
         reply.no_answer = True
         return reply
-    reply.answer = _answer_by_document(question, found, retriever.floor, k)
+    reply.answer = _answer_by_document(question, found)
     if reply.answer:
         groups = reply.answer.groups
         cited = {chunk_id for group in groups for item in group.items for chunk_id in item.passages}
@@ -105,20 +106,23 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     return reply
 
 
-def _answer_by_document(question: Question, found: list[Passage], floor: float, k: int) -> ExtractedAnswer | None:
-    """The entities that answer the question, drawn from one document at a time: the documents of the first k
-    passages and those with a passage over the floor, each with all its candidate passages, however they score,
-    as the answer may be spread over it; two documents' lists are never merged. The documents whose text tells
-    the asked event of their entities (took part, spoke) come first, then in the order of their best passage."""
+def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAnswer | None:
+    """The entities that answer the question, drawn from one document at a time, each with all its candidate
+    passages, however they score, as the answer may be spread over it; two documents' lists are never merged.
+    Their order: a document whose text tells the asked event of its entities (took part, spoke) first; then the
+    one whose title names more of the question (rarity-weighed, as the confidence weighs words); then the order
+    of their best passage."""
     if question.type is None:
         return None
-    relevant = {p.source for p in found[:k]} | {p.source for p in found if p.score >= floor}
     by_source: dict[str, list[Passage]] = {}
     for passage in found:
-        if passage.source in relevant:
-            by_source.setdefault(passage.source, []).append(passage)
+        by_source.setdefault(passage.source, []).append(passage)
+    weights = rarity(question.text)
     ranked = [
-        ((not extracted.matched, order), AnswerGroup(source, passages[0].title, extracted.items))
+        (
+            (not extracted.matched, -_named(weights, passages[0].title), order),
+            AnswerGroup(source, passages[0].title, extracted.items),
+        )
         for order, (source, passages) in enumerate(by_source.items())
         if (extracted := extract_answer(question, passages))
     ]
@@ -126,6 +130,12 @@ def _answer_by_document(question: Question, found: list[Passage], floor: float, 
         return None
     groups = [group for _, group in sorted(ranked, key=lambda pair: pair[0])]
     return ExtractedAnswer(question.type, groups[0].items, question.category, groups)
+
+
+def _named(weights: dict[str, float], title: str) -> float:
+    """The rarity-weighed share of the question's terms that a document's title holds."""
+    held = set(terms([title])[0])
+    return round(sum(w for t, w in weights.items() if t in held) / (sum(weights.values()) or 1.0), 6)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:
