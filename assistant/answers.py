@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -97,6 +97,8 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
         reply.no_answer = True
         return reply
     reply.answer = _answer_by_document(question, found)
+    if reply.answer and question.intent:
+        found += _complete_first_group(retriever, question, reply.answer, found)
     if reply.answer:
         groups = reply.answer.groups
         cited = {chunk_id for group in groups for item in group.items for chunk_id in item.passages}
@@ -130,6 +132,30 @@ def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAn
         return None
     groups = [group for _, group in sorted(ranked, key=lambda pair: pair[0])]
     return ExtractedAnswer(question.type, groups[0].items, question.category, groups)
+
+
+def _complete_first_group(
+    retriever: Retriever, question: Question, answer: ExtractedAnswer, found: list[Passage]
+) -> list[Passage]:
+    """For a question whose answer is whoever the text says did something (spoke, took part), the first
+    document read whole when it is short (up to LIST_DEPTH passages), so that its list is complete though some of
+    its passages were not among the candidates: its first group (and `answer.items`) is drawn again from all its
+    passages, if that finds more. The passages not found before are returned. Only the asked event admits a
+    name, so reading more of the document adds members, not names that only stand near the topic."""
+    source = answer.groups[0].source
+    entry = retriever.index.catalog().get(source)
+    if entry is None or entry["chunks"] > LIST_DEPTH:
+        return []
+    known = {p.chunk_id for p in found}
+    if sum(p.source == source for p in found) >= entry["chunks"]:
+        return []  # all of it was among the candidates
+    whole, _ = retriever.ranked(replace(question, sources=(source,)), LIST_DEPTH)
+    extracted = extract_answer(question, whole)
+    if not extracted or len(extracted.items) <= len(answer.items):
+        return []
+    answer.groups[0] = AnswerGroup(source, answer.groups[0].title, extracted.items)
+    answer.items = extracted.items
+    return [p for p in whole if p.chunk_id not in known]
 
 
 def _named(weights: dict[str, float], title: str) -> float:
