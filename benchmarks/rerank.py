@@ -11,12 +11,14 @@ answer string (and, for the multidoc sets, comes from the question's source). Fe
 - cover: the rarity-weighed share of the question's terms it holds (confidence.rarity);
 - title: the same share held by its document's title;
 - typed: it holds an entity of the asked type (spaCy, as answers read them);
+- pairs: the share of the question's pairs of consecutive terms that it holds side by side (a phrase);
 - struct: for "who spoke" questions someone the text has speaking, for "which countries took part" two
   countries a sentence says took part (entities' own tests).
 A logistic model is fitted on the right/wrong candidates of --fit (train: SQuAD's; tune: the multidoc tune
 halves), and every set is reranked by it: answer in the top 5, before and after.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/rerank.py --fit train    # ~5 min; the rows are cached in --work
+    PYTHONPATH=. .venv/bin/python benchmarks/rerank.py --fit train    # ~1 min; the rows are cached in --work
+    PYTHONPATH=. .venv/bin/python benchmarks/rerank.py --fit train --features rank cos cover pairs
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from evaldata import log, squad_articles  # noqa: E402
 from ingest import norm  # noqa: E402
 
 DEPTH = 30
-FEATURES = ("rank", "cos", "cover", "title", "typed", "struct")
+FEATURES = ("rank", "cos", "cover", "title", "typed", "struct", "pairs")
 
 
 def candidates(question, found) -> list[dict]:
@@ -47,10 +49,13 @@ def candidates(question, found) -> list[dict]:
 
     weights = rarity(question.text)
     total = sum(weights.values()) or 1.0
+    asked = terms([question.text])[0]
+    pairs = set(zip(asked, asked[1:]))
     docs = entities._parse([p.text for p in found]) if question.type else [None] * len(found)
     rows = []
     for rank, (passage, doc) in enumerate(zip(found, docs)):
-        held, named = set(terms([passage.text])[0]), set(terms([passage.title or passage.source])[0])
+        sequence = terms([passage.text])[0]
+        held, named = set(sequence), set(terms([passage.title or passage.source])[0])
         typed = struct = 0.0
         if doc is not None and question.type:
             typed = float(any(e.label_ in entities.LABELS[question.type] for e in doc.ents))
@@ -67,6 +72,7 @@ def candidates(question, found) -> list[dict]:
                 "title": sum(w for t, w in weights.items() if t in named) / total,
                 "typed": typed,
                 "struct": struct,
+                "pairs": len(pairs & set(zip(sequence, sequence[1:]))) / len(pairs) if pairs else 0.0,
                 "source": passage.source,
                 "text": passage.text,
             }
