@@ -17,6 +17,7 @@ from .search import Retriever
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too
 SENTENCE_FLOOR = 0.15  # a sentence under this cosine to the question is never highlighted
 LIST_DEPTH = 30  # candidates searched for a list question (who…, which…), so that a spread-out answer is complete
+ANSWERING_DOCUMENTS = 5  # the documents of the candidates, in the order of their best passage, drawn answers from
 
 
 @dataclass
@@ -109,8 +110,9 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
 
 
 def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAnswer | None:
-    """The entities that answer the question, drawn from one document at a time, each with all its candidate
-    passages, however they score, as the answer may be spread over it; two documents' lists are never merged.
+    """The entities that answer the question, drawn from one document at a time (the first ANSWERING_DOCUMENTS
+    of the candidates, in the order of their best passage), each with all its candidate passages, however they
+    score, as the answer may be spread over it; two documents' lists are never merged.
     Their order: a document whose text tells the asked event of its entities (took part, spoke) first; then the
     one whose title names more of the question (rarity-weighed, as the confidence weighs words); then the order
     of their best passage."""
@@ -118,7 +120,8 @@ def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAn
         return None
     by_source: dict[str, list[Passage]] = {}
     for passage in found:
-        by_source.setdefault(passage.source, []).append(passage)
+        if passage.source in by_source or len(by_source) < ANSWERING_DOCUMENTS:
+            by_source.setdefault(passage.source, []).append(passage)
     weights = rarity(question.text)
     ranked = [
         (
