@@ -114,8 +114,8 @@ def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAn
     of the candidates, in the order of their best passage), each with all its candidate passages, however they
     score, as the answer may be spread over it; two documents' lists are never merged.
     Their order: a document whose text tells the asked event of its entities (took part, spoke) first; then the
-    one whose title names more of the question (rarity-weighed, as the confidence weighs words); then the order
-    of their best passage."""
+    one whose title names more of the question (rarity-weighed, as the confidence weighs words); then the one
+    that tells the event of more entities; then the order of their best passage."""
     if question.type is None:
         return None
     by_source: dict[str, list[Passage]] = {}
@@ -125,7 +125,7 @@ def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAn
     weights = rarity(question.text)
     ranked = [
         (
-            (not extracted.matched, -_named(weights, passages[0].title), order),
+            (not extracted.matched, -_named(weights, passages[0].title), -_told(question, extracted), order),
             AnswerGroup(source, passages[0].title, extracted.items),
         )
         for order, (source, passages) in enumerate(by_source.items())
@@ -159,6 +159,11 @@ def _complete_first_group(
     answer.groups[0] = AnswerGroup(source, answer.groups[0].title, extracted.items)
     answer.items = extracted.items
     return [p for p in whole if p.chunk_id not in known]
+
+
+def _told(question: Question, extracted: ExtractedAnswer) -> int:
+    """How many entities a document tells the asked event of (0 when nothing but their kind is asked)."""
+    return len(extracted.items) if question.intent and extracted.matched else 0
 
 
 def _named(weights: dict[str, float], title: str) -> float:

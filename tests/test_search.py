@@ -155,3 +155,13 @@ def test_then_the_document_whose_title_names_the_question_answers_first():
     ]
     answer = _answer_by_document(question, found)
     assert answer is not None and [g.source for g in answer.groups] == ["synod-2024.txt", "church.txt"]
+
+
+def test_of_two_documents_that_tell_who_took_part_the_one_that_names_more_answers_first():
+    question = Question.read("Which countries took part?")
+    found = [
+        _passage("Japan and Russia took part in the war of 1904.", "wars.txt", 0.39, "a" * 16),
+        _passage("Delegates of Spain, Italy, Oman and Qatar participated in the talks.", "talks.txt", 0.3, "b" * 16),
+    ]
+    answer = _answer_by_document(question, found)
+    assert answer is not None and [g.source for g in answer.groups] == ["talks.txt", "wars.txt"]
