@@ -73,30 +73,39 @@ def seed_alone(work: Path) -> Path:
 
 
 def first_turns(records: list[dict]) -> list[dict]:
+    """The questions of a multidoc set asked of the whole index: each record, or a conversation's first turn
+    (with the record's kind and split), leaving out those asked within sources."""
     rows = []
     for record in records:
         turn = record["turns"][0] if record["kind"] == "conversation" else record
         if not turn.get("sources"):
-            rows.append({"kind": record["kind"], "question": turn["question"], "split": record["split"]})
+            rows.append({**turn, "kind": record["kind"], "split": record["split"]})
     return rows
 
 
-def signals_of(name: str, corpus: Path, index: Path, records: list[dict]) -> list[dict]:
-    """Each question's signals, as answer_question reads them (the default settings: hybrid, auto floor)."""
-    from assistant.confidence import read_signals
+def retriever_of(name: str, corpus: Path, index: Path):
+    """A Retriever with the default settings (hybrid, auto floor) over the set's index, built if need be."""
     from assistant.config import Settings
     from assistant.search import Retriever
     from assistant.service import Assistant
 
     assistant = Assistant(Settings(corpus=corpus, index=index))
     log(f"{name}: {assistant.build().line()}")
-    retriever = Retriever(assistant.index(), assistant.embedder)
+    return Retriever(assistant.index(), assistant.embedder)
+
+
+def signals_of(name: str, corpus: Path, index: Path, records: list[dict]) -> list[dict]:
+    """Each question's signals, as answer_question reads them."""
+    from assistant.confidence import read_signals
+
+    retriever = retriever_of(name, corpus, index)
     rows = []
     for record in records:
         question = retriever.read(record["question"])
         found, relevance = retriever.ranked(question, multidoc.K)
         signals = read_signals(retriever.index, question, found, relevance, retriever.floor)
-        rows.append({"set": name, **record, "answerable": record["kind"] != "offtopic", **signals.to_json()})
+        asked = {"set": name, "question": record["question"], "split": record["split"], "kind": record["kind"]}
+        rows.append({**asked, "answerable": record["kind"] != "offtopic", **signals.to_json()})
     return rows
 
 

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import confidence as fitting  # noqa: E402
 import multidoc  # noqa: E402
-from evaldata import log, squad_articles  # noqa: E402
+from evaldata import squad_articles  # noqa: E402
 from ingest import norm  # noqa: E402
 
 DEPTH = 30
@@ -81,14 +81,9 @@ def candidates(question, found) -> list[dict]:
 
 
 def asked(name: str, corpus: Path, index: Path, records: list[dict]) -> list[dict]:
-    from assistant.config import Settings
     from assistant.question import Question
-    from assistant.search import Retriever
-    from assistant.service import Assistant
 
-    assistant = Assistant(Settings(corpus=corpus, index=index))
-    log(f"{name}: {assistant.build().line()}")
-    retriever = Retriever(assistant.index(), assistant.embedder)
+    retriever = fitting.retriever_of(name, corpus, index)
     out = []
     for record in records:
         question = retriever.read(Question.read(record["question"]))
@@ -114,11 +109,7 @@ def collect(work: Path, ingest: Path) -> list[dict]:
     rows = asked("squad-half", folder, work / "index" / "squad-half", random.Random(11).sample(questions, 600))
     names = argparse.Namespace(work=work, ingest=ingest)
     for name in multidoc.SETS:
-        records = []
-        for record in multidoc.questions(name):
-            turn = record["turns"][0] if record["kind"] == "conversation" else record
-            if record["kind"] != "offtopic" and not turn.get("sources") and turn.get("answers"):
-                records.append({**turn, "split": record["split"]})
+        records = [r for r in fitting.first_turns(multidoc.questions(name)) if r["kind"] != "offtopic"]
         rows += asked(name, multidoc.corpus_of(name, names), work / "index" / name, records)
     return rows
 
