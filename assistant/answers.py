@@ -7,10 +7,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .chunking import sentence_spans
-from .confidence import Signals, level, rarity, read_signals
+from .confidence import Signals, level, rarity, read_signals, share
 from .documents import Passage
 from .entities import AnswerGroup, AnswerItem, ExtractedAnswer, extract_answer
-from .index.lexical import terms
 from .question import Question
 from .search import Retriever
 
@@ -93,7 +92,9 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     reply.signals, reply.certainty = signals, signals.probability()
     reply.confidence = level(reply.certainty)
     if retriever.fixed_floor:  # a floor set by hand decides alone whether it is answered
-        reply.confidence = "none" if relevance < retriever.floor else reply.confidence.replace("none", "low")
+        reply.confidence = (
+            "none" if relevance < retriever.floor else "low" if reply.confidence == "none" else reply.confidence
+        )
     if reply.confidence == "none":
         reply.no_answer = True
         return reply
@@ -125,7 +126,7 @@ def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAn
     weights = rarity(question.text)
     ranked = [
         (
-            (not extracted.matched, -_named(weights, passages[0].title), -_told(question, extracted), order),
+            (not extracted.matched, -round(share(weights, passages[0].title), 6), -_told(question, extracted), order),
             AnswerGroup(source, passages[0].title, extracted.items),
         )
         for order, (source, passages) in enumerate(by_source.items())
@@ -164,12 +165,6 @@ def _complete_first_group(
 def _told(question: Question, extracted: ExtractedAnswer) -> int:
     """How many entities a document tells the asked event of (0 when nothing but their kind is asked)."""
     return len(extracted.items) if question.intent and extracted.matched else 0
-
-
-def _named(weights: dict[str, float], title: str) -> float:
-    """The rarity-weighed share of the question's terms that a document's title holds."""
-    held = set(terms([title])[0])
-    return round(sum(w for t, w in weights.items() if t in held) / (sum(weights.values()) or 1.0), 6)
 
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:

@@ -36,7 +36,6 @@ BIAS = -2.97
 NONE_UNDER = 0.2  # refuses at most 2% of the answerable training questions (the target: 3% on held-out ones)
 HIGH_FROM = 0.7  # at most 2.5% of the off-topic training questions reach it
 PASSAGES_WEIGHED = 3  # the first passages ranked that `passages` looks at
-LEVELS = ("high", "low", "none")
 WORD = re.compile(r"(?u)\b\w\w+\b")  # a word as bm25s's tokenizer finds them
 ZIPF_CEILING = 6.0  # a word's weight is 6 - zipf, at least 1 (zipf: log10 of its frequency per billion words)
 RARE_ZIPF = 5.0  # rarer than about once in 100,000 words ("conference"): a missing word this rare counts
@@ -75,12 +74,16 @@ def read_signals(
     weights = rarity(question.text)
     if not weights:  # nothing to weigh ("is it?"): the lexical signals neither help nor hinder
         return Signals(relevance - floor, 0.0, 0.5)
-    total = sum(weights.values())
     missing = set(weights) - store.known_terms(list(weights), within)
     unknown = max((max(0.0, weights[t] - (ZIPF_CEILING - RARE_ZIPF)) / RARE_ZIPF for t in missing), default=0.0)
-    held = [set(terms([p.text])[0]) for p in passages[:PASSAGES_WEIGHED]]
-    best = max((sum(w for term, w in weights.items() if term in h) for h in held), default=0.0)
-    return Signals(relevance - floor, unknown, best / total)
+    best = max((share(weights, p.text) for p in passages[:PASSAGES_WEIGHED]), default=0.0)
+    return Signals(relevance - floor, unknown, best)
+
+
+def share(weights: dict[str, float], text: str) -> float:
+    """The share of a question's terms, weighed as `rarity` weighs them, that `text` holds."""
+    held = set(terms([text])[0])
+    return sum(w for term, w in weights.items() if term in held) / (sum(weights.values()) or 1.0)
 
 
 def rarity(text: str) -> dict[str, float]:

@@ -44,18 +44,16 @@ FEATURES = ("rank", "cos", "cover", "title", "typed", "struct", "pairs")
 
 def candidates(question, found) -> list[dict]:
     from assistant import entities
-    from assistant.confidence import rarity
+    from assistant.confidence import rarity, share
     from assistant.index.lexical import terms
 
     weights = rarity(question.text)
-    total = sum(weights.values()) or 1.0
     asked = terms([question.text])[0]
     pairs = set(zip(asked, asked[1:]))
     docs = entities._parse([p.text for p in found]) if question.type else [None] * len(found)
     rows = []
     for rank, (passage, doc) in enumerate(zip(found, docs)):
         sequence = terms([passage.text])[0]
-        held, named = set(sequence), set(terms([passage.title or passage.source])[0])
         typed = struct = 0.0
         if doc is not None and question.type:
             typed = float(any(e.label_ in entities.LABELS[question.type] for e in doc.ents))
@@ -68,8 +66,8 @@ def candidates(question, found) -> list[dict]:
             {
                 "rank": math.log(1 + rank),
                 "cos": passage.score,
-                "cover": sum(w for t, w in weights.items() if t in held) / total,
-                "title": sum(w for t, w in weights.items() if t in named) / total,
+                "cover": share(weights, passage.text),
+                "title": share(weights, passage.title or passage.source),
                 "typed": typed,
                 "struct": struct,
                 "pairs": len(pairs & set(zip(sequence, sequence[1:]))) / len(pairs) if pairs else 0.0,
