@@ -104,7 +104,10 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     if reply.answer:
         groups = reply.answer.groups
         cited = {chunk_id for group in groups for item in group.items for chunk_id in item.passages}
-        shown += [p for p in found[k:] if p.chunk_id in cited]  # cited beyond the top k: appended after them
+        if groups and groups[0].told:
+            shown = reply.passages = _led_by(groups[0], found, k)
+        kept = {p.chunk_id for p in shown}
+        shown += [p for p in found if p.chunk_id in cited and p.chunk_id not in kept]  # cited beyond the top k
         _mark_entities(shown, reply.answer)
     highlight(shown, vector, retriever.embedder, floor=min(retriever.floor, SENTENCE_FLOOR))
     return reply
@@ -127,7 +130,7 @@ def _answer_by_document(question: Question, found: list[Passage]) -> ExtractedAn
     ranked = [
         (
             (not extracted.matched, -round(share(weights, passages[0].title), 6), -_told(question, extracted), order),
-            AnswerGroup(source, passages[0].title, extracted.items),
+            AnswerGroup(source, passages[0].title, extracted.items, bool(question.intent and extracted.matched)),
         )
         for order, (source, passages) in enumerate(by_source.items())
         if (extracted := extract_answer(question, passages))
@@ -157,9 +160,17 @@ def _complete_first_group(
     extracted = extract_answer(question, whole)
     if not extracted or len(extracted.items) <= len(answer.items):
         return []
-    answer.groups[0] = AnswerGroup(source, answer.groups[0].title, extracted.items)
+    answer.groups[0] = replace(answer.groups[0], items=extracted.items)
     answer.items = extracted.items
     return [p for p in whole if p.chunk_id not in known]
+
+
+def _led_by(group: AnswerGroup, found: list[Passage], k: int) -> list[Passage]:
+    """The top k when the answer's document tells the asked event: the passages its answer cites first (in the
+    order found), then the others found; the evidence of what is shown as the answer leads."""
+    cited = {chunk_id for item in group.items for chunk_id in item.passages}
+    first = [p for p in found if p.chunk_id in cited][:k]
+    return first + [p for p in found if p.chunk_id not in cited][: k - len(first)]
 
 
 def _told(question: Question, extracted: ExtractedAnswer) -> int:

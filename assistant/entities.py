@@ -54,6 +54,7 @@ class AnswerGroup:
     source: str
     title: str
     items: list[AnswerItem]
+    told: bool = False  # its text tells the asked event of them (spoke, took part), not only their kind
 
 
 @dataclass
