@@ -74,7 +74,7 @@ def answer_question(retriever: Retriever, asked: Question | str, k: int = 5) -> 
     vector = question.vector
     assert vector is not None  # read() embeds it
     depth = max(k, LIST_DEPTH) if question.type and question.is_list else k
-    found, relevance = retriever.ranked(question, depth)
+    found, relevance = retriever.ranked(question, depth, shown=k)
     shown = found[:k]
     reply = Answer(
         question.text,

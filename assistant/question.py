@@ -62,6 +62,7 @@ class Question:
     is_list: bool = False  # every matching entity is wanted, not one
     words: tuple[str, ...] = ()  # content words, lower case, in order
     sources: tuple[str, ...] = ()  # the documents and folders it is asked within (read_sources); none: all
+    about: tuple[str, ...] = ()  # documents it is known to be about (a follow-up's): exempt from the spread
     vector: np.ndarray | None = None  # the embedded text, once computed (with_vector)
 
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from .config import check_mode
 from .documents import Passage
 from .embedding import Embedder
 from .errors import QueryError
-from .index.store import Key, Scope, Store
+from .index.store import Key, Scope, Store, TitledChunk
 from .question import Question
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 CANDIDATES = 100  # per side, before fusion
 FUSION = "minmax"  # or "rrf"; chosen on SciFact train by benchmarks/quality.py
 FUSION_WEIGHT = 0.6  # weight of the dense side in "minmax" fusion; chosen likewise (train nDCG@10 0.7246)
+# Diversity: the first k passages hold at most MAX_PER_DOCUMENT of one document (unless the question is about
+# it, or too few documents are left to fill k), looking SPREAD_POOL candidates deep per passage wanted. Measured
+# in docs/benchmarks.md#diversity.
+MAX_PER_DOCUMENT = 3
+SPREAD_POOL = 6
 RRF_K = 60  # the constant of reciprocal rank fusion, as in Cormack et al. (2009)
 # The relevance floor. The best cosine that a question about something else reaches grows with the number of
 # passages (the best of more unrelated passages scores higher), so the floor grows with the log of the index
@@ -59,6 +65,24 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
     return ((scores - scores.min()) / (scores.max() - scores.min())).astype(np.float32)
 
 
+def spread(ranked: Sequence[tuple[Key, str]], k: int, about: Collection[str] = ()) -> list[Key]:
+    """The first k of `ranked` (keys with their document, best first) with at most MAX_PER_DOCUMENT of one
+    document, unless it is one the question is about; when that leaves fewer than k, the best of the rest fill
+    them, so the count never falls under k for a scope or a corpus of few documents."""
+    first: list[Key] = []
+    held: Counter[str] = Counter()
+    for key, source in ranked:
+        if len(first) == k:
+            break
+        if held[source] < MAX_PER_DOCUMENT or source in about:
+            first.append(key)
+            held[source] += 1
+    if len(first) < k:
+        taken = set(first)
+        first += [key for key, _ in ranked if key not in taken][: k - len(first)]
+    return first
+
+
 class Retriever:
     """`Passage.score` is the cosine similarity of question and passage (normalized vectors, inner product),
     from -1 to 1, in every mode; the ranking is by the mode's own score (cosine, BM25 or fused).
@@ -91,10 +115,14 @@ class Retriever:
         """The k best passages for `query`, best first; k is capped at the number of chunks (of its scope)."""
         return self.ranked(query, k, mode)[0]
 
-    def ranked(self, query: Question | str, k: int = 5, mode: str | None = None) -> tuple[list[Passage], float]:
+    def ranked(
+        self, query: Question | str, k: int = 5, mode: str | None = None, shown: int | None = None
+    ) -> tuple[list[Passage], float]:
         """search() and relevance() together. The dense side's first candidate is the best cosine in the index,
         so a mode with a dense side searches the vectors once (at 100,000 chunks one exact search is ~12 ms).
-        A question asked within sources searches only their chunks, relevance included."""
+        A question asked within sources searches only their chunks, relevance included.
+        The first `shown` passages (default: all k) are spread over documents (spread()); the rest follow in
+        ranked order."""
         mode = check_mode(mode or self.mode)
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
@@ -103,9 +131,15 @@ class Retriever:
         assert vector is not None
         within = self.within(question)
         keys, ranking, best = self._rank(question.text, vector, mode, max(k, CANDIDATES), within)
-        keep = [keys[i] for i in np.argsort(-ranking, kind="stable")[:k]]
+        order = [keys[i] for i in np.argsort(-ranking, kind="stable")]
+        shown = min(k, shown or k)
+        pool = order[: max(k, shown * SPREAD_POOL)]
+        rows = self.index.chunks(pool)  # with their document's title
+        first = spread([(key, rows[key]["source"]) for key in pool if key in rows], shown, question.about)
+        taken = set(first)
+        keep = [key for key in (*first, *(key for key in pool if key not in taken)) if key in rows][:k]
         cosines = self._cosines(keep, vector)
-        passages = self._passages(keep, [float(c) for c in cosines])
+        passages = self._passages(keep, [float(c) for c in cosines], rows)
         return passages, self.relevance(vector, within) if best is None else best
 
     def within(self, question: Question) -> tuple[Scope, ...]:
@@ -145,8 +179,7 @@ class Retriever:
             return np.zeros(0, np.float32)
         return self.index.stored_vectors(keys) @ np.asarray(vector, dtype=np.float32)
 
-    def _passages(self, keys: list[Key], cosines: list[float]) -> list[Passage]:
-        stored = self.index.chunks(keys)  # with their document's title
+    def _passages(self, keys: list[Key], cosines: list[float], stored: dict[Key, TitledChunk]) -> list[Passage]:
         return [
             Passage(
                 r["text"],

@@ -279,7 +279,8 @@ def _follow_up(retriever: Retriever, searched: Question, earlier: Answer, k: int
     documents = list(dict.fromkeys([g.source for g in answered] or [p.source for p in earlier.passages[:2]]))
     if documents:
         within = Retriever(retriever.index, retriever.embedder, -1.0, retriever.mode)
-        answer = answer_question(within, replace(searched, sources=tuple(documents)), k)
+        # about the document that answered first: its passages are not held to the spread over documents
+        answer = answer_question(within, replace(searched, sources=tuple(documents), about=tuple(documents[:1])), k)
         answer.floor = retriever.floor
     else:
         answer = answer_question(retriever, searched, k)

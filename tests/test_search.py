@@ -1,12 +1,13 @@
 import pytest
 
 from assistant.answers import _answer_by_document, answer_question
+from assistant.config import Settings
 from assistant.documents import Passage
 from assistant.errors import QueryError
 from assistant.index import build_index
 from assistant.index.faiss.store import open_index
 from assistant.question import Question
-from assistant.search import Retriever, relevance_floor
+from assistant.search import MAX_PER_DOCUMENT, Retriever, relevance_floor, spread
 
 FILES = {
     "spain.txt": "Spain sent a delegation of border police.\n\nThe weather in Madrid was sunny.",
@@ -128,6 +129,34 @@ def test_a_highlight_marks_only_a_sentence_that_stands_out_in_its_passage(settin
     assert passages["one.txt"].highlights == []  # its one sentence: marking it would say nothing
     two = passages["two.txt"]
     assert [two.text[s:e] for s, e in two.highlights] == ["Kuwait observed the talks."]
+
+
+def test_spread_holds_at_most_a_few_passages_of_one_document_unless_it_is_what_the_question_is_about():
+    ranked = [(1, "a"), (2, "a"), (3, "a"), (4, "a"), (5, "b"), (6, "a"), (7, "c")]
+    assert MAX_PER_DOCUMENT == 3
+    assert spread(ranked, 5) == [1, 2, 3, 5, 7]  # a's fourth waits for the other documents
+    assert spread(ranked, 5, about={"a"}) == [1, 2, 3, 4, 5]
+    assert spread(ranked[:4], 3) == [1, 2, 3]
+    # fewer documents than the cap can fill: the best of the rest fill k, never fewer
+    assert spread([(1, "a"), (2, "a"), (3, "a"), (4, "a"), (5, "b")], 5) == [1, 2, 3, 5, 4]
+    assert spread([], 5) == []
+
+
+def test_the_top_k_spreads_over_documents_and_a_scope_of_one_still_returns_k(tmp_path, corpus, fake_embedder):
+    settings = Settings(
+        corpus=corpus, index=tmp_path / "index", model="fake", min_score=-1.0, chunk_tokens=16, chunk_overlap=0
+    )
+    (corpus / "long.txt").write_text("\n\n".join(f"Kuwait observed the maritime talks on day {n}." for n in range(8)))
+    (corpus / "short.txt").write_text("Kuwait observed maritime patrols near Muscat.")
+    (corpus / "other.txt").write_text("Bahrain hosted a dinner for the delegates.")
+    build_index(settings, fake_embedder)
+    retriever = Retriever(open_index(settings.index), fake_embedder, min_score=-1.0)
+    found = retriever.search("Kuwait observed the maritime talks", k=5)
+    assert [p.source for p in found].count("long.txt") == MAX_PER_DOCUMENT and "short.txt" in [p.source for p in found]
+    within = retriever.search(Question.read("Kuwait observed the maritime talks", ["long.txt"]), k=5)
+    assert [p.source for p in within] == ["long.txt"] * 5
+    deep, _ = retriever.ranked("Kuwait observed the maritime talks", k=9, shown=5)
+    assert len(deep) == 9 and [p.source for p in deep[:5]].count("long.txt") == MAX_PER_DOCUMENT
 
 
 def _passage(text: str, source: str, score: float, chunk_id: str) -> Passage:

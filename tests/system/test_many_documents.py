@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from assistant import cli
+from assistant.search import MAX_PER_DOCUMENT
 from tests.helpers import PARTICIPANTS, ROOT
 
 SEED = "unodc-regional-conference-islamabad.txt"
@@ -156,3 +157,10 @@ def test_source_that_is_missing_or_leads_out_of_the_corpus_is_a_one_line_error_b
 def test_off_topic_question_is_not_in_the_documents(many, capsys):
     answer = ask_json(many, capsys, "How do I bake a sourdough loaf?")
     assert answer["no_answer"] is True, (answer["relevance"], answer["relevance_floor"], answer["answer"])
+
+
+def test_the_top_5_spreads_over_documents_so_the_seed_shows_beside_the_church_general_conference(many, capsys):
+    answer = ask_json(many, capsys, "When was the conference held?")
+    sources = [p["source"] for p in answer["passages"][:5]]
+    assert max(sources.count(source) for source in sources) <= MAX_PER_DOCUMENT, sources
+    assert SEED in sources and any("24 October" in p["text"] for p in answer["passages"][:5]), sources
