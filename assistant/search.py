@@ -121,7 +121,9 @@ class Retriever:
         """search() and relevance() together. The dense side's first candidate is the best cosine in the index,
         so a mode with a dense side searches the vectors once (at 100,000 chunks one exact search is ~12 ms).
         A question asked within sources searches only their chunks, relevance included.
-        The first `shown` passages (default: all k) are spread over documents (spread()); the rest follow in
+        In hybrid, the lexical side's best passage is among the first `shown` (default: all k), in the last place
+        if the fusion ranks it lower: a passage that holds the question's words best (a name, a title) is not
+        buried by a weak cosine. The first `shown` are spread over documents (spread()); the rest follow in
         ranked order."""
         mode = check_mode(mode or self.mode)
         if k < 1:
@@ -130,9 +132,12 @@ class Retriever:
         vector = question.vector
         assert vector is not None
         within = self.within(question)
-        keys, ranking, best = self._rank(question.text, vector, mode, max(k, CANDIDATES), within)
+        keys, ranking, best, lead = self._rank(question.text, vector, mode, max(k, CANDIDATES), within)
         order = [keys[i] for i in np.argsort(-ranking, kind="stable")]
         shown = min(k, shown or k)
+        if lead is not None and shown >= 2 and lead not in order[:shown]:
+            order.remove(lead)  # the lexical side's best passage is shown, last of the first `shown`
+            order.insert(shown - 1, lead)
         pool = order[: max(k, shown * SPREAD_POOL)]
         rows = self.index.chunks(pool)  # with their document's title
         first = spread([(key, rows[key]["source"]) for key in pool if key in rows], shown, question.about)
@@ -157,21 +162,23 @@ class Retriever:
 
     def _rank(
         self, query: str, vector: np.ndarray, mode: str, depth: int, within: Sequence[Scope] = ()
-    ) -> tuple[list[Key], np.ndarray, float | None]:
-        """Candidate keys, the score they are ranked by, and the best cosine in the index (None for bm25).
+    ) -> tuple[list[Key], np.ndarray, float | None, Key | None]:
+        """Candidate keys, the score they are ranked by, the best cosine in the index (None for bm25), and, in
+        hybrid, the lexical side's best candidate (None when no word matched).
         Each side returns its own candidates with scores; in hybrid, the lexical side also scores the dense
         side's candidates, and the dense scores of the lexical side's come from their stored vectors."""
         dense = self.index.dense(vector, depth, within) if mode != "bm25" else []
         best = dense[0][1] if dense else (None if mode == "bm25" else -1.0)
         if mode == "dense":
-            return [key for key, _ in dense], np.array([s for _, s in dense], dtype=np.float32), best
+            return [key for key, _ in dense], np.array([s for _, s in dense], dtype=np.float32), best, None
         lexical = self.index.lexical(query, depth, also=[key for key, _ in dense], within=within)
         if mode == "bm25":
             found = sorted((key for key, score in lexical.items() if score > 0), key=lambda key: -lexical[key])[:depth]
-            return found, np.array([lexical[key] for key in found], dtype=np.float32), best
+            return found, np.array([lexical[key] for key in found], dtype=np.float32), best, None
         keys = sorted({key for key, _ in dense} | {key for key, score in lexical.items() if score > 0})
         scores = np.array([lexical.get(key, 0.0) for key in keys], dtype=np.float32)
-        return keys, fuse(self._cosines(keys, vector), scores, self.weight, self.fusion), best
+        lead = keys[int(scores.argmax())] if len(scores) and scores.max() > 0 else None
+        return keys, fuse(self._cosines(keys, vector), scores, self.weight, self.fusion), best, lead
 
     def _cosines(self, keys: list[Key], vector: np.ndarray) -> np.ndarray:
         """Cosine of each chunk's stored vector with the question's (both are normalized)."""

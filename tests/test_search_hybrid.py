@@ -84,3 +84,17 @@ def test_reciprocal_rank_fusion_sums_one_over_sixty_plus_rank():
     lexical = np.array([0.0, 10.0, 5.0], dtype=np.float32)
     fused = fuse(dense, lexical, method="rrf")
     assert np.allclose(fused, [1 / 61, 1 / 62 + 1 / 61, 1 / 63 + 1 / 62])
+
+
+def test_the_lexical_sides_best_passage_is_shown_though_the_fusion_ranks_it_lower(settings, corpus, fake_embedder):
+    for n in range(8):
+        (corpus / f"doc{n}.txt").write_text(f"Report number {n} on maritime patrols near Muscat.")
+    build_index(settings, fake_embedder)
+    retriever = Retriever(open_index(settings.index), fake_embedder, min_score=-1.0)
+    rows = list(range(8))
+    fused = np.linspace(1.0, 0.1, 8).astype(np.float32)  # row 7 ranks last in the fusion, but first by its words
+    retriever._rank = lambda *args: (rows, fused, 0.5, 7)  # type: ignore[method-assign]
+    ids = [chunk["id"] for _, chunk in sorted(retriever.index.chunks(rows).items())]
+    assert [p.chunk_id for p in retriever.search("maritime patrols", k=5)] == ids[:4] + [ids[7]]
+    assert [p.chunk_id for p in retriever.search("maritime patrols", k=8)] == ids  # among the k already
+    assert [p.chunk_id for p in retriever.search("maritime patrols", k=1)] == ids[:1]  # k=1: the fusion decides
