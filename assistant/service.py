@@ -27,6 +27,7 @@ from .search import Retriever
 log = logging.getLogger(__name__)
 
 CACHED_ANSWERS = 256
+PARSES = "parses.sqlite"  # in the index folder: the passages' spaCy parses, kept from one process to the next
 _OPEN_ATTEMPTS = 3
 
 
@@ -114,6 +115,7 @@ class Assistant:
         self._lock = threading.Lock()
         self.answers = AnswerCache()
         self.slots = Slots(settings.workers, settings.queue)
+        entities.keep_parses(settings.index / PARSES)
 
     def index(self) -> Store[Any]:
         """The published index. Its version is read on every call (FAISS: the CURRENT pointer, one small file;

@@ -121,7 +121,8 @@ def child_latency(spec: dict) -> dict:
 
 
 def forget_passages(embedder) -> None:
-    """Empty what answers remember of passages shown before (their sentence vectors, their spaCy parses).
+    """Empty what answers remember of passages shown before (their sentence vectors, their spaCy parses, in
+    memory and on disk).
     Each mode asks the same questions, which mostly find the same passages: without this, every mode after
     the first would answer from passages the first one already parsed."""
     from assistant import embedding, entities
@@ -129,6 +130,7 @@ def forget_passages(embedder) -> None:
 
     embedder._remembered = LRU(embedding.REMEMBERED)
     entities._PARSED = LRU(entities._PARSED.size)
+    entities.keep_parses(None)  # nor the parses kept on disk: every ask parses its passages
 
 
 def child_large(spec: dict) -> dict:

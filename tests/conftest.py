@@ -33,6 +33,10 @@ def _isolated_env(monkeypatch):
 
     for var in [v for v in os.environ if v.startswith("ASSISTANT_")]:
         monkeypatch.delenv(var)
+    yield
+    from assistant import entities
+
+    entities.keep_parses(None)  # an Assistant keeps parses in its index folder: the next test's is another
 
 
 @pytest.fixture
