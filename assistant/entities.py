@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -170,7 +171,15 @@ def keep_parses(path: Path | None) -> None:
         return
     if _STORED is not None:
         _STORED.close()
-    _STORED = ParseCache(path) if path is not None else None
+    _STORED = ParseCache(path, _repairs()) if path is not None else None
+
+
+def _repairs() -> str:
+    """A digest of the code that repairs spaCy's entities: a stored parse is used only with the same repairs."""
+    import inspect
+
+    code = "".join(inspect.getsource(f) for f in (_parse_new, _suspect_spans, _fix_place, _merge_day_numbers, _trim))
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def _parse(texts: list[str]) -> list[Doc]:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Raise it when what a stored parse holds changes (entities' repairs, the model): older parses are then unused.
+# Raise it when what a stored parse holds changes in a way the key does not see: older parses are then unused.
+# The key sees the text, the model's name and version, spaCy's version and the code of the repairs (`parser`).
 PARSE_VERSION = 1
 MAX_PARSES = 200_000  # about 1.4 kB each: some 280 MB at most; the least recently stored go first beyond it
 PRUNE_EVERY = 1_000  # stores between two checks of the size
@@ -27,18 +28,21 @@ class ParseCache:
     cannot be read or written (a read-only folder, a damaged file) is logged once and left aside: answers go on,
     parsing what they need."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, parser: str = "") -> None:
         self.path = path
+        self.parser = parser  # what else makes a parse: entities' repairs, as a digest of their code
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._broken = False
         self._stored = 0
 
-    @staticmethod
-    def key(text: str, nlp: Language) -> str:
-        """The text's key for this model: the same text parsed by another model or version is another entry."""
-        model = f"{nlp.meta.get('name')}-{nlp.meta.get('version')}"
-        return hashlib.sha256(f"{model}\0{PARSE_VERSION}\0{text}".encode()).hexdigest()[:32]
+    def key(self, text: str, nlp: Language) -> str:
+        """The text's key for this parser: the same text parsed by another model, spaCy or repair code is another
+        entry."""
+        from spacy import about
+
+        made = f"{nlp.meta.get('name')}-{nlp.meta.get('version')}\0{about.__version__}\0{self.parser}\0{PARSE_VERSION}"
+        return hashlib.sha256(f"{made}\0{text}".encode()).hexdigest()[:32]
 
     def get(self, texts: list[str], nlp: Language) -> dict[str, Doc]:
         """The stored parses of `texts` (those found), by text."""

@@ -53,12 +53,14 @@ def test_a_stored_parse_answers_as_a_fresh_one_and_nothing_is_parsed_again(tmp_p
     assert "Cesar Guedes" in [text for text, _ in fresh["Who spoke at the conference?"]]
 
 
-def test_a_parse_is_kept_per_model_version_and_parse_version(tmp_path, monkeypatch):
+def test_a_parse_is_kept_per_text_repair_code_and_parse_version(tmp_path, monkeypatch):
     nlp = entities._model()
-    key = ParseCache.key("Kuwait observed the talks.", nlp)
-    assert key != ParseCache.key("Kuwait observed the talks!", nlp)
+    cache = ParseCache(tmp_path / "parses.sqlite", entities._repairs())
+    key = cache.key("Kuwait observed the talks.", nlp)
+    assert key != cache.key("Kuwait observed the talks!", nlp)
+    assert key != ParseCache(cache.path, "other repairs").key("Kuwait observed the talks.", nlp)
     monkeypatch.setattr(parses, "PARSE_VERSION", parses.PARSE_VERSION + 1)
-    assert ParseCache.key("Kuwait observed the talks.", nlp) != key
+    assert cache.key("Kuwait observed the talks.", nlp) != key
 
 
 def test_a_cache_that_cannot_be_written_is_left_aside_and_answers_go_on(tmp_path, forget, caplog):
