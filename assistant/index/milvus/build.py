@@ -57,6 +57,8 @@ from .collections import (
     bucket,
     catalog_entry,
     literal,
+    of_documents,
+    path_key,
     reached,
 )
 from .lease import held, renew
@@ -179,22 +181,22 @@ class Writer(Collections):
             if row["sha"]:
                 self.client.upsert(docs, [{**self._doc_row(live, row["path"]), "pending": ""}])
             else:
-                self.client.delete(docs, filter=f"path == {literal(row['path'])}")
+                self.client.delete(docs, filter=of_documents("key", [row["path"]]))
         rows = self.query_all(docs, 'sha != ""', ["path", "sha", "title", "chunks", "precision", "parts"])
         return {row["path"]: {**catalog_entry(row), "parts": int(row["parts"])} for row in rows}
 
     def _doc_row(self, live: str, path: str) -> dict:
-        fields = ["path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]
+        fields = ["key", "path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]
         return {
-            **self.query(self.data(live, "docs"), f"path == {literal(path)}", fields)[0],
+            **self.query(self.data(live, "docs"), of_documents("key", [path]), fields)[0],
             "placeholder": PLACEHOLDER,
         }
 
     def _delete_versions(self, live: str, path: str, keep: str) -> None:
         """Delete the chunks and text of every version of `path` but `keep` ("": all of them)."""
-        expression = f"source == {literal(path)}" + (f" and sha != {literal(keep)}" if keep else "")
+        expression = of_documents("doc", [path]) + (f" and sha != {literal(keep)}" if keep else "")
         self.client.delete(self.data(live, "chunks"), filter=expression)
-        self.client.delete(self.data(live, "texts"), filter=expression.replace("source ==", "path =="))
+        self.client.delete(self.data(live, "texts"), filter=expression)
 
     def _write_fresh(
         self, embedder: Embedder, fresh: list[Document], progress: BuildProgress | None, skipped: list[SkippedEntry]
@@ -238,6 +240,7 @@ class Writer(Collections):
         path, sha = document.path, document.sha256
         parts = _parts(document)
         row = {
+            "key": path_key(path),
             "path": path,
             "bucket": bucket(path),
             "title": document.title[:PART_CHARS],
@@ -247,7 +250,15 @@ class Writer(Collections):
             "placeholder": PLACEHOLDER,
         }
         texts = [
-            {"key": f"{sha}:{i}:{path}", "path": path, "sha": sha, "part": i, "body": body, "placeholder": PLACEHOLDER}
+            {
+                "key": f"{sha}:{i}:{path_key(path)}",
+                "path": path,
+                "doc": path_key(path),
+                "sha": sha,
+                "part": i,
+                "body": body,
+                "placeholder": PLACEHOLDER,
+            }
             for i, body in enumerate(parts)
         ]
         return row, texts, _chunk_rows(chunks, vectors, sha) if chunks else [], sha
@@ -300,6 +311,7 @@ class Writer(Collections):
             docs,
             [
                 {
+                    "key": path_key(path),
                     "path": path,
                     "bucket": bucket(path),
                     "sha": "",
@@ -313,7 +325,7 @@ class Writer(Collections):
             ],
         )  # readers stop seeing it
         self._delete_versions(live, path, keep="")
-        self.client.delete(docs, filter=f"path == {literal(path)}")
+        self.client.delete(docs, filter=of_documents("key", [path]))
         self.manifest["chunks"] = int(self.manifest["chunks"]) - before["chunks"]
         self._bump()
 
@@ -396,6 +408,7 @@ def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict
             "bucket": bucket(f"{c.id}:{sha}"),
             "chunk_id": c.id,
             "source": c.source,
+            "doc": path_key(c.source),
             "sha": sha,
             "page": NO_PAGE if c.page is None else c.page,
             "start": c.start,

@@ -14,9 +14,11 @@ then switches that one row, then deletes the old chunks (build.py), so readers s
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import threading
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +30,9 @@ from ..manifest import CatalogEntry
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # of the collections' layout; 2: each chunk's section (heading path) and ocr flag
+# of the collections' layout; 2: each chunk's section (heading path) and ocr flag; 3: documents found by the hash
+# of their path (path_key), never by the path in a filter
+FORMAT = 3
 PART_CHARS = 16_000  # characters per VARCHAR part: at most 4 bytes each, under Milvus's 65,535-byte limit
 MAX_VARCHAR = 65_535
 LIMIT = 16_384  # rows one Milvus query returns at most
@@ -58,7 +62,12 @@ def client_for(settings: Settings) -> Any:
 
 def _connect(uri: str, token: str) -> Any:
     try:
-        from pymilvus import MilvusClient
+        with warnings.catch_warnings():  # milvus-lite 2.5 imports pkg_resources, which warns that it is deprecated
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            from pymilvus import MilvusClient
+
+            if is_lite(uri):
+                import milvus_lite  # noqa: F401  (imported here, under the filter, before pymilvus imports it)
     except ImportError:
         raise ConfigError(
             "ASSISTANT_STORE=milvus needs pymilvus and milvus-lite — run: pip install 'assistant[milvus]'"
@@ -115,12 +124,13 @@ def is_milvus_error(err: Exception) -> bool:
     return type(err).__module__.split(".")[0] in ("pymilvus", "grpc")
 
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {"\\": "\\\\", '"': '\\"'}
 
 
 def literal(text: str) -> str:
-    """A string in a Milvus filter expression. Its parser takes these escapes (and refuses \\u and \\x); other
-    characters, the rest of the control characters included, go in as they are."""
+    """A string in a Milvus filter expression, its backslashes and double quotes escaped. Milvus's engine takes no
+    other escape as it should ("\\n" matches no line break, and a raw one is refused): a path never goes into a
+    filter (path_key), only hashes, keys of our own and plain folder names."""
     return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
 
 
@@ -158,7 +168,7 @@ class Collections:
 
         client = self.client
         chunks = self._schema(
-            [("chunk_id", 64), ("source", None), ("sha", 64)],
+            [("chunk_id", 64), ("source", None), ("doc", 64), ("sha", 64)],
             [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64), ("bucket", DataType.INT64)],
             ["text", "embed_text", "section"],
         )
@@ -184,12 +194,11 @@ class Collections:
             self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong"
         )
         docs = self._schema(
-            [("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
+            [("path", None), ("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
             [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)],
             [],
-            key="path",
         )
-        texts = self._schema([("path", None), ("sha", 64)], [("part", DataType.INT64)], ["body"])
+        texts = self._schema([("path", None), ("doc", 64), ("sha", 64)], [("part", DataType.INT64)], ["body"])
         for kind, schema in (("docs", docs), ("texts", texts)):
             self.create_side(self.data(live, kind), schema)
 
@@ -253,6 +262,19 @@ class Collections:
 def catalog_entry(row: dict[str, Any]) -> CatalogEntry:
     """A document's entry from its row in the docs collection."""
     return {"sha256": row["sha"], "title": row["title"], "chunks": int(row["chunks"]), "precision": row["precision"]}
+
+
+def path_key(path: str) -> str:
+    """A document's key: a hash of its path. It is the docs collection's primary key and the `doc` field of its
+    chunks and texts, and every filter that names documents names them by it, never by their path: Milvus's
+    engine writes primary keys into SQL unescaped (upserting a key that holds a quote fails), and its filter
+    expressions cannot hold a line break (neither raw nor as an escape)."""
+    return hashlib.sha256(path.encode()).hexdigest()
+
+
+def of_documents(field: str, paths: Sequence[str]) -> str:
+    """The filter keeping the rows of these documents: `field` (key or doc) among their path_keys."""
+    return one_of(field, [path_key(path) for path in paths])
 
 
 def bucket(key: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -14,8 +15,20 @@ from ...lru import LRU
 from ..lexical import terms
 from ..manifest import CatalogEntry, Manifest, check_built_with
 from ..store import ChunkRow, DocumentRow, Scope, TitledChunk
-from .collections import FORMAT, NO_PAGE, Collections, catalog_entry, is_milvus_error, literal, one_of, reached
+from .collections import (
+    BM25,
+    FORMAT,
+    NO_PAGE,
+    Collections,
+    catalog_entry,
+    is_milvus_error,
+    literal,
+    of_documents,
+    one_of,
+    reached,
+)
 
+_PLAIN = re.compile(r"[^%_\\\x00-\x1f\x7f]*")  # a folder name a LIKE pattern can hold as it is
 CACHED_VECTORS = 20_000  # chunk vectors kept by a store: about 30 MB at 384 dimensions
 CACHED_ROWS = 5_000  # chunk rows (text and offsets) kept by a store
 KNOWN_AMONG = 16  # known_terms: a term is known when one of the first chunks that hold it is live
@@ -97,8 +110,8 @@ class MilvusStore:
         )[0]
         live = self._live(hits)
         for hit in live:  # the fusion's cosines need them next: no second trip for the dense side's candidates
-            self._vectors.put(hit["key"], np.asarray(hit["entity"]["dense"], dtype=np.float32))
-        return [(hit["key"], float(hit["distance"])) for hit in live]
+            self._vectors.put(hit["id"], np.asarray(hit["entity"]["dense"], dtype=np.float32))
+        return [(hit["id"], float(hit["distance"])) for hit in live]
 
     @reached
     def lexical(self, query: str, k: int, also: Sequence[str] = (), within: Sequence[Scope] = ()) -> dict[str, float]:
@@ -122,7 +135,8 @@ class MilvusStore:
             output_fields=["source", "sha"],
             search_params={"metric_type": "BM25"},
         )[0]
-        return {hit["key"]: abs(float(hit["distance"])) for hit in self._live(hits)}  # Milvus Lite reports -score
+        # the engine's BM25 is bm25s's (Lucene's) times (k1 + 1): the same ranking; divided, the same scores too
+        return {hit["id"]: float(hit["distance"]) / (BM25["bm25_k1"] + 1) for hit in self._live(hits)}
 
     @reached
     def known_terms(self, words: Sequence[str], within: Sequence[Scope] = ()) -> set[str]:
@@ -147,23 +161,23 @@ class MilvusStore:
         return " and ".join(f"({self._scope_filter(scope)})" for scope in within)
 
     def _scope_filter(self, scope: Scope) -> str:
-        """Paths exactly; a folder as a LIKE prefix, its own "%" and "_" escaped. Milvus versions differ on what
-        a backslash before another character means in a LIKE pattern, so a folder whose name holds one is
-        spelled out as the paths of its documents instead."""
+        """Documents by their key (path_key); a folder as a LIKE prefix of `source` when its name is plain, else
+        spelled out as its documents: the engine's LIKE takes "%" and "_" as wildcards, with no escape that works,
+        and a filter cannot hold a line break."""
         paths = list(scope.paths)
         likes = []
         for folder in scope.folders:
-            if "\\" in folder:
-                paths += [path for path in self.catalog() if path.startswith(folder + "/")]
+            if _PLAIN.fullmatch(folder):
+                likes.append(f"source like {literal(folder + '/%')}")
             else:
-                likes.append(f"source like {literal(_under(folder))}")
-        return " or ".join(([one_of("source", paths)] if paths else []) + likes) or 'source == ""'  # nothing
+                paths += [path for path in self.catalog() if path.startswith(folder + "/")]
+        return " or ".join(([of_documents("doc", paths)] if paths else []) + likes) or 'doc == ""'  # nothing
 
     def _live(self, hits: list[dict]) -> list[dict]:
-        """The rows whose document's row names their version: a document being rewritten shows whole."""
-        entity = [hit.get("entity", hit) for hit in hits]
-        shas = self._shas({e["source"] for e in entity})
-        return [hit for hit, e in zip(hits, entity) if shas.get(e["source"]) == e["sha"]]
+        """The hits whose document's row names their version: a document being rewritten shows whole. A hit is
+        Milvus's: the primary key in `id`, the output fields in `entity`."""
+        shas = self._shas({hit["entity"]["source"] for hit in hits})
+        return [hit for hit in hits if shas.get(hit["entity"]["source"]) == hit["entity"]["sha"]]
 
     def _shas(self, paths: set[str]) -> dict[str, str]:
         """The live version of each document ("" for none)."""
@@ -175,7 +189,7 @@ class MilvusStore:
         if missing:
             rows = {
                 row["path"]: (row["sha"], row["title"])
-                for row in self.db.query(self.doc_table, one_of("path", missing), ["path", "sha", "title"])
+                for row in self.db.query_all(self.doc_table, of_documents("key", missing), ["path", "sha", "title"])
             }
             self._docs.update({path: rows.get(path, ("", "")) for path in missing})
         return {path: self._docs[path] for path in paths}
@@ -213,7 +227,7 @@ class MilvusStore:
 
     @reached
     def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]:
-        rows = self._chunk_rows(one_of("source", list(sources))) if len(sources) else []
+        rows = self._chunk_rows(of_documents("doc", list(sources))) if len(sources) else []
         return sorted(rows, key=lambda row: (row["source"], row["start"]))
 
     def _chunk_rows(self, expression: str) -> list[MilvusChunk]:
@@ -230,12 +244,14 @@ class MilvusStore:
     @reached
     def documents(self, paths: Sequence[str] | None = None) -> dict[str, DocumentRow]:
         """Documents with their text and sections (JSON), as the FAISS store's rows."""
-        catalog = self.catalog() if paths is None else self._catalog(one_of("path", list(paths)) if paths else None)
+        if paths is None:
+            catalog = self.catalog()
+        else:
+            catalog = self._catalog(of_documents("key", list(paths)) if paths else None)
         found: dict[str, DocumentRow] = {}
         for path, entry in catalog.items():
-            parts = self.db.query(
-                self.text_table, f"path == {literal(path)} and sha == {literal(entry['sha256'])}", ["part", "body"]
-            )
+            version = f"{of_documents('doc', [path])} and sha == {literal(entry['sha256'])}"
+            parts = self.db.query(self.text_table, version, ["part", "body"])
             body = json.loads("".join(row["body"] for row in sorted(parts, key=lambda row: row["part"])))
             found[path] = {
                 "path": path,
@@ -262,11 +278,6 @@ class MilvusStore:
 
     def close(self) -> None:
         """The client stays open: it is shared by every store of this process on the same URI."""
-
-
-def _under(folder: str) -> str:
-    """The LIKE pattern of the paths under `folder`: a backslash makes its "%" and "_" plain characters."""
-    return folder.replace("%", "\\%").replace("_", "\\_") + "/%"
 
 
 def _chunk_row(row: dict[str, Any]) -> MilvusChunk:
