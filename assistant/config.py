@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +21,14 @@ Store = Literal["faiss", "milvus"]  # where the chunks, vectors and BM25 terms l
 STORES: tuple[str, ...] = get_args(Store)
 Ocr = Literal["auto", "on", "off"]  # auto: scanned pages and images are read when Tesseract is installed (ocr.py)
 OCR_MODES: tuple[str, ...] = get_args(Ocr)
+# Milvus's dense index types: (build parameters, search parameters), with their defaults
+MILVUS_PARAMS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
+    "FLAT": ({}, {}),
+    "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 16}),
+    "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 128}),
+}
+MILVUS_CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
+_LITE_FILE = re.compile(r"[A-Za-z0-9.\-_]{1,36}")  # what Milvus Lite 2.5 accepts as its file's name
 
 # name -> (environment variable, type)
 _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "auto" for None
@@ -49,6 +58,10 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "milvus_uri": ("ASSISTANT_MILVUS_URI", str),
     "milvus_token": ("ASSISTANT_MILVUS_TOKEN", str),
     "milvus_collection": ("ASSISTANT_MILVUS_COLLECTION", str),
+    "milvus_db": ("ASSISTANT_MILVUS_DB", str),
+    "milvus_index": ("ASSISTANT_MILVUS_INDEX", str),
+    "milvus_index_params": ("ASSISTANT_MILVUS_INDEX_PARAMS", str),
+    "milvus_consistency": ("ASSISTANT_MILVUS_CONSISTENCY", str),
     "ocr": ("ASSISTANT_OCR", str),
     "ocr_langs": ("ASSISTANT_OCR_LANGS", str),
     "examples": ("ASSISTANT_EXAMPLES", Path),
@@ -101,12 +114,29 @@ class Settings:
     milvus_uri: str = ""
     milvus_token: str = field(default="", repr=False)  # "user:password" or an API key; empty: no authentication
     milvus_collection: str = "assistant"  # the name that the collections of this index start with
+    milvus_db: str = ""  # a server's database; empty: its default one (Milvus Lite has only that one)
+    # the dense field's index: FLAT (exact, as FAISS's flat), IVF_FLAT or HNSW (a server's), with its parameters
+    # as JSON (MILVUS_PARAMS: nlist and nprobe, or M, efConstruction and ef); a change re-indexes at the next build
+    milvus_index: str = "FLAT"
+    milvus_index_params: str = ""
+    # what a search waits for: Strong sees every write made before it (a question after a build sees the build)
+    milvus_consistency: str = "Strong"
     # scanned PDF pages and images: read by Tesseract (on), skipped with a reason (off), or on when it is installed
     ocr: Ocr = "auto"
     ocr_langs: str = "eng"  # Tesseract's languages, joined by +: deu+fra needs Debian's tesseract-ocr-deu and -fra
     # the chat's example questions: a file of lines, one question each (read by serve/ui.py); None: the seed
     # article's examples when it is in the corpus, else none
     examples: Path | None = None
+
+    def milvus_dense_index(self) -> tuple[str, dict[str, int], dict[str, int]]:
+        """(index type, its build parameters, its search parameters) for the dense field, defaults filled in."""
+        given = json.loads(self.milvus_index_params) if self.milvus_index_params else {}
+        build, search = MILVUS_PARAMS[self.milvus_index]
+        return (
+            self.milvus_index,
+            {k: int(given.get(k, default)) for k, default in build.items()},
+            {k: int(given.get(k, default)) for k, default in search.items()},
+        )
 
     def milvus_target(self) -> str:
         """Where Milvus is: the URI, or Milvus Lite's file in the index folder when none is set."""
@@ -146,11 +176,18 @@ class Settings:
                 f"ASSISTANT_MILVUS_URI={self.milvus_uri!r} is neither a server (http://host:19530) nor a "
                 "Milvus Lite file, whose name must end in .db (like index/milvus.db)"
             )
+        lite_file = Path(self.milvus_target()).name
+        if self.store == "milvus" and "://" not in self.milvus_target() and not _LITE_FILE.fullmatch(lite_file):
+            raise ConfigError(
+                f"Milvus Lite's file name must be letters, digits, '.', '-' and '_', at most 36 characters "
+                f"(got {lite_file!r}) — set ASSISTANT_MILVUS_URI to a file like index/milvus.db"
+            )
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
             raise ConfigError(
                 f"ASSISTANT_MILVUS_COLLECTION must be letters, digits and _, starting with a letter or _, "
                 f"at most 151 characters (got {self.milvus_collection!r})"
             )
+        self._check_milvus_index()
         check_ocr(self.ocr)
         if not re.fullmatch(r"[A-Za-z0-9_/]+(\+[A-Za-z0-9_/]+)*", self.ocr_langs):
             raise ConfigError(
@@ -159,6 +196,43 @@ class Settings:
             )
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
+
+    def _check_milvus_index(self) -> None:
+        lite = "://" not in self.milvus_target()
+        if self.milvus_index not in MILVUS_PARAMS:
+            raise ConfigError(
+                f"unknown Milvus index {self.milvus_index!r} (ASSISTANT_MILVUS_INDEX) — "
+                f"valid: {', '.join(MILVUS_PARAMS)}"
+            )
+        if self.milvus_consistency not in MILVUS_CONSISTENCY:
+            raise ConfigError(
+                f"unknown Milvus consistency {self.milvus_consistency!r} (ASSISTANT_MILVUS_CONSISTENCY) — "
+                f"valid: {', '.join(MILVUS_CONSISTENCY)}"
+            )
+        try:
+            given = json.loads(self.milvus_index_params) if self.milvus_index_params else {}
+        except ValueError as err:
+            raise ConfigError(
+                f'ASSISTANT_MILVUS_INDEX_PARAMS is not JSON ({err}): write it like {{"nlist": 1024}}'
+            ) from None
+        build, search = MILVUS_PARAMS[self.milvus_index]
+        known = {**build, **search}
+        if not isinstance(given, dict) or any(k not in known for k in given):
+            raise ConfigError(
+                f"ASSISTANT_MILVUS_INDEX_PARAMS={self.milvus_index_params!r} does not fit {self.milvus_index}: "
+                f"it takes a JSON object of {', '.join(known) or 'no parameters'}"
+            )
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in given.values()):
+            raise ConfigError(f"ASSISTANT_MILVUS_INDEX_PARAMS values must be whole numbers, 1 or more (got {given})")
+        if self.store == "milvus" and lite and self.milvus_index == "HNSW":
+            raise ConfigError(
+                "Milvus Lite indexes with FLAT or IVF_FLAT only — set ASSISTANT_MILVUS_INDEX=IVF_FLAT, or "
+                "ASSISTANT_MILVUS_URI to a Milvus server (http://host:19530) for HNSW"
+            )
+        if self.store == "milvus" and lite and self.milvus_db:
+            raise ConfigError(
+                "Milvus Lite has one database — unset ASSISTANT_MILVUS_DB, or set ASSISTANT_MILVUS_URI to a server"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -104,3 +104,34 @@ def test_ocr_languages_must_be_codes_joined_by_plus():
 def test_examples_file_is_a_path_and_unset_means_the_default_examples():
     assert Settings.from_env({}).examples is None
     assert Settings.from_env({"ASSISTANT_EXAMPLES": "team/examples.txt"}).examples == Path("team/examples.txt")
+
+
+def test_milvus_index_consistency_and_database_are_settings_with_defaults():
+    settings = Settings.from_env({})
+    assert (settings.milvus_index, settings.milvus_consistency, settings.milvus_db) == ("FLAT", "Strong", "")
+    assert settings.milvus_dense_index() == ("FLAT", {}, {})
+    ivf = Settings.from_env({"ASSISTANT_MILVUS_INDEX": "IVF_FLAT", "ASSISTANT_MILVUS_INDEX_PARAMS": '{"nprobe": 32}'})
+    assert ivf.milvus_dense_index() == ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 32})
+    server = {"ASSISTANT_STORE": "milvus", "ASSISTANT_MILVUS_URI": "http://milvus:19530"}
+    hnsw = Settings.from_env({**server, "ASSISTANT_MILVUS_INDEX": "HNSW", "ASSISTANT_MILVUS_DB": "qa"})
+    assert hnsw.milvus_dense_index() == ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})
+    assert Settings.from_env({"ASSISTANT_MILVUS_CONSISTENCY": "Bounded"}).milvus_consistency == "Bounded"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"ASSISTANT_MILVUS_INDEX": "DISKANN"}, "unknown Milvus index 'DISKANN' .* valid: FLAT, IVF_FLAT, HNSW"),
+        ({"ASSISTANT_MILVUS_CONSISTENCY": "strong"}, "valid: Strong, Bounded, Session, Eventually"),
+        ({"ASSISTANT_MILVUS_INDEX_PARAMS": "{nlist: 5}"}, "ASSISTANT_MILVUS_INDEX_PARAMS is not JSON"),
+        ({"ASSISTANT_MILVUS_INDEX_PARAMS": '{"nlist": 5}'}, "does not fit FLAT: it takes a JSON object of no param"),
+        ({"ASSISTANT_MILVUS_INDEX": "IVF_FLAT", "ASSISTANT_MILVUS_INDEX_PARAMS": '{"ef": 5}'}, "of nlist, nprobe"),
+        ({"ASSISTANT_MILVUS_INDEX": "IVF_FLAT", "ASSISTANT_MILVUS_INDEX_PARAMS": '{"nlist": 0}'}, "whole numbers"),
+        ({"ASSISTANT_STORE": "milvus", "ASSISTANT_MILVUS_INDEX": "HNSW"}, "Milvus Lite indexes with FLAT or IVF_FLAT"),
+        ({"ASSISTANT_STORE": "milvus", "ASSISTANT_MILVUS_DB": "qa"}, "Milvus Lite has one database"),
+        ({"ASSISTANT_STORE": "milvus", "ASSISTANT_MILVUS_URI": "/srv/my index.db"}, "Milvus Lite's file name must"),
+    ],
+)
+def test_bad_milvus_index_settings_name_the_variable_and_the_valid_values(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

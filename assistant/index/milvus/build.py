@@ -56,6 +56,7 @@ from .collections import (
     Collections,
     bucket,
     catalog_entry,
+    dense_index,
     literal,
     of_documents,
     path_key,
@@ -116,12 +117,16 @@ class Writer(Collections):
         summary = BuildSummary.of(scan)
         summary.skipped = [SkippedFile(s["path"], s["reason"]) for s in skipped]
         removed = sorted(set(catalog) - set(scan.kept) - {d.path for d in scan.fresh})
-        if old and reuse and not scan.fresh and not removed and skipped == before:
+        vectors = dense_index(self.settings)
+        if old and reuse and not scan.fresh and not removed and skipped == before and old["vectors"] == vectors:
             summary.chunks = int(old["chunks"])
             return summary
         manifest: Manifest = old.copy() if old and reuse else self._new_manifest(live, embedder, old)
         if not reuse:
-            self.create_family(live, int(manifest["dimension"]))
+            self.create_family(live, int(manifest["dimension"]), manifest["vectors"])
+        elif manifest["vectors"] != vectors:
+            self._reindex(live, manifest["vectors"], vectors)
+            manifest["vectors"] = vectors
         self.manifest, self.catalog, self.in_place = manifest, catalog, reuse
         summary.embedded = self._write_fresh(embedder, scan.fresh, progress, skipped)
         for path in removed:
@@ -146,7 +151,23 @@ class Writer(Collections):
             self.settings, FORMAT, live, embedder.dimension, embedder.max_tokens, embedder.precision
         )
         manifest["live"], manifest["generation"] = live, (old or {}).get("generation", 0) + 1
+        manifest["vectors"] = dense_index(self.settings)
         return manifest
+
+    def _reindex(self, live: str, before: dict, after: dict) -> None:
+        """A new dense index on the live chunks (ASSISTANT_MILVUS_INDEX or its build parameters changed), from the
+        vectors already stored: nothing is embedded again. The collection is released while it is rebuilt, so a
+        question asked then fails and can be asked again. Search parameters alone need no new index."""
+        if (before.get("type"), before.get("params")) == (after["type"], after["params"]):
+            return
+        log.info("re-indexing the vectors: %s -> %s %s", before.get("type"), after["type"], after["params"])
+        chunks = self.data(live, "chunks")
+        self.client.release_collection(chunks)
+        self.client.drop_index(chunks, "dense")
+        index = self.client.prepare_index_params()
+        index.add_index("dense", index_type=after["type"], metric_type="IP", params=dict(after["params"]))
+        self.client.create_index(chunks, index)
+        self.client.load_collection(chunks)
 
     def _drop_unpublished(self, keep: str | None) -> None:
         """Collections of full builds that were killed before they were switched to."""

@@ -41,7 +41,7 @@ BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS sto
 PLACEHOLDER = [0.0, 0.0]  # the vector of a side collection's row: Milvus wants a vector field in every collection
 NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
 
-_clients: dict[tuple[str, str], Any] = {}
+_clients: dict[tuple[str, str, str], Any] = {}
 _clients_lock = threading.Lock()
 _loaded: set[tuple[str, str]] = set()  # (uri, side collection) loaded by this process's client
 
@@ -52,15 +52,15 @@ def is_lite(uri: str) -> bool:
 
 
 def client_for(settings: Settings) -> Any:
-    """One MilvusClient per URI and token in this process (Milvus Lite lets one process open its file)."""
-    uri, token = settings.milvus_target(), settings.milvus_token
+    """One MilvusClient per URI, token and database in this process (Milvus Lite lets one process open its file)."""
+    uri, token, db = settings.milvus_target(), settings.milvus_token, settings.milvus_db
     with _clients_lock:
-        if (uri, token) not in _clients:
-            _clients[(uri, token)] = _connect(uri, token)
-        return _clients[(uri, token)]
+        if (uri, token, db) not in _clients:
+            _clients[(uri, token, db)] = _connect(uri, token, db)
+        return _clients[(uri, token, db)]
 
 
-def _connect(uri: str, token: str) -> Any:
+def _connect(uri: str, token: str, db: str = "") -> Any:
     try:
         with warnings.catch_warnings():  # milvus-lite 2.5 imports pkg_resources, which warns that it is deprecated
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -80,7 +80,9 @@ def _connect(uri: str, token: str) -> Any:
     try:
         # keepalive pings to Milvus Lite's in-process server are pointless, and it answers them with GOAWAY
         # "too_many_pings" (logged by grpc): off for Lite; a server keeps pymilvus's defaults
-        options = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}} if is_lite(uri) else {}
+        options: dict[str, Any] = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}} if is_lite(uri) else {}
+        if db:
+            options["db_name"] = db
         return MilvusClient(uri=uri, token=token, timeout=30, **options)
     except Exception as err:  # pymilvus raises its own exceptions, and grpc's
         raise StoreUnavailable(_unreachable(uri, err)) from None
@@ -146,6 +148,7 @@ class Collections:
         self.base = settings.milvus_collection
         self.client = client_for(settings)
         self.meta = f"{self.base}_meta"
+        self.consistency = settings.milvus_consistency  # of every search and query (Settings.milvus_consistency)
 
     def data(self, live: str, kind: str) -> str:
         return f"{self.base}_{live}_{kind}"
@@ -159,11 +162,13 @@ class Collections:
                 return None
             self.client.load_collection(self.meta)
             _loaded.add((self.uri, self.meta))
-        rows = self.client.query(self.meta, filter=f"key == {literal(key)}", output_fields=["value"])
+        rows = self.client.query(
+            self.meta, filter=f"key == {literal(key)}", output_fields=["value"], consistency_level=self.consistency
+        )
         return json.loads(rows[0]["value"]) if rows else None
 
-    def create_family(self, live: str, dimension: int) -> None:
-        """The chunks, docs and texts collections of a build."""
+    def create_family(self, live: str, dimension: int, vectors: dict[str, Any]) -> None:
+        """The chunks, docs and texts collections of a build; `vectors`: the dense index (dense_index())."""
         from pymilvus import DataType, Function, FunctionType
 
         client = self.client
@@ -188,10 +193,10 @@ class Collections:
             )
         )
         index = client.prepare_index_params()
-        index.add_index("dense", index_type="FLAT", metric_type="IP")  # exact, like FAISS's flat index
+        index.add_index("dense", index_type=vectors["type"], metric_type="IP", params=dict(vectors["params"]))
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25))
         client.create_collection(
-            self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level="Strong"
+            self.data(live, "chunks"), schema=chunks, index_params=index, consistency_level=self.consistency
         )
         docs = self._schema(
             [("path", None), ("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
@@ -222,7 +227,7 @@ class Collections:
         schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=len(PLACEHOLDER))
         index = self.client.prepare_index_params()
         index.add_index("placeholder", index_type="FLAT", metric_type="IP")
-        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level=self.consistency)
 
     def put_meta(self, key: str, value: Any) -> None:
         if not self.client.has_collection(self.meta):
@@ -244,7 +249,11 @@ class Collections:
         if (low, high) != (0, BUCKETS):
             where.append(f"bucket >= {low} and bucket < {high}")
         rows = self.client.query(
-            collection, filter=" and ".join(f"({w})" for w in where), output_fields=fields, limit=LIMIT
+            collection,
+            filter=" and ".join(f"({w})" for w in where),
+            output_fields=fields,
+            limit=LIMIT,
+            consistency_level=self.consistency,
         )
         if len(rows) < LIMIT or high - low == 1:
             return rows
@@ -256,7 +265,23 @@ class Collections:
     @reached
     def query(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
         """The rows that match, up to LIMIT: for lookups of a bounded number of keys."""
-        return self.client.query(collection, filter=expression, output_fields=fields, limit=LIMIT)
+        return self.client.query(
+            collection, filter=expression, output_fields=fields, limit=LIMIT, consistency_level=self.consistency
+        )
+
+
+def dense_index(settings: Settings) -> dict[str, Any]:
+    """The dense field's index as a build records it in the manifest's `vectors`: type, build and search params."""
+    kind, build, search = settings.milvus_dense_index()
+    return {"type": kind, "params": build, "search": search}
+
+
+def dense_search_params(vectors: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The search parameters of the dense index a build made (FLAT: none; HNSW's ef at least the limit)."""
+    search = dict(vectors.get("search", {}))
+    if "ef" in search:
+        search["ef"] = max(int(search["ef"]), limit)
+    return {"metric_type": "IP", "params": search} if search else {"metric_type": "IP"}
 
 
 def catalog_entry(row: dict[str, Any]) -> CatalogEntry:
@@ -284,7 +309,7 @@ def bucket(key: str) -> int:
 def close_clients() -> None:
     """Close this process's Milvus clients; Milvus Lite then lets go of its file, which another process may open."""
     with _clients_lock:
-        for (uri, _), client in _clients.items():
+        for (uri, _, _), client in _clients.items():
             try:
                 client.close()
                 if is_lite(uri):  # the in-process server holds the file until it is stopped

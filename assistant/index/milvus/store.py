@@ -21,6 +21,7 @@ from .collections import (
     NO_PAGE,
     Collections,
     catalog_entry,
+    dense_search_params,
     is_milvus_error,
     literal,
     of_documents,
@@ -106,7 +107,8 @@ class MilvusStore:
             limit=min(k, len(self)),
             filter=self._within(within),  # FLAT: the k nearest of the chunks the filter keeps, exactly
             output_fields=["source", "sha", "dense"],
-            search_params={"metric_type": "IP"},
+            search_params=dense_search_params(self.manifest["vectors"], min(k, len(self))),
+            consistency_level=self.db.consistency,
         )[0]
         live = self._live(hits)
         for hit in live:  # the fusion's cosines need them next: no second trip for the dense side's candidates
@@ -134,6 +136,7 @@ class MilvusStore:
             filter=expression,
             output_fields=["source", "sha"],
             search_params={"metric_type": "BM25"},
+            consistency_level=self.db.consistency,
         )[0]
         # the engine's BM25 is bm25s's (Lucene's) times (k1 + 1): the same ranking; divided, the same scores too
         return {hit["id"]: float(hit["distance"]) / (BM25["bm25_k1"] + 1) for hit in self._live(hits)}
@@ -153,6 +156,7 @@ class MilvusStore:
             filter=self._within(within),
             output_fields=["source", "sha"],
             search_params={"metric_type": "BM25"},
+            consistency_level=self.db.consistency,
         )
         return {word for word, matched in zip(asked, hits) if self._live(list(matched))}
 

@@ -14,7 +14,7 @@ from assistant.index.milvus.collections import Collections
 from assistant.index.milvus.store import open_milvus
 from assistant.search import Retriever
 from assistant.service import Assistant
-from tests.index.milvus.helpers import chunk_rows
+from tests.index.milvus.helpers import chunk_rows, write_topics
 
 
 def test_incremental_build_adds_changes_and_deletes_by_document(milvus, corpus, fake_embedder):
@@ -164,3 +164,23 @@ def test_a_second_build_refuses_while_a_live_one_holds_the_lease_and_takes_over_
     with writer.lease():  # and in this process, a lock: a build started by the chat while another runs
         with pytest.raises(IndexLocked, match="in this process"):
             build_index(milvus, fake_embedder)
+
+
+def test_the_dense_index_is_a_setting_and_a_change_reindexes_the_stored_vectors(milvus, corpus, fake_embedder):
+    write_topics(corpus, 12)
+    ivf = replace(milvus, milvus_index="IVF_FLAT", milvus_index_params='{"nlist": 4, "nprobe": 4}')
+    build_index(ivf, fake_embedder)
+    store = open_milvus(ivf)
+    chunks = store.chunk_table
+    assert store.db.client.describe_index(chunks, "dense")["index_type"] == "IVF_FLAT"
+    assert store.manifest["vectors"] == {"type": "IVF_FLAT", "params": {"nlist": 4}, "search": {"nprobe": 4}}
+    vector = fake_embedder.encode(["maritime patrols"])[0]
+    found_ivf = [key for key, _ in store.dense(vector, 10)]
+    assert len(found_ivf) == 10  # nprobe 4 of 4 lists: every chunk is searched, as FLAT does
+    summary = build_index(milvus, fake_embedder)  # back to FLAT: the stored vectors are indexed again
+    assert (summary.published, summary.embedded) == (True, 0)
+    store = open_milvus(milvus)
+    assert store.chunk_table == chunks and store.db.client.describe_index(chunks, "dense")["index_type"] == "FLAT"
+    assert store.manifest["vectors"] == {"type": "FLAT", "params": {}, "search": {}}
+    assert [key for key, _ in store.dense(vector, 10)] == found_ivf
+    assert build_index(milvus, fake_embedder).published is False  # nothing changed since
