@@ -125,7 +125,7 @@ class Assistant:
         with self._lock:
             for _ in range(_OPEN_ATTEMPTS):
                 version = published(self.settings)
-                if self._index is not None and version == self._index.version:
+                if self._index is not None and version == self._index.version and not self._index.stale():
                     return self._index
                 try:
                     self._index = open_store(self.settings)

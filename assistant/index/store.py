@@ -115,4 +115,6 @@ class Store(Protocol[K]):
 
     def chunk_by_id(self, chunk_id: str) -> ChunkRow | None: ...
 
+    def stale(self) -> bool: ...  # its connection was lost and a new one made: open the store again
+
     def close(self) -> None: ...

@@ -163,6 +163,9 @@ class Index:
         with self._lock:
             return {row[key]: dict(row) for row in self._db.execute(sql, args)}
 
+    def stale(self) -> bool:
+        return False  # files on this machine: no connection to lose
+
     def close(self) -> None:
         self._db.close()
 

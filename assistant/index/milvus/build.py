@@ -103,6 +103,9 @@ class Writer(Collections):
         reuse = old is not None and not rebuild and self._same_settings(old)
         if old is not None and not reuse and not rebuild:
             log.warning("the Milvus index was built with other settings; re-embedding every document")
+        if old is not None and reuse and not self._whole(old["live"]):
+            log.warning("a collection of the Milvus index is gone (dropped by hand?); writing the index anew")
+            reuse = False
         self._drop_unpublished(keep=old["live"] if old else None)
         live = old["live"] if old and reuse else datetime.now(timezone.utc).strftime("b%Y%m%dT%H%M%S%f")
         if reuse:
@@ -145,6 +148,10 @@ class Writer(Collections):
             and built_with(manifest, self.settings.model, self.settings.chunking())
             and read_alike(manifest)
         )
+
+    def _whole(self, live: str) -> bool:
+        """Whether every collection of the live family is there."""
+        return all(self.client.has_collection(self.data(live, kind)) for kind in ("chunks", "docs", "texts"))
 
     def _new_manifest(self, live: str, embedder: Embedder, old: Manifest | None) -> Manifest:
         manifest = new_manifest(

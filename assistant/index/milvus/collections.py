@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Settings
-from ...errors import ConfigError, IndexMismatch, IndexNotFound, StoreUnavailable
+from ...errors import ConfigError, IndexDamaged, IndexMismatch, IndexNotFound, StoreUnavailable
 from ..manifest import CatalogEntry
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,9 @@ def _unreachable(uri: str, err: Exception) -> str:
 
 
 def reached(method):
-    """A Milvus error while serving or building becomes StoreUnavailable, naming the URI."""
+    """A Milvus error while serving or building becomes StoreUnavailable, naming the URI. When the connection
+    itself is gone (the server went away, Milvus Lite's engine died), the client is dropped, so the next question
+    connects again (restarting Lite's engine) and reopens the store: it recovers without a restart."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -114,7 +116,14 @@ def reached(method):
             if not is_milvus_error(err):
                 raise
             log.warning("Milvus at %s: %s", self.uri, err)
+            if _connection_lost(err):
+                forget_client(self.uri)
             reason = getattr(err, "message", None) or str(err) or type(err).__name__
+            if "collection not found" in reason:  # dropped by hand, say: no retry brings it back
+                raise IndexDamaged(
+                    f"Milvus at {self.uri}: a collection of the index is gone ({reason}) — run: assistant build, "
+                    "which writes the index anew"
+                ) from None
             raise StoreUnavailable(
                 f"Milvus at {self.uri} failed: {reason} — check that it is running and reachable, then try again"
             ) from None
@@ -124,6 +133,21 @@ def reached(method):
 
 def is_milvus_error(err: Exception) -> bool:
     return type(err).__module__.split(".")[0] in ("pymilvus", "grpc")
+
+
+def _connection_lost(err: Exception) -> bool:
+    """pymilvus's "Fail connecting to server" (code 2) or gRPC's UNAVAILABLE: nothing answers at the URI."""
+    code = getattr(err, "code", None)
+    status = code() if callable(code) else code
+    return status == 2 or getattr(status, "name", "") == "UNAVAILABLE" or "Fail connecting" in str(err)
+
+
+def forget_client(uri: str) -> None:
+    """Close and drop this process's clients of `uri` (Lite: and stop its engine), so the next use connects anew."""
+    with _clients_lock:
+        for key in [key for key in _clients if key[0] == uri]:
+            _close(uri, _clients.pop(key))
+        _loaded.difference_update({loaded for loaded in _loaded if loaded[0] == uri})
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"'}
@@ -146,9 +170,16 @@ class Collections:
     def __init__(self, settings: Settings) -> None:
         self.uri = settings.milvus_target()
         self.base = settings.milvus_collection
+        self.settings = settings
         self.client = client_for(settings)
         self.meta = f"{self.base}_meta"
         self.consistency = settings.milvus_consistency  # of every search and query (Settings.milvus_consistency)
+
+    def connected(self) -> bool:
+        """Whether this client is still the process's client of the URI (reached drops a lost one)."""
+        with _clients_lock:
+            key = (self.uri, self.settings.milvus_token, self.settings.milvus_db)
+            return _clients.get(key) is self.client
 
     def data(self, live: str, kind: str) -> str:
         return f"{self.base}_{live}_{kind}"
@@ -310,13 +341,17 @@ def close_clients() -> None:
     """Close this process's Milvus clients; Milvus Lite then lets go of its file, which another process may open."""
     with _clients_lock:
         for (uri, _, _), client in _clients.items():
-            try:
-                client.close()
-                if is_lite(uri):  # the in-process server holds the file until it is stopped
-                    from milvus_lite.server_manager import server_manager_instance
-
-                    server_manager_instance.release_server(uri)
-            except Exception as err:  # closing is best effort: the process may be on its way out
-                log.warning("closing a Milvus client: %s", err)
+            _close(uri, client)
         _clients.clear()
         _loaded.clear()
+
+
+def _close(uri: str, client: Any) -> None:
+    try:
+        client.close()
+        if is_lite(uri):  # the engine's process holds the file until it is stopped
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(uri)
+    except Exception as err:  # closing is best effort: the process may be on its way out, or its engine dead
+        log.warning("closing a Milvus client: %s", err)

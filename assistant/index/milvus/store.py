@@ -280,6 +280,11 @@ class MilvusStore:
         rows = self.db.query_all(self.doc_table, expression, ["path", "sha", "title", "chunks", "precision"])
         return {row["path"]: catalog_entry(row) for row in sorted(rows, key=lambda row: row["path"]) if row["sha"]}
 
+    def stale(self) -> bool:
+        """Whether the connection this store loaded its collections on was lost (and dropped, see reached): the
+        service then opens the store again, on a new connection that loads them anew."""
+        return not self.db.connected()
+
     def close(self) -> None:
         """The client stays open: it is shared by every store of this process on the same URI."""
 

@@ -10,11 +10,11 @@ import textwrap
 import pytest
 
 from assistant import cli
-from assistant.errors import ConfigError, StoreUnavailable
+from assistant.errors import ConfigError, IndexDamaged, StoreUnavailable
 from assistant.index import build_index, open_store
 from assistant.index.milvus.collections import Collections, close_clients
 from assistant.index.milvus.store import open_milvus
-from assistant.service import Assistant
+from assistant.service import AnswerCache, Assistant
 from tests.helpers import ROOT, free_port
 from tests.index.milvus.helpers import chunk_rows
 
@@ -204,3 +204,48 @@ def test_milvus_failing_while_serving_is_a_503_that_names_the_uri(milvus, corpus
         response = client.post("/api/ask", json={"question": "Who arrived?"})
     assert response.status_code == 503 and "Traceback" not in response.text
     assert response.json()["detail"].startswith(f"Milvus at {milvus.index / 'milvus.db'} failed: Fail connecting")
+
+
+def test_milvus_s_engine_dying_while_serving_is_a_503_and_the_next_question_recovers(milvus, corpus, fake_embedder):
+    """kill -9 of Milvus Lite's engine (its own process): the question then is refused with the URI, and the next
+    one connects again, which starts the engine anew, and is answered, without restarting the assistant."""
+    from fastapi.testclient import TestClient
+    from milvus_lite.server_manager import server_manager_instance
+
+    from assistant.serve import create_server
+
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.")
+    build_index(milvus, fake_embedder)
+    assistant = Assistant(milvus, fake_embedder)
+    app = create_server(assistant)
+    app.state.ready = True
+    with TestClient(app) as client:
+        assert client.post("/api/ask", json={"question": "Who arrived?"}).status_code == 200
+        (engine,) = [s._p for s in server_manager_instance._servers.values() if s._p is not None]
+        os.kill(engine.pid, signal.SIGKILL)
+        engine.wait()
+        assistant.answers = AnswerCache()  # the same question again, not its cached answer
+        refused = client.post("/api/ask", json={"question": "Who arrived?"})
+        assert refused.status_code == 503 and "Traceback" not in refused.text
+        assert refused.json()["detail"].startswith(f"Milvus at {milvus.index / 'milvus.db'} failed: Fail connecting")
+        answered = client.post("/api/ask", json={"question": "Who arrived?"})
+        assert answered.status_code == 200 and answered.json()["passages"][0]["source"] == "doc.txt"
+    (now,) = [s._p for s in server_manager_instance._servers.values() if s._p is not None]
+    assert now.pid != engine.pid and now.poll() is None  # a new engine serves the file
+
+
+def test_a_collection_dropped_by_hand_says_to_build_and_a_build_writes_the_index_anew(milvus, corpus, fake_embedder):
+    (corpus / "doc.txt").write_text("Delegates from Oman and Qatar arrived.")
+    build_index(milvus, fake_embedder)
+    assistant = Assistant(milvus, fake_embedder)
+    assert assistant.ask("Who arrived?").passages
+    client = Collections(milvus).client
+    (chunks,) = [name for name in client.list_collections() if name.endswith("_chunks")]
+    client.drop_collection(chunks)
+    assistant.answers = AnswerCache()
+    with pytest.raises(IndexDamaged, match=r"a collection of the index is gone .* — run: assistant build"):
+        assistant.ask("Who arrived?")
+    summary = build_index(milvus, fake_embedder)
+    assert summary.published and summary.added == 1  # written anew, into a new family of collections
+    assistant.answers = AnswerCache()
+    assert [p.source for p in assistant.ask("Who arrived?").passages] == ["doc.txt"]
