@@ -54,7 +54,6 @@ from .collections import (
     PART_CHARS,
     PLACEHOLDER,
     Collections,
-    bucket,
     catalog_entry,
     dense_index,
     literal,
@@ -214,7 +213,7 @@ class Writer(Collections):
         return {row["path"]: {**catalog_entry(row), "parts": int(row["parts"])} for row in rows}
 
     def _doc_row(self, live: str, path: str) -> dict:
-        fields = ["key", "path", "sha", "pending", "title", "precision", "chunks", "parts", "bucket"]
+        fields = ["key", "path", "sha", "pending", "title", "precision", "chunks", "parts"]
         return {
             **self.query(self.data(live, "docs"), of_documents("key", [path]), fields)[0],
             "placeholder": PLACEHOLDER,
@@ -270,7 +269,6 @@ class Writer(Collections):
         row = {
             "key": path_key(path),
             "path": path,
-            "bucket": bucket(path),
             "title": document.title[:PART_CHARS],
             "precision": precision,
             "chunks": len(chunks),
@@ -341,7 +339,6 @@ class Writer(Collections):
                 {
                     "key": path_key(path),
                     "path": path,
-                    "bucket": bucket(path),
                     "sha": "",
                     "pending": "removed",
                     "title": before["title"],
@@ -433,7 +430,6 @@ def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict
     return [
         {
             "key": f"{c.id}:{sha}",
-            "bucket": bucket(f"{c.id}:{sha}"),
             "chunk_id": c.id,
             "source": c.source,
             "doc": path_key(c.source),

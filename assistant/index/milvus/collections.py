@@ -19,7 +19,6 @@ import json
 import logging
 import threading
 import warnings
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ FORMAT = 3
 PART_CHARS = 16_000  # characters per VARCHAR part: at most 4 bytes each, under Milvus's 65,535-byte limit
 MAX_VARCHAR = 65_535
 LIMIT = 16_384  # rows one Milvus query returns at most
-BUCKETS = 65_536  # docs and chunks carry bucket = crc32(key) % BUCKETS, to read more than LIMIT rows in slices
 BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS store uses
 PLACEHOLDER = [0.0, 0.0]  # the vector of a side collection's row: Milvus wants a vector field in every collection
 NO_PAGE = -1  # Milvus Lite has no NULL: a chunk without a page
@@ -205,7 +203,7 @@ class Collections:
         client = self.client
         chunks = self._schema(
             [("chunk_id", 64), ("source", None), ("doc", 64), ("sha", 64)],
-            [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64), ("bucket", DataType.INT64)],
+            [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64)],
             ["text", "embed_text", "section"],
         )
         chunks.add_field("ocr", DataType.BOOL)
@@ -231,7 +229,7 @@ class Collections:
         )
         docs = self._schema(
             [("path", None), ("sha", 64), ("pending", 64), ("title", None), ("precision", 16)],
-            [("chunks", DataType.INT64), ("parts", DataType.INT64), ("bucket", DataType.INT64)],
+            [("chunks", DataType.INT64), ("parts", DataType.INT64)],
             [],
         )
         texts = self._schema([("path", None), ("doc", 64), ("sha", 64)], [("part", DataType.INT64)], ["body"])
@@ -270,28 +268,18 @@ class Collections:
 
     @reached
     def query_all(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
-        """Every row that matches. One query returns at most LIMIT rows; past that, the rows are read in
-        slices of `bucket` (a hash of the key). pymilvus's query iterator is not used: it breaks on keys
-        that hold a double quote."""
-        return self._slice(collection, expression, fields, 0, BUCKETS)
-
-    def _slice(self, collection: str, expression: str, fields: list[str], low: int, high: int) -> list[dict]:
-        where = [expression] if expression else []
-        if (low, high) != (0, BUCKETS):
-            where.append(f"bucket >= {low} and bucket < {high}")
-        rows = self.client.query(
-            collection,
-            filter=" and ".join(f"({w})" for w in where),
-            output_fields=fields,
-            limit=LIMIT,
-            consistency_level=self.consistency,
+        """Every row that matches, read LIMIT at a time with Milvus's query iterator (one query returns at most
+        LIMIT rows). Its paging goes by primary key, which never holds a path (path_key)."""
+        rows: list[dict] = []
+        pages = self.client.query_iterator(
+            collection, batch_size=LIMIT, filter=expression, output_fields=fields, consistency_level=self.consistency
         )
-        if len(rows) < LIMIT or high - low == 1:
-            return rows
-        middle = (low + high) // 2
-        return self._slice(collection, expression, fields, low, middle) + self._slice(
-            collection, expression, fields, middle, high
-        )
+        try:
+            while page := pages.next():
+                rows += page
+        finally:
+            pages.close()
+        return rows
 
     @reached
     def query(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
@@ -331,10 +319,6 @@ def path_key(path: str) -> str:
 def of_documents(field: str, paths: Sequence[str]) -> str:
     """The filter keeping the rows of these documents: `field` (key or doc) among their path_keys."""
     return one_of(field, [path_key(path) for path in paths])
-
-
-def bucket(key: str) -> int:
-    return zlib.crc32(key.encode()) % BUCKETS
 
 
 def close_clients() -> None:

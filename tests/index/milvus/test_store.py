@@ -1,5 +1,5 @@
 """The Milvus store (assistant/index/milvus/store.py and collections.py), on Milvus Lite: the same answers as
-FAISS, the scores, the filter literals and reads in slices."""
+FAISS, the scores, the filter literals and reads page by page."""
 
 import json
 from pathlib import Path
@@ -111,7 +111,7 @@ def test_filter_literals_keep_quotes_and_backslashes_inside_the_string():
     assert json.loads(literal("plain")) == "plain"
 
 
-def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corpus, fake_embedder, monkeypatch):
+def test_more_rows_than_one_milvus_query_returns_are_read_page_by_page(milvus, corpus, fake_embedder, monkeypatch):
     write_topics(corpus, 12)
     build_index(milvus, fake_embedder)
     monkeypatch.setattr(
@@ -119,7 +119,7 @@ def test_more_rows_than_one_milvus_query_returns_are_read_in_slices(milvus, corp
     )  # as if the chunks and 12 documents were millions
     store = open_store(milvus)
     assert len(store.catalog()) == 12
-    assert len(store) > 2 * 5  # read in three slices or more
+    assert len(store) > 2 * 5  # read in three pages or more
     assert len(store.chunks_of([f"d{i:02}.txt" for i in range(12)])) == len(store)
     (corpus / "d03.txt").unlink()
     assert build_index(milvus, fake_embedder).removed == 1
