@@ -72,12 +72,12 @@ def _connect(uri: str, token: str, db: str = "") -> Any:
         ) from None
     if is_lite(uri):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        # Milvus Lite serves gRPC in this process, without AllocTimestamp, which pymilvus asks for while it
-        # waits for a new collection's index; pymilvus does without, but grpc would log each refusal with a traceback
-        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        # Lite's engine (a child process, on a local socket) gives the query iterator no snapshot timestamp; the
+        # iterator takes the client's own, and would say so at every page read. A server gives one.
+        logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
     try:
-        # keepalive pings to Milvus Lite's in-process server are pointless, and it answers them with GOAWAY
-        # "too_many_pings" (logged by grpc): off for Lite; a server keeps pymilvus's defaults
+        # keepalive pings to Lite's engine on its local socket are pointless: off for Lite; a server keeps
+        # pymilvus's defaults
         options: dict[str, Any] = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}} if is_lite(uri) else {}
         if db:
             options["db_name"] = db
