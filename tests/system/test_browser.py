@@ -46,7 +46,11 @@ def app_url(tmp_path_factory):
     assert (folder / "index" / "CURRENT").exists()
     yield url
     server.terminate()
-    server.wait(timeout=30)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # a page a failed test left open holds the graceful shutdown: not a new error
+        server.kill()
+        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +128,8 @@ def test_the_picker_narrows_the_answer_to_the_documents_chosen(browser, app_url)
 def test_document_markup_is_shown_as_text_and_never_run_or_fetched(browser, app_url):
     page, requests = ask(browser, app_url, "Speakers list script track")
     page.wait_for_timeout(1000)
-    shown = page.locator(".passage").first.inner_text()
+    # hostile.md's passage: not first, since the seed's, which tells who spoke, leads as the answer's evidence
+    shown = page.locator(".passage").filter(has_text="hostile.md").first.inner_text()
     assert "<script>document.title='PWNED'</script>" in shown
     assert "![](http://127.0.0.1:9/track.png)" in shown and "$x$" in shown
     assert page.title() != "PWNED"
