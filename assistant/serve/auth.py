@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
+import secrets
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -57,8 +59,18 @@ def load_users(spec: str) -> dict[str, str]:
 
 
 def check_user(users: dict[str, str], user: str, password: str) -> bool:
+    """Whether the password is the user's. An unknown name is checked against a hash of nothing, at the same
+    cost: how long a refusal takes never tells which names exist."""
     stored = users.get(user)
-    return stored is not None and verify_password(password, stored)
+    if stored is None:
+        verify_password(password, _unknown_user_hash())
+        return False
+    return verify_password(password, stored)
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    return hash_password(secrets.token_hex(16))
 
 
 def check_token(expected: str, authorization: str | None) -> bool:

@@ -97,13 +97,16 @@ def client_address(scope: Mapping[str, Any]) -> str:
 
 
 class SecurityHeaders:
-    """ASGI middleware: every HTTP response says `X-Content-Type-Options: nosniff` and who may frame it."""
+    """ASGI middleware: every HTTP response says `X-Content-Type-Options: nosniff`, who may frame it, and to send
+    no Referer from it (a question or a document's path in the address stays here); a page (HTML) is never
+    stored by a cache, as it holds the addresses the request's Host named."""
 
     def __init__(self, app, frame_ancestors: str) -> None:
         self.app = app
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"content-security-policy", f"frame-ancestors {frame_ancestors}".encode("latin-1")),
+            (b"referrer-policy", b"no-referrer"),
         ]
         self.names = {name for name, _ in self.headers}
 
@@ -113,8 +116,14 @@ class SecurityHeaders:
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in self.names]
-                message = {**message, "headers": kept + self.headers}
+                headers = message.get("headers", [])
+                page = any(k.lower() == b"content-type" and v.lower().startswith(b"text/html") for k, v in headers)
+                names = self.names | ({b"cache-control"} if page else set())
+                kept = [(k, v) for k, v in headers if k.lower() not in names]
+                message = {
+                    **message,
+                    "headers": kept + self.headers + ([(b"cache-control", b"no-store")] if page else []),
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from assistant import cli
 from assistant.errors import ConfigError
 from assistant.index import build_index
-from assistant.serve import create_server, exposure_warning, serve
-from assistant.serve.auth import check_token, hash_password, load_users, verify_password
+from assistant.serve import auth, create_server, exposure_warning, serve
+from assistant.serve.auth import check_token, check_user, hash_password, load_users, verify_password
 from assistant.service import Assistant
 
 
@@ -33,6 +33,25 @@ def test_users_come_from_a_file_of_hashes_or_one_user_password(tmp_path):
     users_file.write_text("ana:plaintext\n")
     with pytest.raises(ConfigError, match="assistant hash-password ana"):
         load_users(str(users_file))
+
+
+def test_an_unknown_user_name_costs_the_same_scrypt_as_a_known_one(monkeypatch):
+    """The probe timed a known name with a wrong password at 45 ms and an unknown one at 2 ms: names leaked."""
+    users = {"alice": hash_password("right")}
+    auth._unknown_user_hash()  # made once per process, like the users' hashes read at start
+    costs = []
+    real = auth.hashlib.scrypt
+
+    def counted(*args, **kwargs):
+        costs.append(kwargs["n"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auth.hashlib, "scrypt", counted)
+    assert check_user(users, "alice", "wrong") is False
+    assert check_user(users, "mallory", "wrong") is False
+    assert check_user(users, "mallory", "right") is False  # the hash of nothing matches no password
+    assert check_user(users, "alice", "right") is True
+    assert costs == [2**14] * 4  # one scrypt of the same cost for each, known name or not
 
 
 def test_token_check_wants_the_bearer_scheme_and_the_exact_token():

@@ -111,12 +111,16 @@ def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, re
         for name, r in responses.items()
         if r.headers.get_list("x-content-type-options") != ["nosniff"]
         or r.headers.get_list("content-security-policy") != [f"frame-ancestors {ancestors}"]
+        or r.headers.get_list("referrer-policy") != ["no-referrer"]
+        or (r.headers.get("content-type", "").startswith("text/html") and r.headers.get("cache-control") != "no-store")
     }
     assert wrong == {}
+    assert responses["chat page (login)"].headers["cache-control"] == "no-store"  # a page: never kept by a cache
+    assert responses["gradio.js"].headers.get("cache-control") != "no-store"  # its scripts may be
     assert {200, 400, 401, 404, 422, 429} <= {r.status_code for r in responses.values()}
     reliability(
         "security",
-        "nosniff and frame-ancestors on every route",
+        "nosniff, frame-ancestors and no-referrer on every route, no-store on pages",
         tried=len(responses),
         survived=len(responses) - len(wrong),
         detail="errors, 401, 404, 422, 429 and preflight included",
