@@ -22,7 +22,7 @@ from ..errors import ConfigError, IndexMismatch, IndexNotFound
 from ..service import Assistant
 from .api import create_app
 from .auth import check_user, load_users
-from .security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter, LoginRateLimit, SecurityHeaders
+from .security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter, LoginRateLimit, NoGradioUploads, SecurityHeaders
 from .ui import CSS, THEME, build_demo
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
     login = (lambda user, password: check_user(users, user, password)) if users else None
 
     # outermost last: the headers go on every response, the 429 of the login limit and CORS preflights included
+    app.add_middleware(NoGradioUploads)
     app.add_middleware(LoginRateLimit, limiter=limiter)
     # Gradio's own CORS lets any site read the chat off a host that is not loopback; only the embedding pages may
     app.add_middleware(

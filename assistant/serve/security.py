@@ -163,17 +163,31 @@ def _is_login(path: str) -> bool:
     return path.rstrip("/").endswith("/login")
 
 
-async def _refuse(send, detail: str, wait: int) -> None:
+class NoGradioUploads:
+    """ASGI middleware: Gradio's own POST /gradio_api/upload is refused (403). The chat has no file input, and
+    through that route any signed-in user could write files of any size into the server's temporary folder,
+    which others could then read back by path."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and _is_gradio_upload(scope["path"]):
+            return await _refuse(send, UPLOAD_REFUSED, status=403)
+        return await self.app(scope, receive, send)
+
+
+UPLOAD_REFUSED = "files are not uploaded through the chat's Gradio routes: the chat takes no files"
+
+
+def _is_gradio_upload(path: str) -> bool:
+    return path.rstrip("/").endswith("/gradio_api/upload")
+
+
+async def _refuse(send, detail: str, wait: int | None = None, status: int = 429) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(wait).encode()),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if wait is not None:
+        headers.append((b"retry-after", str(wait).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -437,3 +437,18 @@ def test_settings_and_a_bad_users_setting_do_not_show_the_secrets(settings):
     with pytest.raises(ConfigError) as refused:
         load_users(f"ana:{PASSWORD}/x")  # a / makes it a path, and there is no such file
     assert PASSWORD not in str(refused.value) and "ana:…" in str(refused.value)
+
+
+def test_gradio_s_own_upload_route_is_refused_even_after_login(serve, tmp_path, monkeypatch):
+    """A probe wrote 30 MB through /gradio_api/upload as a signed-in user, into a folder others could read."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    app = serve(users="ana:pw")
+    web = client(app)
+    assert web.post("/login", data=RIGHT).status_code == 200
+    for path in ("/gradio_api/upload", "/gradio_api/upload/", "/gradio_api/upload?upload_id=x"):
+        refused = web.post(path, files={"files": ("a.txt", b"x" * 1024, "text/plain")})
+        assert refused.status_code == 403, (path, refused.text)
+        assert "the chat takes no files" in refused.json()["detail"]
+        assert refused.headers["x-content-type-options"] == "nosniff"  # refused inside the headers' middleware
+    assert not (tmp_path / "gradio").exists() or not any((tmp_path / "gradio").rglob("a.txt"))
+    assert web.get("/gradio_api/info").status_code == 200  # the rest of Gradio's API is as before
