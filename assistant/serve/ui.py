@@ -75,11 +75,23 @@ def escape_text(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+# Unicode's bidirectional controls: an override in a file name ("invoice-\u202efdp.txt") would show it as
+# "invoice-txt.pdf" and reverse the line around it. In a name they are shown as what they are.
+_BIDI = {code: f"[U+{code:04X}]" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+
+
+def escape_name(text: str) -> str:
+    """A file name, a title or a heading as inert HTML in an isolate of its own (<bdi>), with its bidirectional
+    controls shown: its direction never leaks into the line around it, and it reads as it is named."""
+    return f"<bdi>{escape_text(text.translate(_BIDI))}</bdi>"
+
+
 def render_answer(answer: Answer) -> str:
     """The reply: the direct answer and the passages, under the scope the question was asked within."""
-    within = f'<div class="scope">Within: {escape_text(", ".join(answer.sources))}</div>' if answer.sources else ""
+    scope = ", ".join(escape_name(source) for source in answer.sources)
+    within = f'<div class="scope">Within: {scope}</div>' if answer.sources else ""
     if answer.context:  # a follow-up: what it leaned on, and how to stop it
-        about = escape_text(", ".join(answer.context["sources"]) or "the same topic")
+        about = ", ".join(escape_name(s) for s in answer.context["sources"]) or "the same topic"
         earlier = escape_text(answer.context["question"])
         within += (
             f'<div class="scope">About: {about}, from your previous question “{earlier}” '
@@ -124,7 +136,7 @@ def _render_entities(answer: Answer) -> str:
             role = f" — {escape_text(item.role)}" if item.role else ""
             cites = " ".join(f'<a href="#passage-{rank[c]}">[{rank[c]}]</a>' for c in item.passages if c in rank)
             lines.append(f"<li><strong>{escape_text(item.text)}</strong>{role} {cites}</li>")
-        where = escape_text(group.title or group.source)
+        where = escape_name(group.title or group.source)
         head = f"Answer &#183; {escape_text(what)} ({len(lines)})" if number == 0 else f"Also in {where} ({len(lines)})"
         source = f" &#183; {where}" if number == 0 and len(groups) > 1 else ""
         rendered.append(f'<div class="answer"><div class="source">{head}{source}</div><ul>{"".join(lines)}</ul></div>')
@@ -132,8 +144,8 @@ def _render_entities(answer: Answer) -> str:
 
 
 def _render_passage(rank: int, passage) -> str:
-    where = escape_text(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
-    where += f" &#183; {escape_text(passage.section)}" if passage.section else ""
+    where = escape_name(passage.source) + (f", page {passage.page}" if passage.page is not None else "")
+    where += f" &#183; {escape_name(passage.section)}" if passage.section else ""
     where += " &#183; read by OCR" if passage.ocr else ""
     link = (
         f'<a class="document-link" href="?{DOCUMENT_PARAM}={escape_text(quote(passage.chunk_id, safe=""))}" '
@@ -142,7 +154,7 @@ def _render_passage(rank: int, passage) -> str:
     return (
         f'<div class="passage" id="passage-{rank}"><div class="source">[{rank}] {where} &#183; '
         f"score {passage.score:.2f} &#183; {link}</div>"
-        f'<div class="text">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>'
+        f'<div class="text" dir="auto">{_marked(passage.text, passage.highlights, passage.entities)}</div></div>'
     )
 
 
@@ -268,12 +280,12 @@ def document_view(assistant: Assistant, chunk_id: str) -> str:
 def render_document(found: DocumentView) -> str:
     """A document from `Assistant.document_of`: title and source, then its text with the passage in <mark>."""
     text, start, end = found["text"], found["start"], found["end"]
-    where = escape_text(found["source"]) + (f", page {found['page']}" if found["page"] is not None else "")
-    title = f"<h2>{escape_text(found['title'])}</h2>" if found["title"] else ""
+    where = escape_name(found["source"]) + (f", page {found['page']}" if found["page"] is not None else "")
+    title = f"<h2>{escape_name(found['title'])}</h2>" if found["title"] else ""
     return (
         f'<div class="document">{title}<div class="source">{where} &#183; <a href="./">ask another question</a></div>'
-        f'<div class="text">{escape_text(text[:start])}<mark id="cited-passage">{escape_text(text[start:end])}</mark>'
-        f"{escape_text(text[end:])}</div></div>"
+        f'<div class="text" dir="auto">{escape_text(text[:start])}'
+        f'<mark id="cited-passage">{escape_text(text[start:end])}</mark>{escape_text(text[end:])}</div></div>'
     )
 
 

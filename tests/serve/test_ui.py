@@ -154,7 +154,7 @@ def test_the_picker_offers_the_documents_and_folders_and_narrows_the_answer(assi
     build_index(settings, fake_embedder)
     assert source_choices(assistant) == ["a.txt", "b/", "b/c.txt", "b/d/", "b/d/e.txt"]
     html = reply(assistant, "Oman and Qatar", 5, sources=["b/d/"])
-    assert "Within: b/d" in html and "b/d/e.txt" in html and "a.txt" not in html and "b/c.txt" not in html
+    assert "Within: <bdi>b/d</bdi>" in html and "b/d/e.txt" in html and "a.txt" not in html and "b/c.txt" not in html
     assert "no document or folder zz in the index" in reply(assistant, "Oman", 5, sources=["zz"])
     (picker,) = blocks_of(build_demo(assistant=assistant), gr.Dropdown)
     assert picker.multiselect and picker.filterable and picker.label == "Search within"
@@ -250,3 +250,18 @@ def test_a_follow_up_in_the_chat_leans_on_the_question_before_and_says_so(assist
 def test_the_chat_has_a_new_topic_button(assistant):
     demo = build_demo(assistant=assistant)
     assert any(getattr(block, "value", None) == "New topic" for block in demo.blocks.values())
+
+
+def test_a_file_name_s_bidi_override_is_shown_and_isolated_never_reversing_the_line(assistant, corpus):
+    """A probe named a file "quetzal-invoice-\\u202efdp.txt": it read as a PDF, and reversed the app's own link."""
+    name = "quetzal-invoice-\u202efdp.txt"
+    (corpus / name).write_text("Kuwait observed the maritime talks.")
+    html = reply(assistant, "Kuwait observed the maritime talks", 1)
+    assert "\u202e" not in html
+    assert "<bdi>quetzal&#45;invoice&#45;&#91;U&#43;202E&#93;fdp.txt</bdi>" in html
+    _, seen = shown_as(html)
+    assert "quetzal-invoice-[U+202E]fdp.txt" in seen and "view in document" in seen
+    assert '<div class="text" dir="auto">' in html  # a passage's own text takes the direction of its script
+    chunk = assistant.index().chunks_of([name])[0]["id"]
+    view = document_view(assistant, chunk)
+    assert "\u202e" not in view and "<bdi>quetzal&#45;invoice&#45;&#91;U&#43;202E&#93;fdp.txt</bdi>" in view

@@ -134,6 +134,8 @@ def test_document_markup_is_shown_as_text_and_never_run_or_fetched(browser, app_
     assert "![](http://127.0.0.1:9/track.png)" in shown and "$x$" in shown
     assert page.title() != "PWNED"
     assert page.locator(".passage img, .passage script, .passage .katex").count() == 0
+    assert page.locator(".passage .source bdi").count() >= 1  # names stay in isolates of their own in the page
+    assert page.locator('.passage .text[dir="auto"]').count() >= 1
     assert not [u for u in requests if "127.0.0.1:9/" in u]
     page.close()
 
