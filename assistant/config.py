@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -51,6 +52,7 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "users": ("ASSISTANT_USERS", str),
     "api_token": ("ASSISTANT_API_TOKEN", str),
     "frame_ancestors": ("ASSISTANT_FRAME_ANCESTORS", str),
+    "trusted_proxies": ("ASSISTANT_TRUSTED_PROXIES", str),
     "log_questions": ("ASSISTANT_LOG_QUESTIONS", "flag"),
     "workers": ("ASSISTANT_WORKERS", int),
     "queue": ("ASSISTANT_QUEUE", int),
@@ -103,6 +105,8 @@ class Settings:
         default="", repr=False
     )  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
     frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
+    # the proxies whose X-Forwarded-For (and -Proto) is believed: addresses or CIDRs; anyone else's is ignored
+    trusted_proxies: str = "127.0.0.1,::1"
     log_questions: bool = False  # write each question to the log; off, the log never holds what people asked
     # questions worked on at once (each on one thread, so about one per core); up to `queue` more wait their
     # turn, and beyond that a question is refused as busy (HTTP 503 with Retry-After) rather than piling up
@@ -194,6 +198,14 @@ class Settings:
                 "ASSISTANT_OCR_LANGS must be Tesseract language codes joined by +, like eng or deu+fra "
                 f"(got {self.ocr_langs!r})"
             )
+        for proxy in self.trusted_proxies.split(","):
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"ASSISTANT_TRUSTED_PROXIES must be addresses or CIDRs joined by commas, like 127.0.0.1,10.0.0.0/8 "
+                    f"(got {proxy.strip()!r})"
+                ) from None
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 

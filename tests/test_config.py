@@ -135,3 +135,12 @@ def test_milvus_index_consistency_and_database_are_settings_with_defaults():
 def test_bad_milvus_index_settings_name_the_variable_and_the_valid_values(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_trusted_proxies_are_addresses_or_cidrs_and_default_to_loopback():
+    assert Settings.from_env({}).trusted_proxies == "127.0.0.1,::1"
+    given = Settings.from_env({"ASSISTANT_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/16,::1"})
+    assert given.trusted_proxies == "10.0.0.5, 192.168.0.0/16,::1"
+    for bad in ("proxy.internal", "10.0.0.0/99", "127.0.0.1,,::1", "*"):
+        with pytest.raises(ConfigError, match="ASSISTANT_TRUSTED_PROXIES must be addresses or CIDRs"):
+            Settings.from_env({"ASSISTANT_TRUSTED_PROXIES": bad})

@@ -140,7 +140,15 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
     where = f"http://{settings.host}:{settings.port}{settings.root_path}/"
     print(f"serving the chat at {where} and the API at {where}api/docs", file=sys.stderr)
     with _sigterm_exits_normally():
-        uvicorn.run(app, host=settings.host, port=settings.port, root_path=settings.root_path, log_level="warning")
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            root_path=settings.root_path,
+            log_level="warning",
+            proxy_headers=True,  # the client's address from X-Forwarded-For, but only a trusted proxy's
+            forwarded_allow_ips=[p.strip() for p in settings.trusted_proxies.split(",")],
+        )
 
 
 @contextmanager

@@ -183,6 +183,18 @@ def test_serve_prints_the_warning_before_it_starts(settings, fake_embedder, monk
     assert "warning: serving on 0.0.0.0 without a login" in printed.err and "started 0.0.0.0" in printed.out
 
 
+def test_serve_believes_forwarded_addresses_only_from_the_trusted_proxies(settings, fake_embedder, monkeypatch):
+    """uvicorn's own default believes X-Forwarded-For from 127.0.0.1 only; the setting names the proxies."""
+    import uvicorn
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    (settings.corpus / "a.txt").write_text("Oman sent a delegation.")
+    proxies = "10.1.2.3,192.168.0.0/16"
+    serve(Assistant(replace(settings, port=free_port(), trusted_proxies=proxies), fake_embedder))
+    assert started["proxy_headers"] is True and started["forwarded_allow_ips"] == ["10.1.2.3", "192.168.0.0/16"]
+
+
 def free_port() -> int:
     import socket
 
