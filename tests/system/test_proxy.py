@@ -139,6 +139,15 @@ def test_api_through_the_proxy(proxy_url):
         assert status == 422 and message in body, (payload, body)
 
 
+def test_a_forged_forwarded_host_never_reaches_the_page_through_the_proxy(proxy_url):
+    """Gradio builds the page's root address from X-Forwarded-Host: the sample sets it to the request's Host."""
+    request = urllib.request.Request(proxy_url, headers={"X-Forwarded-Host": "evil.example"})
+    with urllib.request.urlopen(request) as response:
+        page = response.read().decode()
+        assert response.headers["Cache-Control"] == "no-store"  # and no cache keeps a page
+    assert "evil.example" not in page and "/qa" in page
+
+
 def post_error(url: str, payload: dict, headers: dict | None = None) -> tuple[int, str] | None:
     """(status, body) of a refused POST; None if it was accepted."""
     request = urllib.request.Request(
