@@ -252,9 +252,10 @@ def _chat(assistant: Assistant, respond) -> tuple[gr.HTML, gr.Dropdown]:
     return notice, sources
 
 
-def source_choices(assistant: Assistant) -> list[str]:
-    """The picker's choices: every document of the index and every folder that holds one ("reports/"), in path
-    order, so a folder comes just before its documents; none while there is no index."""
+def source_choices(assistant: Assistant) -> list[tuple[str, str]]:
+    """The picker's choices, (label, path): every document of the index and every folder that holds one
+    ("reports/"), in path order, so a folder comes just before its documents; none while there is no index. A
+    label shows a name's direction controls as what they are ([U+202E]), as the passages do."""
     try:
         documents = assistant.index().catalog()
     except AssistantError:
@@ -263,7 +264,7 @@ def source_choices(assistant: Assistant) -> list[str]:
     for path in documents:
         parts = path.split("/")[:-1]
         folders.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
-    return sorted(folders | set(documents))
+    return [(path.translate(_BIDI), path) for path in sorted(folders | set(documents))]
 
 
 def document_view(assistant: Assistant, chunk_id: str) -> str:

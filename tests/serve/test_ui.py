@@ -152,7 +152,8 @@ def test_the_picker_offers_the_documents_and_folders_and_narrows_the_answer(assi
         (corpus / name).parent.mkdir(parents=True, exist_ok=True)
         (corpus / name).write_text(f"Oman and Qatar attended ({name}).")
     build_index(settings, fake_embedder)
-    assert source_choices(assistant) == ["a.txt", "b/", "b/c.txt", "b/d/", "b/d/e.txt"]
+    paths = ["a.txt", "b/", "b/c.txt", "b/d/", "b/d/e.txt"]
+    assert source_choices(assistant) == [(path, path) for path in paths]  # (label, value)
     html = reply(assistant, "Oman and Qatar", 5, sources=["b/d/"])
     assert "Within: <bdi>b/d</bdi>" in html and "b/d/e.txt" in html and "a.txt" not in html and "b/c.txt" not in html
     assert "no document or folder zz in the index" in reply(assistant, "Oman", 5, sources=["zz"])
@@ -262,6 +263,7 @@ def test_a_file_name_s_bidi_override_is_shown_and_isolated_never_reversing_the_l
     _, seen = shown_as(html)
     assert "quetzal-invoice-[U+202E]fdp.txt" in seen and "view in document" in seen
     assert '<div class="text" dir="auto">' in html  # a passage's own text takes the direction of its script
+    assert source_choices(assistant) == [("quetzal-invoice-[U+202E]fdp.txt", name)]  # the picker's label too
     chunk = assistant.index().chunks_of([name])[0]["id"]
     view = document_view(assistant, chunk)
     assert "\u202e" not in view and "<bdi>quetzal&#45;invoice&#45;&#91;U&#43;202E&#93;fdp.txt</bdi>" in view
