@@ -39,16 +39,19 @@ class ParseCache:
     def key(self, text: str, nlp: Language) -> str:
         """The text's key for this parser: the same text parsed by another model, spaCy or repair code is another
         entry."""
+        return self._keys([text], nlp)[0]
+
+    def _keys(self, texts: list[str], nlp: Language) -> list[str]:
         from spacy import about
 
         made = f"{nlp.meta.get('name')}-{nlp.meta.get('version')}\0{about.__version__}\0{self.parser}\0{PARSE_VERSION}"
-        return hashlib.sha256(f"{made}\0{text}".encode()).hexdigest()[:32]
+        return [hashlib.sha256(f"{made}\0{text}".encode()).hexdigest()[:32] for text in texts]
 
     def get(self, texts: list[str], nlp: Language) -> dict[str, Doc]:
         """The stored parses of `texts` (those found), by text."""
         from spacy.tokens import DocBin
 
-        keys = {self.key(text, nlp): text for text in texts}
+        keys = dict(zip(self._keys(texts, nlp), texts))
         if not keys:
             return {}
         rows = self._run(
@@ -70,10 +73,10 @@ class ParseCache:
         from spacy.tokens import DocBin
 
         rows = []
-        for doc in docs:
+        for key, doc in zip(self._keys([doc.text for doc in docs], nlp), docs):
             stored = DocBin(store_user_data=False)
             stored.add(doc)
-            rows.append((self.key(doc.text, nlp), stored.to_bytes()))
+            rows.append((key, stored.to_bytes()))
 
         def write(db: sqlite3.Connection) -> None:
             with db:

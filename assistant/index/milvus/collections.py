@@ -51,11 +51,15 @@ def is_lite(uri: str) -> bool:
 
 def client_for(settings: Settings) -> Any:
     """One MilvusClient per URI, token and database in this process (Milvus Lite lets one process open its file)."""
-    uri, token, db = settings.milvus_target(), settings.milvus_token, settings.milvus_db
+    key = _client_key(settings)
     with _clients_lock:
-        if (uri, token, db) not in _clients:
-            _clients[(uri, token, db)] = _connect(uri, token, db)
-        return _clients[(uri, token, db)]
+        if key not in _clients:
+            _clients[key] = _connect(*key)
+        return _clients[key]
+
+
+def _client_key(settings: Settings) -> tuple[str, str, str]:
+    return settings.milvus_target(), settings.milvus_token, settings.milvus_db
 
 
 def _connect(uri: str, token: str, db: str = "") -> Any:
@@ -115,7 +119,7 @@ def reached(method):
                 raise
             log.warning("Milvus at %s: %s", self.uri, err)
             if _connection_lost(err):
-                forget_client(self.uri)
+                close_clients(self.uri)  # the next use connects anew (Lite: a new engine)
             reason = getattr(err, "message", None) or str(err) or type(err).__name__
             if "collection not found" in reason:  # dropped by hand, say: no retry brings it back
                 raise IndexDamaged(
@@ -138,14 +142,6 @@ def _connection_lost(err: Exception) -> bool:
     code = getattr(err, "code", None)
     status = code() if callable(code) else code
     return status == 2 or getattr(status, "name", "") == "UNAVAILABLE" or "Fail connecting" in str(err)
-
-
-def forget_client(uri: str) -> None:
-    """Close and drop this process's clients of `uri` (Lite: and stop its engine), so the next use connects anew."""
-    with _clients_lock:
-        for key in [key for key in _clients if key[0] == uri]:
-            _close(uri, _clients.pop(key))
-        _loaded.difference_update({loaded for loaded in _loaded if loaded[0] == uri})
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"'}
@@ -176,8 +172,7 @@ class Collections:
     def connected(self) -> bool:
         """Whether this client is still the process's client of the URI (reached drops a lost one)."""
         with _clients_lock:
-            key = (self.uri, self.settings.milvus_token, self.settings.milvus_db)
-            return _clients.get(key) is self.client
+            return _clients.get(_client_key(self.settings)) is self.client
 
     def data(self, live: str, kind: str) -> str:
         return f"{self.base}_{live}_{kind}"
@@ -282,6 +277,15 @@ class Collections:
         return rows
 
     @reached
+    def documents_rows(self, collection: str, paths: Sequence[str], fields: list[str]) -> list[dict]:
+        """The docs collection's rows of these documents, by key: one query per LIMIT documents."""
+        return [
+            row
+            for start in range(0, len(paths), LIMIT)
+            for row in self.query(collection, of_documents("key", paths[start : start + LIMIT]), fields)
+        ]
+
+    @reached
     def query(self, collection: str, expression: str, fields: list[str]) -> list[dict]:
         """The rows that match, up to LIMIT: for lookups of a bounded number of keys."""
         return self.client.query(
@@ -321,13 +325,13 @@ def of_documents(field: str, paths: Sequence[str]) -> str:
     return one_of(field, [path_key(path) for path in paths])
 
 
-def close_clients() -> None:
-    """Close this process's Milvus clients; Milvus Lite then lets go of its file, which another process may open."""
+def close_clients(uri: str | None = None) -> None:
+    """Close this process's Milvus clients (of `uri`, or all): Milvus Lite then stops its engine and lets go of
+    its file, which another process may open; the next use of a URI connects anew."""
     with _clients_lock:
-        for (uri, _, _), client in _clients.items():
-            _close(uri, client)
-        _clients.clear()
-        _loaded.clear()
+        for key in [key for key in _clients if uri is None or key[0] == uri]:
+            _close(key[0], _clients.pop(key))
+        _loaded.difference_update({loaded for loaded in _loaded if uri is None or loaded[0] == uri})
 
 
 def _close(uri: str, client: Any) -> None:

@@ -193,7 +193,7 @@ class MilvusStore:
         if missing:
             rows = {
                 row["path"]: (row["sha"], row["title"])
-                for row in self.db.query_all(self.doc_table, of_documents("key", missing), ["path", "sha", "title"])
+                for row in self.db.documents_rows(self.doc_table, missing, ["path", "sha", "title"])
             }
             self._docs.update({path: rows.get(path, ("", "")) for path in missing})
         return {path: self._docs[path] for path in paths}
