@@ -51,9 +51,14 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "root_path": ("ASSISTANT_ROOT_PATH", str),
     "users": ("ASSISTANT_USERS", str),
     "api_token": ("ASSISTANT_API_TOKEN", str),
+    "tokens": ("ASSISTANT_TOKENS", str),
     "frame_ancestors": ("ASSISTANT_FRAME_ANCESTORS", str),
     "trusted_proxies": ("ASSISTANT_TRUSTED_PROXIES", str),
+    "access": ("ASSISTANT_ACCESS", Path),
+    "trusted_user_header": ("ASSISTANT_TRUSTED_USER_HEADER", str),
+    "trusted_groups_header": ("ASSISTANT_TRUSTED_GROUPS_HEADER", str),
     "log_questions": ("ASSISTANT_LOG_QUESTIONS", "flag"),
+    "watch": ("ASSISTANT_WATCH", "flag"),
     "workers": ("ASSISTANT_WORKERS", int),
     "queue": ("ASSISTANT_QUEUE", int),
     "store": ("ASSISTANT_STORE", str),
@@ -104,10 +109,20 @@ class Settings:
     api_token: str = field(
         default="", repr=False
     )  # bearer token for /api/*; empty: the API takes the users (HTTP Basic), or is open
+    # a file of user:token-id:scrypt-hash lines (serve/tokens.py, `assistant token`): each token acts as its user
+    tokens: str = field(default="", repr=False)
     frame_ancestors: str = "'self'"  # who may embed the chat in a frame: the CSP frame-ancestors sources
     # the proxies whose X-Forwarded-For (and -Proto) is believed: addresses or CIDRs; anyone else's is ignored
     trusted_proxies: str = "127.0.0.1,::1"
+    # the folder permissions (a TOML file, access.py, docs/permissions.md); None: every signed-in user reads all
+    access: Path | None = None
+    # single sign-on at the proxy: the headers that name the user and their groups (comma-separated), believed
+    # only from trusted_proxies (serve/identity.py); empty: people sign in with ASSISTANT_USERS or a token
+    trusted_user_header: str = ""
+    trusted_groups_header: str = ""
     log_questions: bool = False  # write each question to the log; off, the log never holds what people asked
+    # the server watches the corpus and indexes what changes in it (watch.py), a few seconds after it settles
+    watch: bool = False
     # questions worked on at once (each on one thread, so about one per core); up to `queue` more wait their
     # turn, and beyond that a question is refused as busy (HTTP 503 with Retry-After) rather than piling up
     workers: int = 2
@@ -206,6 +221,17 @@ class Settings:
                     f"ASSISTANT_TRUSTED_PROXIES must be addresses or CIDRs joined by commas, like 127.0.0.1,10.0.0.0/8 "
                     f"(got {proxy.strip()!r})"
                 ) from None
+        for name, header in (("USER", self.trusted_user_header), ("GROUPS", self.trusted_groups_header)):
+            if header and not re.fullmatch(r"[A-Za-z0-9-]+", header):
+                raise ConfigError(
+                    f"ASSISTANT_TRUSTED_{name}_HEADER must be an HTTP header's name, like X-Remote-User "
+                    f"(got {header!r})"
+                )
+        if self.trusted_groups_header and not self.trusted_user_header:
+            raise ConfigError(
+                "ASSISTANT_TRUSTED_GROUPS_HEADER is set without ASSISTANT_TRUSTED_USER_HEADER — set both (the groups "
+                "are those of the user the proxy signed in)"
+            )
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")
 

@@ -7,17 +7,27 @@ import copy
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypedDict
 
 from . import entities
+from .access import EVERYTHING, Reader, access_from
 from .answers import Answer, answer_question
 from .config import Settings
 from .embedding import Embedder
 from .errors import Busy, IndexDamaged, IndexNotFound
 from .index import build_index, open_store, published
-from .index.manifest import BuildProgress, BuildSummary, CatalogEntry, SkippedEntry, dense_spec
+from .index.manifest import (
+    BuildProgress,
+    BuildRecord,
+    BuildState,
+    BuildSummary,
+    CatalogEntry,
+    SkippedEntry,
+    dense_spec,
+)
+from .index.readable import readable
 from .index.store import Scope, Store
 from .ingest import stale_documents
 from .lru import LRU
@@ -27,6 +37,7 @@ from .search import Retriever
 log = logging.getLogger(__name__)
 
 CACHED_ANSWERS = 256
+CACHED_VIEWS = 64  # the readers' views of the index: each holds its reader's catalog
 PARSES = "parses.sqlite"  # in the index folder: the passages' spaCy parses, kept from one process to the next
 _OPEN_ATTEMPTS = 3
 
@@ -61,6 +72,7 @@ class Status(TypedDict):
     skipped: list[dict[str, str]]
     relevance_floor: float
     vectors: dict[str, Any]
+    last_build: BuildRecord | None  # the server's last background build (builds.py); None outside a server
 
 
 class AnswerCache:
@@ -108,6 +120,8 @@ class Slots:
 class Assistant:
     """Loads the published index on first use and again whenever a build publishes a new one."""
 
+    builds_state: Callable[[], BuildState] | None = None  # set by the server's Builds (builds.py)
+
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.model, settings.batch_size, settings.precision)
@@ -115,6 +129,9 @@ class Assistant:
         self._lock = threading.Lock()
         self.answers = AnswerCache()
         self.slots = Slots(settings.workers, settings.queue)
+        self.access = access_from(settings.access)  # a malformed file stops here, naming its line
+        # the views of the store being served, by rules and reader; dropped with it (a view holds its store)
+        self._views: tuple[Store[Any] | None, LRU[tuple[Store[Any], Scope | None]]] = (None, LRU(CACHED_VIEWS))
         entities.keep_parses(settings.index / PARSES)
 
     def index(self) -> Store[Any]:
@@ -142,6 +159,26 @@ class Assistant:
     def has_index(self) -> bool:
         return published(self.settings) is not None
 
+    def view(self, reader: Reader = EVERYTHING) -> Store[Any]:
+        """The published index as `reader` sees it (policy of ASSISTANT_ACCESS, read again when it changes): its
+        searches keep to what they may read, and its reads return nothing else (index.readable)."""
+        return self._view(reader)[0]
+
+    def _view(self, reader: Reader) -> tuple[Store[Any], Scope | None]:
+        """The view and its scope (None: everything), kept per store, rules and reader."""
+        index, policy = self.index(), self.access.policy()
+        with self._lock:
+            if self._views[0] is not index:
+                self._views = (index, LRU(CACHED_VIEWS))
+            views = self._views[1]
+        key = (policy.digest, reader)
+        found = views.get(key)
+        if found is None:
+            scope = policy.readable(reader, index.catalog())
+            found = (readable(index, scope, lambda path: policy.may_read(reader, path)), scope)
+            views.put(key, found)
+        return found
+
     def ask(
         self,
         question: str,
@@ -149,23 +186,25 @@ class Assistant:
         mode: str | None = None,
         sources: Sequence[str] = (),
         history: Sequence[str] = (),
+        reader: Reader = EVERYTHING,
     ) -> Answer:
         """The answer, from the cache when the same question was asked of the same build with the same k, mode,
         scope and context. `sources`: the documents and folders (relative to the corpus) to search within; none:
         all. `history`: the earlier questions of the conversation, oldest first; a question that leans on the last
-        one (leans_on_previous) is searched with its topic, in the documents that answered it first."""
-        index = self.index()
+        one (leans_on_previous) is searched with its topic, in the documents that answered it first. `reader`: who
+        asks; the answer comes only from what they may read, and is cached for those with the same rights."""
+        index, rights = self._view(reader)
         retriever = Retriever(index, self.embedder, self.settings.min_score, mode or self.settings.mode)
         read = Question.read(question, sources)  # once: search, ranking and answers take this record
         history = [Question.read(turn).text for turn in history][-MAX_HISTORY:]
         # the earlier question is answered (from the cache, mostly) only for a question that leans on it
         leans = bool(history) and entities.leans_on_previous(read)
-        earlier = self.ask(history[-1], k, mode, sources, history[:-1]) if leans else None
+        earlier = self.ask(history[-1], k, mode, sources, history[:-1], reader) if leans else None
         if earlier is not None and earlier.no_answer:
             earlier = None
         topic = _topic(earlier) if earlier else ()
         searched = replace(read, text=f"{read.text} {' '.join(topic)}") if topic else read
-        key = (index.version, searched.text, k, retriever.mode, read.sources, topic)
+        key = (index.version, rights, searched.text, k, retriever.mode, read.sources, topic)
         answer = self.answers.get(key)  # a copy
         if answer is None:
             with self.slots.taken():
@@ -174,7 +213,8 @@ class Assistant:
         answer.question = question  # as asked: the same up to spaces and control characters
         if self.settings.log_questions:  # off by default: what colleagues ask stays out of the log
             log.info(
-                "asked %r (k=%d, %s): %d passages%s",
+                "%s asked %r (k=%d, %s): %d passages%s",
+                reader,
                 question,
                 k,
                 retriever.mode,
@@ -183,19 +223,21 @@ class Assistant:
             )
         return answer
 
-    def scope(self, sources: Sequence[str]) -> Scope:
-        """What `sources` name in the published index; QueryError for one that is malformed or not in it. ask()
-        checks the same: this is for an edge that wants to refuse a scope before the first question."""
-        return Scope.of(read_sources(sources), self.index().catalog())
+    def scope(self, sources: Sequence[str], reader: Reader = EVERYTHING) -> Scope:
+        """What `sources` name in the published index; QueryError for one that is malformed or not in it (or not
+        readable by `reader`: the same message). ask() checks the same: this is for an edge that wants to refuse a
+        scope before the first question."""
+        return Scope.of(read_sources(sources), self.view(reader).catalog())
 
     def build(self, rebuild: bool = False, progress: BuildProgress | None = None) -> BuildSummary:
         summary = build_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
         log.info("build: %s", summary.line())
         return summary
 
-    def document_of(self, chunk_id: str) -> DocumentView | None:
-        """The whole text of the document that holds a chunk, with the chunk's offsets; None if unknown."""
-        index = self.index()
+    def document_of(self, chunk_id: str, reader: Reader = EVERYTHING) -> DocumentView | None:
+        """The whole text of the document that holds a chunk, with the chunk's offsets; None if unknown, or if
+        `reader` may not read it (the same answer: whether a forbidden id exists does not show)."""
+        index = self.view(reader)
         chunk = index.chunk_by_id(chunk_id)
         if chunk is None:
             return None
@@ -238,8 +280,10 @@ class Assistant:
             for bar in bars.values():
                 bar.close()
 
-    def status(self) -> Status:
-        index = self.index()
+    def status(self, reader: Reader = EVERYTHING) -> Status:
+        """What the index holds and what changed since, of the documents `reader` may read: counts and lists
+        alike."""
+        index = self.view(reader)
         manifest = index.manifest
         catalog = index.catalog()
         return {
@@ -247,25 +291,37 @@ class Assistant:
             "store": self.settings.store,
             "where": index.where,
             "documents": len(catalog),
-            "chunks": manifest["chunks"],
+            "chunks": len(index),
             "model": manifest["model"],
             "precision": manifest.get("precision", "fp32"),  # indexes built before the field were all fp32
             "built_at": manifest["built_at"],
             "build": index.version,  # what is being served: it changes when a build publishes
-            "stale": self._stale(catalog, manifest.get("skipped", [])),
+            "stale": self._stale(catalog, manifest.get("skipped", []), reader),
             "corpus": str(self.settings.corpus),
             "chunking": manifest["chunking"],
             "skipped": [{"path": s["path"], "reason": s["reason"]} for s in manifest.get("skipped", [])],
             "relevance_floor": Retriever(index, self.embedder, self.settings.min_score).floor,
             "vectors": dense_spec(manifest),  # flat (exact) or ivf, with its parameters
+            "last_build": self._last_build(reader),
         }
 
-    def _stale(self, catalog: dict[str, CatalogEntry], skipped: list[SkippedEntry]) -> list[str]:
-        """What changed in the corpus since the build: files added, changed or removed, skipped ones included."""
+    def _last_build(self, reader: Reader) -> BuildRecord | None:
+        """The server's last background build; to a reader who may not read everything, only when it ran and
+        whether it failed: its summary, reason and error name files and counts of the whole corpus."""
+        last = self.builds_state()["last"] if self.builds_state else None
+        if last is None or self.access.policy().readable(reader, ()) is None:
+            return last
+        return {**last, "reason": "", "summary": None, "error": "failed" if last["error"] else None}
+
+    def _stale(self, catalog: dict[str, CatalogEntry], skipped: list[SkippedEntry], reader: Reader) -> list[str]:
+        """What changed in the corpus since the build, of what `reader` may read: files added, changed or removed,
+        skipped ones included."""
         indexed = {path: entry["sha256"] for path, entry in catalog.items()}
-        return stale_documents(
+        stale = stale_documents(
             self.settings.corpus, indexed, {s["path"]: s.get("sha256") for s in skipped}, self.settings.max_file_mb
         )
+        policy = self.access.policy()
+        return [path for path in stale if policy.may_read(reader, path)]
 
 
 def _topic(earlier: Answer) -> tuple[str, ...]:

@@ -26,7 +26,21 @@ VARIABLE = re.compile(r"\bASSISTANT_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
 HELP_BLOCK = re.compile(r"<!-- help: ?([\w-]*) -->\n```text\n(.*?)```\n<!-- /help -->", re.DOTALL)
 HELP_COLUMNS = "100"
 # options that choose what a command does rather than set a Settings field
-NOT_SETTINGS = {"help", "version", "verbose", "rebuild", "json", "words", "k", "sources", "chat", "user"}
+NOT_SETTINGS = {
+    "help",
+    "version",
+    "verbose",
+    "rebuild",
+    "json",
+    "words",
+    "k",
+    "sources",
+    "chat",
+    "user",
+    "reader",
+    "groups",
+    "path",
+}
 
 
 def _code_variables() -> set[str]:
@@ -120,6 +134,7 @@ OPTIONS = [  # (argv, field, value): one per option in cli.SETTING_OPTIONS
     (["serve", "--port", "8123"], "port", 8123),
     (["serve", "--root-path", "/qa"], "root_path", "/qa"),
     (["serve", "--workers", "3"], "workers", 3),
+    (["serve", "--watch"], "watch", True),
 ]
 
 

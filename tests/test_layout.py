@@ -15,9 +15,9 @@ STAGES = [
     ["structure", "ocr", "formats", "places", "embedding", "chunking", "question", "parses", "entities", "ingest"],
     ["index.manifest", "index.store", "index.lexical"],
     ["index.faiss", "index.milvus"],
-    ["index"],
+    ["index", "access"],
     ["search", "confidence", "answers"],
-    ["service"],
+    ["service", "builds", "watch"],
     ["serve", "cli", "__main__"],
 ]
 STORES = ("index.faiss", "index.milvus")

@@ -189,3 +189,23 @@ class BuildSummary:
             f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged, "
             f"{len(self.skipped)} skipped; {self.chunks} chunks ({self.embedded} embedded) in {self.seconds:.1f}s"
         )
+
+
+class BuildRecord(TypedDict):
+    """A finished build, as `assistant status --json` (last_build) and the chat's banner show it."""
+
+    started: str  # ISO 8601, UTC
+    finished: str
+    reason: str  # why it was asked for: the reasons of every request it covered, joined by "; "
+    summary: dict[str, Any] | None  # BuildSummary.to_json(); None when the build failed
+    error: str | None  # the one-line reason it failed; None when it succeeded
+
+
+class BuildState(TypedDict):
+    """The builds of this process: the one running (its progress) and the last one that finished."""
+
+    running: bool
+    phase: str  # of the running build: reading, chunking or embedding ("" before its first report)
+    done: int
+    total: int
+    last: BuildRecord | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -58,7 +59,11 @@ class Scope:
     folders: tuple[str, ...] = ()
 
     def allows(self, path: str) -> bool:
-        return path in self.paths or any(path.startswith(folder + "/") for folder in self.folders)
+        return path in self._paths or any(path.startswith(folder + "/") for folder in self.folders)
+
+    @functools.cached_property
+    def _paths(self) -> frozenset[str]:  # a reader's scope may name thousands of documents
+        return frozenset(self.paths)
 
     @classmethod
     def of(cls, sources: Sequence[str], documents: Collection[str]) -> Scope:

@@ -10,7 +10,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -18,12 +18,16 @@ import jinja2
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
+from ..builds import Builds
 from ..errors import ConfigError, IndexMismatch, IndexNotFound
 from ..service import Assistant
 from .api import create_app
 from .auth import check_user, load_users
+from .identity import TrustedProxies, check_sign_in, signed_in_by_proxy
 from .security import LOGIN_FAILURES, LOGIN_WINDOW, LoginLimiter, LoginRateLimit, NoGradioUploads, SecurityHeaders
 from .ui import CSS, THEME, build_demo
+from .upload_ui import admin_uploads, chat_app
+from .uploads import max_file_bytes
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +43,22 @@ LOGIN_MESSAGE = (
 )
 
 
-def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
-    """The ASGI app: /api/*, /healthz, /readyz, and the chat at / (under the root path behind a proxy)."""
+def create_server(assistant: Assistant, demo: gr.Blocks | None = None, builds: Builds | None = None):
+    """The ASGI app: /api/*, /healthz, /readyz, and the chat at / (under the root path behind a proxy).
+    `builds`: the process's background builds, as app.state.builds (None: this app starts none)."""
     settings = assistant.settings
     users = load_users(settings.users) if settings.users else {}
     limiter = LoginLimiter()  # one budget of failed logins per address, for the chat's login and the API's
-    app = create_app(assistant, users, settings.api_token, limiter)
+    check_sign_in(settings, users)
+    app = create_app(assistant, users, limiter)
+    app.state.builds = builds
     login = (lambda user, password: check_user(users, user, password)) if users else None
 
     # outermost last: the headers go on every response, the 429 of the login limit and CORS preflights included
-    app.add_middleware(NoGradioUploads)
+    app.add_middleware(NoGradioUploads, allowed=admin_uploads(assistant, app))  # admins' "Add documents" only
     app.add_middleware(LoginRateLimit, limiter=limiter)
+    # outside every middleware that reads the client's address: it sets it, from a trusted proxy's X-Forwarded-For
+    app.add_middleware(TrustedProxies, settings=settings)
     # Gradio's own CORS lets any site read the chat off a host that is not loopback; only the embedding pages may
     app.add_middleware(
         CORSMiddleware,
@@ -62,17 +71,34 @@ def create_server(assistant: Assistant, demo: gr.Blocks | None = None):
     app.add_api_route("/gradio.js", _gradio_js, include_in_schema=False)
     _render_pages_through_fix_page()
     # run history off: its page offers to save runs to a Hugging Face bucket, a call out of the intranet
-    return gr.mount_gradio_app(
+    gr.mount_gradio_app(
         app,
         demo or build_demo(assistant=assistant),
         path="/",
         root_path=settings.root_path or None,
         css=CSS,
         theme=THEME,
-        auth=login,
-        auth_message=LOGIN_MESSAGE if users else None,
+        # signed in by the proxy (its header, believed only from a trusted proxy), else by the chat's login
+        auth=None if settings.trusted_user_header else login,
+        auth_dependency=_proxy_user(settings) if settings.trusted_user_header else None,
+        auth_message=LOGIN_MESSAGE if users and not settings.trusted_user_header else None,
         run_history=False,
+        max_file_size=max_file_bytes(settings),  # Gradio's upload route (admins only): the build's own limit
     )
+    chat = chat_app(app)
+    assert chat is not None
+    chat.state.builds = builds  # the chat's "Add documents" finds them as the API's routes do: app.state.builds
+    return app
+
+
+def _proxy_user(settings):
+    """Gradio's auth_dependency: the user a trusted proxy signed in; None (Gradio answers 401) for none."""
+
+    def user(request) -> str | None:
+        reader = signed_in_by_proxy(settings, request.headers)
+        return reader.name if reader else None
+
+    return user
 
 
 def embedding_origins(frame_ancestors: str) -> list[str]:
@@ -121,7 +147,8 @@ def _render_pages_through_fix_page() -> None:
 
 
 def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
-    """Build the index if there is none (progress in the terminal), warm up, then serve until stopped."""
+    """Build the index if there is none (progress in the terminal), warm up, then serve until stopped; with
+    settings.watch, the corpus's changes are indexed in the background as they settle (watch.py)."""
     import uvicorn
 
     settings = assistant.settings
@@ -135,20 +162,34 @@ def serve(assistant: Assistant, demo: gr.Blocks | None = None) -> None:
         print(f"{why}\nbuilding the index from {settings.corpus}/ now", file=sys.stderr)
         print("\n".join(assistant.build_in_terminal().lines()), file=sys.stderr)
     assistant.warm_up()
-    app = create_server(assistant, demo)
+    builds = Builds(assistant)
+    app = create_server(assistant, demo, builds)
     app.state.ready = True
     where = f"http://{settings.host}:{settings.port}{settings.root_path}/"
     print(f"serving the chat at {where} and the API at {where}api/docs", file=sys.stderr)
-    with _sigterm_exits_normally():
+    with ExitStack() as stack, _sigterm_exits_normally():
+        stack.callback(builds.close)
+        if settings.watch:
+            stack.enter_context(_watching(settings, builds))
         uvicorn.run(
             app,
             host=settings.host,
             port=settings.port,
             root_path=settings.root_path,
             log_level="warning",
-            proxy_headers=True,  # the client's address from X-Forwarded-For, but only a trusted proxy's
-            forwarded_allow_ips=[p.strip() for p in settings.trusted_proxies.split(",")],
+            proxy_headers=False,  # identity.TrustedProxies takes X-Forwarded-For from trusted proxies only
         )
+
+
+@contextmanager
+def _watching(settings, builds: Builds):
+    """Watch the corpus while serving, from one build that catches up with what changed while nobody watched."""
+    from ..watch import watching
+
+    with watching(settings, builds):
+        builds.request("catching up with the corpus at start-up")
+        print(f"watching {settings.corpus}/: its changes are indexed as they settle", file=sys.stderr)
+        yield
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
@@ -13,12 +14,16 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import Mode
+from ..access import ANONYMOUS, EVERYTHING, Reader
+from ..config import Mode, Settings
 from ..errors import AssistantError, Busy, IndexNotFound, QueryError
 from ..question import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_SOURCE_CHARS, MAX_SOURCES
 from ..service import Assistant
 from .auth import check_token, check_user
+from .identity import signed_in_by_proxy
 from .security import LoginLimiter, client_address
+from .tokens import TokenFile
+from .upload_api import documents_router
 
 log = logging.getLogger(__name__)
 
@@ -52,53 +57,92 @@ class AskRequest(BaseModel):
     )
 
 
-def api_guard(users: dict[str, str], token: str, limiter: LoginLimiter):
-    """/api/* needs the bearer token when one is set, else HTTP Basic with the users when there are some.
-    Wrong credentials are failed logins of the client's address, limited as the chat's are (security.py)."""
+class Credentials:
+    """What the API takes as a sign-in: the service token (ASSISTANT_API_TOKEN, which reads everything and acts as
+    an admin), per-user tokens (ASSISTANT_TOKENS), HTTP Basic with ASSISTANT_USERS, and a trusted proxy's
+    sign-in header. None of them set: the API is open."""
 
-    def guard(request: Request, authorization: str | None = Header(None, include_in_schema=False)) -> None:
-        if not token and not users:
-            return
+    def __init__(self, settings: Settings, users: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.users = users or {}
+        self.service = settings.api_token
+        self.tokens = TokenFile(Path(settings.tokens).expanduser()) if settings.tokens else None
+
+    @property
+    def open(self) -> bool:
+        return not (self.users or self.service or self.tokens or self.settings.trusted_user_header)
+
+    def check(self, authorization: str) -> Reader | None:
+        """The reader the Authorization header names, or None for wrong credentials."""
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            if self.service and check_token(self.service, authorization):
+                return EVERYTHING
+            user = self.tokens.user_of(value.strip()) if self.tokens else None
+            return Reader(user) if user else None
+        user = _basic_user(self.users, authorization) if self.users else None
+        return Reader(user) if user else None
+
+    def refusal(self) -> HTTPException:
+        if self.service or self.tokens:
+            return HTTPException(
+                401,
+                "missing or wrong API token — send: Authorization: Bearer <token> (ASSISTANT_API_TOKEN, or one "
+                "made by: assistant token create USER)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if self.users:
+            return HTTPException(
+                401,
+                "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
+                headers={"WWW-Authenticate": 'Basic realm="assistant"'},
+            )
+        return HTTPException(401, f"sign in through the proxy: it sends {self.settings.trusted_user_header}")
+
+
+def api_guard(credentials: Credentials, limiter: LoginLimiter):
+    """The reader of an /api/* request. A trusted proxy's sign-in header names them (only a trusted proxy's reaches
+    here: identity.TrustedProxies), else the Authorization header; an open API reads as an anonymous user, who
+    reads everything unless ASSISTANT_ACCESS is set. Wrong credentials are failed logins of the client's address,
+    limited as the chat's are (security.py)."""
+
+    def guard(request: Request, authorization: str | None = Header(None, include_in_schema=False)) -> Reader:
+        proxied = signed_in_by_proxy(credentials.settings, request.headers, request.scope)
+        if proxied is not None:
+            return proxied
+        if credentials.open:
+            return ANONYMOUS
         if authorization:  # a request without credentials is anonymous, not a failed login
             address = client_address(request.scope)
             if not limiter.admit(address):
                 wait = limiter.wait(address) or 1
                 raise HTTPException(429, limiter.refusal(wait), headers={"Retry-After": str(wait)})
-            ok = False
+            reader = None
             try:
-                ok = check_token(token, authorization) if token else _basic_ok(users, authorization)
+                reader = credentials.check(authorization)
             finally:
-                limiter.settle(address, failed=not ok)
-            if ok:
-                return
-        if token:
-            raise HTTPException(
-                401,
-                "missing or wrong API token — send: Authorization: Bearer <ASSISTANT_API_TOKEN>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        raise HTTPException(
-            401,
-            "login required — send HTTP Basic credentials of an ASSISTANT_USERS user",
-            headers={"WWW-Authenticate": 'Basic realm="assistant"'},
-        )
+                limiter.settle(address, failed=reader is None)
+            if reader is not None:
+                return reader
+        raise credentials.refusal()
 
     return guard
 
 
-def _basic_ok(users: dict[str, str], authorization: str | None) -> bool:
-    scheme, _, encoded = (authorization or "").partition(" ")
+def _basic_user(users: dict[str, str], authorization: str) -> str | None:
+    """The user of HTTP Basic credentials, None when they are wrong."""
+    scheme, _, encoded = authorization.partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return None
     try:
         user, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        return False
-    return check_user(users, user, password)
+        return None
+    return user if check_user(users, user, password) else None
 
 
 def create_app(
-    assistant: Assistant, users: dict[str, str] | None = None, token: str = "", limiter: LoginLimiter | None = None
+    assistant: Assistant, users: dict[str, str] | None = None, limiter: LoginLimiter | None = None
 ) -> FastAPI:
     """The FastAPI app with the API routes; server.py mounts the chat on it."""
     # FastAPI's own /api/docs page would load Swagger UI from a CDN; FastAPIOffline serves the copy in its package
@@ -112,25 +156,28 @@ def create_app(
         static_url="/api/docs-assets",
     )
     app.state.ready = False
-    api = APIRouter(prefix="/api", dependencies=[Depends(api_guard(users or {}, token, limiter or LoginLimiter()))])
+    guard = api_guard(Credentials(assistant.settings, users), limiter or LoginLimiter())
+    api = APIRouter(prefix="/api")
+    signed = Depends(guard)  # the reader of the request: the routes' answers are theirs
     _add_error_handlers(app)
 
     @api.post("/ask", summary="Ask a question: the same object as one line of `assistant ask --json`")
-    def ask(request: AskRequest) -> dict:
+    def ask(request: AskRequest, reader: Reader = signed) -> dict:
         history = [turn.question for turn in request.history]
-        return assistant.ask(request.question, request.k, request.mode, request.sources, history).to_json()
+        return assistant.ask(request.question, request.k, request.mode, request.sources, history, reader).to_json()
 
     @api.get("/status", summary="What `assistant status --json` prints")
-    def status() -> dict:
-        return dict(assistant.status())
+    def status(reader: Reader = signed) -> dict:
+        return dict(assistant.status(reader))
 
     @api.get("/documents/{chunk_id}", summary="The text of the document that holds a passage, with its offsets")
-    def document(chunk_id: str) -> dict:
-        found = assistant.document_of(chunk_id)
+    def document(chunk_id: str, reader: Reader = signed) -> dict:
+        found = assistant.document_of(chunk_id, reader)
         if found is None:
             raise HTTPException(404, f"no passage with id {chunk_id!r} in the index — ids come from /api/ask")
         return dict(found)
 
+    api.include_router(documents_router(assistant, signed))  # POST and DELETE /api/documents: admins only
     app.include_router(api)
 
     @app.get("/healthz", summary="Liveness")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..config import Settings
 from ..errors import ConfigError, QueryError
 from ..question import clean_query
@@ -17,11 +19,13 @@ SEED_EXAMPLES = [
 ]
 
 
-def load_examples(settings: Settings) -> list[str]:
+def load_examples(settings: Settings, public: Callable[[str], bool] = lambda path: True) -> list[str]:
     """The chat's example questions: the lines of the ASSISTANT_EXAMPLES file (blank lines and # comments left
-    out); with none set, the seed article's when it is in the corpus, else none."""
+    out); with none set, the seed article's when it is in the corpus and `public` (every signed-in user may read
+    it: the examples are shown to all), else none."""
     if settings.examples is None:
-        return list(SEED_EXAMPLES) if (settings.corpus / SEED_ARTICLE).is_file() else []
+        shown = (settings.corpus / SEED_ARTICLE).is_file() and public(SEED_ARTICLE)
+        return list(SEED_EXAMPLES) if shown else []
     path = settings.examples.expanduser()
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

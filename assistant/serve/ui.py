@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import datetime
 from urllib.parse import quote
 
 import gradio as gr  # its analytics are off: assistant/__init__.py sets GRADIO_ANALYTICS_ENABLED before any import
 
+from ..access import EVERYTHING, Reader
 from ..answers import Answer
+from ..builds import BuildRecord, BuildState, summary_line
 from ..config import MODES, Settings
 from ..entities import AnswerGroup
 from ..errors import AssistantError, IndexNotFound, QueryError
 from ..question import MAX_HISTORY, MAX_QUESTION_CHARS, clean_query
 from ..service import Assistant, DocumentView
 from .examples import load_examples
+from .identity import chat_reader
+from .upload_ui import add_documents_panel
 
 log = logging.getLogger(__name__)
 
@@ -172,24 +177,42 @@ def _marked(text: str, sentences: list[tuple[int, int]], entities: list[tuple[in
     return "".join(pieces)
 
 
+_TRACK = gr.Progress()  # Gradio reports a build's progress through the handler's argument of this default
+
+
 def build_demo(settings: Settings | None = None, assistant: Assistant | None = None) -> gr.Blocks:
     assistant = assistant or Assistant(settings or Settings.from_env())
 
-    def respond(question: str, history: list, k: float, mode: str, sources: list[str], progress=gr.Progress()):
-        return chat_turn(assistant, question, history, k, mode, progress, sources)
+    def respond(question: str, history: list, k: float, mode: str, sources: list, request: gr.Request, progress=_TRACK):
+        reader = chat_reader(assistant.settings, request)
+        return chat_turn(assistant, question, history, k, mode, progress, sources, reader)
 
     def open_document(request: gr.Request):
         chunk_id = dict(request.query_params).get(DOCUMENT_PARAM) if request else None
         if not chunk_id:
             return gr.skip(), gr.skip()
-        return gr.HTML(document_view(assistant, chunk_id), visible=True), gr.Column(visible=False)
+        view = document_view(assistant, chunk_id, chat_reader(assistant.settings, request))
+        return gr.HTML(view, visible=True), gr.Column(visible=False)
+
+    def drawn(request: gr.Request):
+        return drawn_notice(assistant, chat_reader(assistant.settings, request))
+
+    def refresh(last, request: gr.Request):
+        return refresh_notice(assistant, last, chat_reader(assistant.settings, request))
+
+    def choices(request: gr.Request):
+        return gr.Dropdown(choices=source_choices(assistant, chat_reader(assistant.settings, request)))
 
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
         document = gr.HTML(visible=False, js_on_load=SCROLL_TO_PASSAGE)
         with gr.Column() as chat_page:
             notice, sources = _chat(assistant, respond)
-        demo.load(lambda: index_notice(assistant), None, notice)
-        demo.load(lambda: gr.Dropdown(choices=source_choices(assistant)), None, sources)
+            add_documents_panel(demo, assistant)  # shown to admins only, when the page loads
+        seen = gr.State()  # the build state the banner was last drawn from
+        demo.load(drawn, None, [notice, seen])
+        # while the page is open: the banner follows the background builds (refresh_notice says when to redraw)
+        gr.Timer(5).tick(refresh, seen, [notice, seen], concurrency_limit=None)
+        demo.load(choices, None, sources)
         demo.load(open_document, None, [document, chat_page])
     # explicit limits: as many chat questions at once as the assistant has workers, the rest wait in Gradio's
     # line (shown to the user as a position), which holds as many as the assistant's own queue
@@ -216,7 +239,7 @@ def _chat(assistant: Assistant, respond) -> tuple[gr.HTML, gr.Dropdown]:
         autoscroll=False,
     )
     chat.change(None, chat, None, js=SCROLL_TO_QUESTION)
-    examples = load_examples(assistant.settings)
+    examples = load_examples(assistant.settings, assistant.access.policy().public)  # shown to every user
     with gr.Row():
         question = gr.Textbox(
             placeholder=examples[0] if examples else "Ask a question about the documents",
@@ -252,12 +275,12 @@ def _chat(assistant: Assistant, respond) -> tuple[gr.HTML, gr.Dropdown]:
     return notice, sources
 
 
-def source_choices(assistant: Assistant) -> list[tuple[str, str]]:
-    """The picker's choices, (label, path): every document of the index and every folder that holds one
-    ("reports/"), in path order, so a folder comes just before its documents; none while there is no index. A
-    label shows a name's direction controls as what they are ([U+202E]), as the passages do."""
+def source_choices(assistant: Assistant, reader: Reader = EVERYTHING) -> list[tuple[str, str]]:
+    """The picker's choices, (label, path): every document of the index that `reader` may read and every folder
+    that holds one ("reports/"), in path order, so a folder comes just before its documents; none while there is
+    no index. A label shows a name's direction controls as what they are ([U+202E]), as the passages do."""
     try:
-        documents = assistant.index().catalog()
+        documents = assistant.view(reader).catalog()
     except AssistantError:
         return []
     folders: set[str] = set()
@@ -267,10 +290,11 @@ def source_choices(assistant: Assistant) -> list[tuple[str, str]]:
     return [(path.translate(_BIDI), path) for path in sorted(folders | set(documents))]
 
 
-def document_view(assistant: Assistant, chunk_id: str) -> str:
-    """The whole document that holds a passage, as inert HTML, with the passage marked; a message if it is gone."""
+def document_view(assistant: Assistant, chunk_id: str, reader: Reader = EVERYTHING) -> str:
+    """The whole document that holds a passage, as inert HTML, with the passage marked; a message if it is gone
+    (or if `reader` may not read it: the same message)."""
     try:
-        found = assistant.document_of(chunk_id)
+        found = assistant.document_of(chunk_id, reader)
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
     if found is None:
@@ -298,6 +322,7 @@ def chat_turn(
     mode: str | None,
     progress=None,
     sources: list[str] | None = None,
+    reader: Reader = EVERYTHING,
 ) -> tuple[list[dict], str] | tuple[dict, dict]:
     """One exchange of the chat: the history with the question and its reply added, and an empty question box.
 
@@ -311,7 +336,7 @@ def chat_turn(
     history = list(history or [])
     earlier = asked_before(history)
     history.append({"role": "user", "content": escape_text(question or "")})
-    answer = reply(assistant, question, int(k), progress, mode, sources, earlier)
+    answer = reply(assistant, question, int(k), progress, mode, sources, earlier, reader)
     history.append({"role": "assistant", "content": answer})
     return history, ""
 
@@ -339,32 +364,74 @@ def reply(
     mode: str | None = None,
     sources: list[str] | None = None,
     history: list[str] | None = None,
+    reader: Reader = EVERYTHING,
 ) -> str:
     """The HTML reply to one question; user mistakes and a missing index become messages, not errors."""
     try:
         if not assistant.has_index():
             _build_with_progress(assistant, progress)
-        return render_answer(assistant.ask(question, k, mode, sources or (), history or ()))
+        return render_answer(assistant.ask(question, k, mode, sources or (), history or (), reader))
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
 
 
-def index_notice(assistant: Assistant) -> str:
-    """A banner when the corpus changed since the index was built, with the command that fixes it."""
+def index_notice(assistant: Assistant, reader: Reader = EVERYTHING) -> str:
+    """A banner: the background build running, with its progress, or the last one; and when the corpus changed
+    since the index was built, what changed (of what `reader` may read), with the command that fixes it."""
+    state = _build_state(assistant)
+    if state and state["running"]:
+        everything = assistant.access.policy().readable(reader, ()) is None  # counts of all files: not for all
+        progress = f": {state['phase']} {state['done']}/{state['total']}" if state["phase"] and everything else ""
+        return f"<p>Indexing changes{escape_text(progress)}…</p>"
     try:
-        stale = assistant.status()["stale"]
+        status = assistant.status(reader)
+        stale, record = status["stale"], status["last_build"]
     except IndexNotFound:
         return "<p>There is no index yet: the first question builds it from the corpus.</p>"
     except AssistantError as err:
         return f"<p>{escape_text(str(err))}</p>"
+    last = _last_build(record) if record else ""
     if not stale:
-        return ""
+        return last
     names = escape_text(", ".join(stale[:10]) + (" …" if len(stale) > 10 else ""))
-    return (
+    if assistant.settings.watch:
+        return last + f"<p>{len(stale)} document(s) changed since the index was built: {names}; indexing them soon.</p>"
+    return last + (
         f"<p>&#9888; {len(stale)} document(s) changed since the index was built: {names}. "
         "Answers may be out of date — run <code>.venv/bin/assistant build</code> in the assistant's folder "
         "(or <code>assistant build</code> with its virtualenv active).</p>"
     )
+
+
+def drawn_notice(assistant: Assistant, reader: Reader = EVERYTHING) -> tuple[str, BuildState | None]:
+    """The banner and the build state it was drawn from (taken first: a build that changes after is redrawn)."""
+    state = _build_state(assistant)
+    return index_notice(assistant, reader), state
+
+
+def refresh_notice(assistant: Assistant, seen: BuildState | None, reader: Reader = EVERYTHING) -> tuple:
+    """The timer's tick: the banner again, and the build state it comes from, when a background build started,
+    went on or ended since `seen`; else nothing, so that the corpus is not hashed again every few seconds."""
+    state = _build_state(assistant)
+    if state is None or state == seen:
+        return gr.skip(), gr.skip()
+    return index_notice(assistant, reader), state
+
+
+def _build_state(assistant: Assistant) -> BuildState | None:
+    return assistant.builds_state() if assistant.builds_state else None
+
+
+def _last_build(record: BuildRecord) -> str:
+    when = datetime.fromisoformat(record["finished"]).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    if record["summary"] is None and record["error"] in (None, "failed"):  # as a reader who may not read all sees it
+        return f"<p>Last indexed {escape_text(when)}{' (it failed)' if record['error'] else ''}.</p>"
+    if record["error"]:
+        return (
+            f"<p>&#9888; Indexing failed at {escape_text(when)}: {escape_text(record['error'])} "
+            "The index from before it answers the questions.</p>"
+        )
+    return f"<p>Last indexed {escape_text(when)}: {escape_text(summary_line(record))}</p>"
 
 
 def _build_with_progress(assistant: Assistant, progress) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _pickle
 import base64
+import hashlib
 import logging
 import pickle
 import threading
@@ -110,7 +111,10 @@ def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, re
         name: dict(r.headers)
         for name, r in responses.items()
         if r.headers.get_list("x-content-type-options") != ["nosniff"]
-        or r.headers.get_list("content-security-policy") != [f"frame-ancestors {ancestors}"]
+        or len(r.headers.get_list("content-security-policy")) != 1
+        or policy(r).get("frame-ancestors") != ancestors
+        or policy(r).get("default-src") != "'self'"
+        or not policy(r).get("script-src", "").startswith("'self' 'unsafe-eval'")
         or r.headers.get_list("referrer-policy") != ["no-referrer"]
         or (r.headers.get("content-type", "").startswith("text/html") and r.headers.get("cache-control") != "no-store")
     }
@@ -125,6 +129,62 @@ def test_every_route_says_nosniff_and_who_may_frame_it_errors_included(serve, re
         survived=len(responses) - len(wrong),
         detail="errors, 401, 404, 422, 429 and preflight included",
     )
+
+
+# the Content-Security-Policy that every response carries, beside frame-ancestors (tests/system/test_browser.py
+# runs every feature of the chat under it in Chromium)
+POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self' 'unsafe-eval'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'self'",
+}
+
+
+def policy(response) -> dict[str, str]:
+    """The response's Content-Security-Policy, directive by directive."""
+    return dict(directive.split(" ", 1) for directive in response.headers["content-security-policy"].split("; "))
+
+
+def inline_script_sources(page: str) -> list[str]:
+    """The hash source of each inline script of an HTML page, as a browser computes it."""
+    from bs4 import BeautifulSoup
+
+    scripts = [s.string or "" for s in BeautifulSoup(page, "html.parser").find_all("script") if not s.get("src")]
+    digests = [hashlib.sha256(script.encode()).digest() for script in dict.fromkeys(scripts)]
+    return [f"'sha256-{base64.b64encode(digest).decode()}'" for digest in digests]
+
+
+def test_pages_may_run_the_apps_scripts_and_their_own_inline_ones_and_api_responses_no_inline_one(serve):
+    app = serve()
+    web, login = client(app), client(serve(users="ana:pw"))
+    pages = {"chat": web.get("/"), "document view": web.get("/?doc=x"), "api docs": web.get("/api/docs")}
+    pages["login"] = login.get("/")
+    for name, page in pages.items():
+        inline = inline_script_sources(page.text)
+        assert inline and policy(page) == {**POLICY, "script-src": " ".join(["'self' 'unsafe-eval'", *inline])}, name
+    assert len(inline_script_sources(pages["chat"].text)) == 5  # Gradio 6.31's page: config, API info, root, 2 fixed
+    for name, response in {"api": web.get("/api/status"), "gradio.js": web.get("/gradio.js")}.items():
+        assert response.status_code == 200 and policy(response) == POLICY, name
+
+
+def test_a_page_sent_in_pieces_is_sent_whole_with_the_hash_of_a_script_split_across_them():
+    pieces = [b"<html><script>window.shown", b" = 1;</script><script src='app.js'></script></html>"]
+
+    async def page(scope, receive, send) -> None:
+        headers = [(b"content-type", b"text/html"), (b"cache-control", b"max-age=60")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for number, piece in enumerate(pieces, start=1):
+            await send({"type": "http.response.body", "body": piece, "more_body": number < len(pieces)})
+
+    response = TestClient(security.SecurityHeaders(page, "'self'")).get("/")
+    assert response.content == b"".join(pieces) and response.headers["cache-control"] == "no-store"
+    digest = base64.b64encode(hashlib.sha256(b"window.shown = 1;").digest()).decode()
+    assert policy(response)["script-src"] == f"'self' 'unsafe-eval' 'sha256-{digest}'"
 
 
 # ---- failed logins --------------------------------------------------------------------------------

@@ -94,6 +94,12 @@ def blocks_of(demo: gr.Blocks, kind: type) -> list:
     return [block for block in demo.blocks.values() if isinstance(block, kind)]
 
 
+def question_box(demo: gr.Blocks) -> gr.Textbox:
+    """The one unlabelled Textbox: the question (the "Add documents" panel's boxes have labels)."""
+    (box,) = [box for box in blocks_of(demo, gr.Textbox) if box.label is None]
+    return box
+
+
 def test_demo_has_chat_examples_and_passage_count_control(assistant, corpus):
     (corpus / SEED_ARTICLE).write_text("The seed article.")
     demo = build_demo(assistant=assistant)
@@ -122,7 +128,7 @@ def test_a_question_joins_the_history_with_its_reply_and_empties_the_box(assista
 
 
 def test_question_box_is_limited_to_the_question_limit(assistant):
-    (box,) = blocks_of(build_demo(assistant=assistant), gr.Textbox)
+    box = question_box(build_demo(assistant=assistant))
     assert box.max_length == MAX_QUESTION_CHARS
 
 
@@ -139,11 +145,11 @@ def test_the_first_example_is_the_placeholder_and_an_empty_examples_file_shows_n
     listed.write_text("How do I upgrade?\nWhere are the logs?\n")
     chosen = replace(settings, examples=listed)
     demo = build_demo(assistant=Assistant(chosen, fake_embedder))
-    (box,) = blocks_of(demo, gr.Textbox)
+    box = question_box(demo)
     assert box.placeholder == "How do I upgrade?" and "Where are the logs?" in str(demo.config)
     listed.write_text("# none yet\n")
     demo = build_demo(assistant=Assistant(chosen, fake_embedder))
-    assert blocks_of(demo, gr.Dataset) == [] and blocks_of(demo, gr.Textbox)[0].placeholder.startswith("Ask a")
+    assert blocks_of(demo, gr.Dataset) == [] and question_box(demo).placeholder.startswith("Ask a")
 
 
 def test_the_picker_offers_the_documents_and_folders_and_narrows_the_answer(assistant, settings, corpus, fake_embedder):

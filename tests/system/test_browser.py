@@ -23,11 +23,18 @@ def app_url(tmp_path_factory):
     """`python app.py` in a folder with corpus/ and no index: it builds the index, then serves, with the example
     questions of an ASSISTANT_EXAMPLES file."""
     folder = tmp_path_factory.mktemp("app")
-    shutil.copytree(ROOT / "corpus", folder / "corpus")
+    (folder / "corpus").mkdir()
     (folder / "corpus" / "hostile.md").write_text(HOSTILE)
+    yield from run_app(folder, {})
+
+
+def run_app(folder, env: dict[str, str]):
+    """`python app.py` in `folder`, with the seed article added to its corpus/, EXAMPLES as its example questions
+    and `env`; yields its URL once it answers, and stops it after."""
+    shutil.copytree(ROOT / "corpus", folder / "corpus", dirs_exist_ok=True)
     (folder / "examples.txt").write_text(EXAMPLES)
     port = free_port()
-    env = {**os.environ, "ASSISTANT_PORT": str(port), "ASSISTANT_EXAMPLES": "examples.txt"}
+    env = {**os.environ, "ASSISTANT_PORT": str(port), "ASSISTANT_EXAMPLES": "examples.txt", **env}
     log = open(folder / "app.log", "w")
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -272,3 +279,80 @@ def test_the_example_questions_are_those_of_the_examples_file(browser, app_url):
     page.locator("button.gallery-item").nth(1).click()
     page.wait_for_function("document.querySelector('textarea').value === 'Which countries took part?'")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def app_with_users_url(tmp_path_factory):
+    """The app of `app_url` over the seed article alone, with one user who must sign in."""
+    yield from run_app(tmp_path_factory.mktemp("app-users"), {"ASSISTANT_USERS": "ana:correct horse"})
+
+
+# Each violation of the page's Content-Security-Policy, as the page's own event reports it; Playwright runs this
+# before the page's scripts and outside its policy.
+WATCH_POLICY = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
+  `${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`));
+"""
+
+
+def watch_policy(context) -> list[str]:
+    """The violations of the Content-Security-Policy that Chromium reports on the console of any page of `context`."""
+    violations: list[str] = []
+    context.add_init_script(WATCH_POLICY)
+    context.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
+    return violations
+
+
+def assert_no_violation(page, console: list[str]) -> None:
+    assert page.evaluate("window.__violations") == [] and console == [], (page.url, console)
+
+
+def test_every_feature_of_the_chat_and_the_api_docs_works_under_the_content_security_policy(
+    browser, app_with_users_url
+):
+    """The login, an example question, the picker, an answer with its highlights, the copy button, the document
+    view (scrolled to its passage), New topic and /api/docs: all work, and the policy refuses nothing they do."""
+    url = app_with_users_url
+    context = browser.new_context(viewport={"width": 1000, "height": 400})  # low: the document view must scroll
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url.rstrip("/"))
+    console = watch_policy(context)
+    page = context.new_page()
+    policy = page.goto(url).headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self' 'unsafe-eval' 'sha256-" in policy
+    page.wait_for_selector("input[type=password]", timeout=30_000)
+    page.locator("input").first.fill("ana")
+    page.fill("input[type=password]", "correct horse")
+    page.keyboard.press("Enter")
+    page.locator("button.gallery-item", has_text="Where was the conference held?").click()
+    page.wait_for_function("document.querySelector('textarea').value === 'Where was the conference held?'")
+    page.get_by_label("Search within").click()
+    page.get_by_role("option", name="unodc-regional-conference-islamabad.txt").click()
+    ask_in(page, "Where was the conference held?")
+    assert page.locator(".scope").inner_text() == "Within: unodc-regional-conference-islamabad.txt"
+    highlighted = page.locator(".passage").filter(has=page.locator("mark"))
+    assert highlighted.count() >= 1
+    page.locator('[data-testid="bot"]').last.hover()
+    page.get_by_role("button", name="Copy message").last.click()
+    copied = page.evaluate("navigator.clipboard.readText()")  # Gradio copies the reply's HTML
+    assert "Within:" in copied and "conference" in copied, copied
+    with context.expect_page() as opened:
+        highlighted.first.locator("a.document-link").click()
+    document = opened.value
+    document.wait_for_selector(".document mark#cited-passage", timeout=30_000)
+    document.wait_for_function("scrollY > 0")  # js_on_load brought the passage into view
+    assert document.locator("mark#cited-passage").is_visible()
+    assert 0 <= document.locator("mark#cited-passage").bounding_box()["y"] < 400
+    assert_no_violation(document, console)
+    page.get_by_role("button", name="New topic").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"user\"]').length === 0", timeout=10_000)
+    assert_no_violation(page, console)
+    docs = context.new_page()
+    docs.goto(url + "api/docs")
+    docs.wait_for_selector('.opblock-summary-path[data-path="/api/ask"]', timeout=30_000)  # Swagger UI drew it
+    assert_no_violation(docs, console)
+    # the policy is in force: an inline script that the server did not write is refused, and reported
+    page.evaluate("document.head.append(Object.assign(document.createElement('script'), {text: 'window.ran = 1'}))")
+    page.wait_for_function("window.__violations.length > 0")
+    assert page.evaluate("window.ran") is None and "script-src" in page.evaluate("window.__violations")[0]
+    context.close()

@@ -25,6 +25,7 @@ from .vectors import read_dense, search_within
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PATHS_PER_QUERY = 10_000
 CACHED_SCOPES = 16  # the rows of the latest scopes searched: 1.1 MB each at a million chunks
 
 
@@ -147,15 +148,17 @@ class Index:
     def _rows_of(self, scope: Scope) -> np.ndarray:
         """A flag per row: whether `scope` allows its document. A folder is the range of paths from "folder/" up
         to "folder0" ("0" follows "/"): SQLite compares text byte by byte, and UTF-8 keeps the order of
-        characters, so the range holds exactly the paths under the folder, found through the index on source."""
-        terms = [f"source IN ({','.join('?' * len(scope.paths))})"] if scope.paths else []
-        terms += ["(source >= ? AND source < ?)"] * len(scope.folders)
-        bounds = [bound for folder in scope.folders for bound in (folder + "/", folder + "0")]
+        characters, so the range holds exactly the paths under the folder, found through the index on source.
+        Paths go PATHS_PER_QUERY at a time (a reader's scope may name thousands; SQLite takes 32,766 at most)."""
         mask = np.zeros(len(self), dtype=bool)
-        if terms:
-            with self._lock:
-                found = self._db.execute(f"SELECT row FROM chunks WHERE {' OR '.join(terms)}", [*scope.paths, *bounds])
-                mask[[row[0] for row in found]] = True
+        bounds = [bound for folder in scope.folders for bound in (folder + "/", folder + "0")]
+        queries = [(" OR ".join(["(source >= ? AND source < ?)"] * len(scope.folders)), bounds)] if bounds else []
+        for at in range(0, len(scope.paths), PATHS_PER_QUERY):
+            paths = list(scope.paths[at : at + PATHS_PER_QUERY])
+            queries.append((f"source IN ({','.join('?' * len(paths))})", paths))
+        with self._lock:
+            for where, args in queries:
+                mask[[row[0] for row in self._db.execute(f"SELECT row FROM chunks WHERE {where}", args)]] = True
         return mask
 
     def _query(self, sql: str, args: list[Any], key: str) -> dict[Any, dict[str, Any]]:
