@@ -51,6 +51,25 @@ class Answer:
             "relevance_floor": self.floor,
         }
 
+    @classmethod
+    def from_json(cls, data: dict) -> Answer:
+        """The answer of to_json()'s object, as a server's /api/ask returns it (what is rounded there stays so)."""
+        signals = data.get("signals")
+        return cls(
+            data["question"],
+            [Passage.from_json(p) for p in data["passages"]],
+            data["mode"],
+            bool(data["no_answer"]),
+            data["confidence"],
+            float(data["certainty"]),
+            Signals(**signals) if signals else None,
+            _answer_from_json(data.get("answer")),
+            float(data["relevance"]),
+            float(data["relevance_floor"]),
+            tuple(data.get("sources") or ()),
+            data.get("context"),
+        )
+
     def why_none(self) -> str:
         """Why it is not in the documents, in a few words (for a reply with `no_answer`)."""
         if not self.passages:
@@ -222,3 +241,15 @@ def _answer_json(extracted: ExtractedAnswer | None) -> dict | None:
 
 def _items_json(items: list[AnswerItem]) -> list[dict]:
     return [{"text": i.text, "label": i.label, "role": i.role, "passages": i.passages} for i in items]
+
+
+def _answer_from_json(data: dict | None) -> ExtractedAnswer | None:
+    if data is None:
+        return None
+    groups = [AnswerGroup(g["source"], g["title"], _items_from_json(g["items"])) for g in data["groups"]]
+    return ExtractedAnswer(data["type"], _items_from_json(data["items"]), data["category"], groups)
+
+
+def _items_from_json(items: list[dict]) -> list[AnswerItem]:
+    """Items as to_json() gives them: their mentions' offsets are on their passages, not kept per item."""
+    return [AnswerItem(i["text"], i["label"], i["role"], list(i["passages"]), []) for i in items]

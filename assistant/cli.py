@@ -7,19 +7,22 @@ import argparse
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from .access import EVERYTHING, Reader
 from .cli_accounts import add_account_commands
 from .config import MODES, PRECISIONS, STORES, Settings
 from .documents import printable
 from .errors import AssistantError, QueryError
-from .question import MAX_HISTORY, read_sources
+from .question import MAX_HISTORY, clean_query, read_sources
 
 log = logging.getLogger(__name__)
 _LISTED = 20  # documents listed by `assistant status`
+LOADING_NOTICE = 1.0  # seconds of loading before `ask` says on stderr what it is doing
 # the options that set a Settings field of the same name (the rest choose what a command does: -k, --json, ...)
 SETTING_OPTIONS = (
     "corpus",
@@ -35,6 +38,7 @@ SETTING_OPTIONS = (
     "root_path",
     "workers",
     "watch",
+    "server",
 )
 
 
@@ -151,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--json", action="store_true", help="print one JSON object per question (JSON Lines)")
     ask.add_argument(
+        "--server",
+        metavar="URL",
+        help="ask the assistant served at URL (its chat's address) instead of loading the index here "
+        "(or ASSISTANT_URL); credentials: ASSISTANT_API_TOKEN, or ASSISTANT_USER and ASSISTANT_PASSWORD",
+    )
+    ask.add_argument(
         "--chat",
         action="store_true",
         help="read stdin as one conversation: each line may follow up the lines before it; an empty line starts "
@@ -206,8 +216,6 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ask(settings: Settings, args: argparse.Namespace) -> int:
-    from .service import Assistant
-
     if args.k < 1:
         print(f"assistant: -k must be at least 1 (got {args.k})", file=sys.stderr)
         return 2
@@ -216,27 +224,75 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     except QueryError as err:
         print(f"assistant: --source: {err}", file=sys.stderr)
         return 2
-    assistant = Assistant(settings)
-    assistant.index()  # a missing or mismatched index fails before any question is read
     if args.groups and not args.reader:
         print("assistant: --group needs --as USER: the groups are those of the user asked as", file=sys.stderr)
         return 2
-    reader = Reader(args.reader, frozenset(args.groups or ())) if args.reader else EVERYTHING
-    if sources:
-        assistant.scope(sources, reader)  # and so does a source that is not in it (or not the reader's)
+    if settings.server and args.reader:
+        print("assistant: --as answers from this machine's index; a server answers as its credentials' user "
+              "(ASSISTANT_API_TOKEN, or ASSISTANT_USER and ASSISTANT_PASSWORD)", file=sys.stderr)  # fmt: skip
+        return 2
+    answer_of = _asked_of_server(settings, args, sources) if settings.server else _asked_here(settings, args, sources)
     history: list[str] = []
     for question in _questions(args.words, args.chat):
         if not question:  # --chat: a new topic
             history.clear()
             continue
-        answer = assistant.ask(question, args.k, sources=sources, history=history, reader=reader)
+        found, answer = answer_of(question, history)
         if args.chat:
             history = [*history, question][-MAX_HISTORY:]
         if args.json:
-            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+            print(json.dumps(found, ensure_ascii=False), flush=True)
         else:
             print(_format_answer(answer), flush=True)
     return 0
+
+
+Asked = Callable[[str, list[str]], tuple[dict, Any]]  # a question and its history -> (its JSON, its Answer)
+
+
+def _asked_here(settings: Settings, args: argparse.Namespace, sources: tuple[str, ...]) -> Asked:
+    """Questions answered in this process: the index and the models are loaded here (a few seconds, said on
+    stderr when it takes over LOADING_NOTICE seconds)."""
+    from .service import Assistant
+
+    notice = threading.Timer(LOADING_NOTICE, _say_loading)
+    notice.daemon = True
+    notice.start()
+    assistant = Assistant(settings)
+    assistant.index()  # a missing or mismatched index fails before any question is read
+    reader = Reader(args.reader, frozenset(args.groups or ())) if args.reader else EVERYTHING
+    if sources:
+        assistant.scope(sources, reader)  # and so does a source that is not in it (or not the reader's)
+
+    def asked(question: str, history: list[str]) -> tuple[dict, Any]:
+        answer = assistant.ask(question, args.k, sources=sources, history=history, reader=reader)
+        notice.cancel()
+        return answer.to_json(), answer
+
+    return asked
+
+
+def _asked_of_server(settings: Settings, args: argparse.Namespace, sources: tuple[str, ...]) -> Asked:
+    """Questions asked of the server at settings.server (cli_remote.py): nothing is loaded here."""
+    from .answers import Answer
+    from .cli_remote import Server
+
+    server = Server(settings)
+
+    def asked(question: str, history: list[str]) -> tuple[dict, Any]:
+        clean_query(question)  # an empty or too long question: the same message as in-process, with no call
+        found = server.ask(question, args.k, args.mode, sources, history)
+        return found, None if args.json else Answer.from_json(found)
+
+    return asked
+
+
+def _say_loading() -> None:
+    print(
+        "assistant: loading the index and the models (a few seconds; `--server URL` asks a running server instead)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _questions(words: list[str], chat: bool = False) -> Iterator[str]:

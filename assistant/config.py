@@ -72,6 +72,9 @@ _ENV: dict[str, tuple[str, type | str]] = {  # "number_or_auto": a float, or "au
     "ocr": ("ASSISTANT_OCR", str),
     "ocr_langs": ("ASSISTANT_OCR_LANGS", str),
     "examples": ("ASSISTANT_EXAMPLES", Path),
+    "server": ("ASSISTANT_URL", str),
+    "server_user": ("ASSISTANT_USER", str),
+    "server_password": ("ASSISTANT_PASSWORD", str),
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -146,6 +149,10 @@ class Settings:
     # the chat's example questions: a file of lines, one question each (read by serve/ui.py); None: the seed
     # article's examples when it is in the corpus, else none
     examples: Path | None = None
+    # `assistant ask` of a running server (cli_remote.py): its address, and a user of its ASSISTANT_USERS
+    server: str = ""
+    server_user: str = ""
+    server_password: str = field(default="", repr=False)
 
     def milvus_dense_index(self) -> tuple[str, dict[str, int], dict[str, int]]:
         """(index type, its build parameters, its search parameters) for the dense field, defaults filled in."""
@@ -231,6 +238,10 @@ class Settings:
             raise ConfigError(
                 "ASSISTANT_TRUSTED_GROUPS_HEADER is set without ASSISTANT_TRUSTED_USER_HEADER — set both (the groups "
                 "are those of the user the proxy signed in)"
+            )
+        if self.server and not re.match(r"https?://[^/\s]", self.server):
+            raise ConfigError(
+                f"ASSISTANT_URL must be an http:// or https:// address, like http://qa:7860/ (got {self.server!r})"
             )
         if not 0 < self.port < 65536:
             raise ConfigError(f"ASSISTANT_PORT must be between 1 and 65535 (got {self.port})")

@@ -97,3 +97,21 @@ class Passage:
             "highlights": [list(span) for span in self.highlights],
             "entities": [list(span) for span in self.entities],
         }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Passage:
+        """The passage of to_json()'s object (the score as rounded there)."""
+        spans = {name: [(int(start), int(end)) for start, end in data[name]] for name in ("highlights", "entities")}
+        return cls(
+            data["text"],
+            data["source"],
+            data["page"],
+            float(data["score"]),
+            int(data["start"]),
+            int(data["end"]),
+            data["chunk_id"],
+            data["title"],
+            data["section"],
+            bool(data["ocr"]),
+            **spans,
+        )

@@ -134,6 +134,7 @@ OPTIONS = [  # (argv, field, value): one per option in cli.SETTING_OPTIONS
     (["serve", "--port", "8123"], "port", 8123),
     (["serve", "--root-path", "/qa"], "root_path", "/qa"),
     (["serve", "--workers", "3"], "workers", 3),
+    (["ask", "--server", "http://qa.example:7860/", "a question"], "server", "http://qa.example:7860/"),
     (["serve", "--watch"], "watch", True),
 ]
 

@@ -18,7 +18,7 @@ STAGES = [
     ["index", "access"],
     ["search", "confidence", "answers"],
     ["service", "builds", "watch"],
-    ["serve", "cli_accounts", "cli", "__main__"],
+    ["serve", "cli_accounts", "cli_remote", "cli", "__main__"],
 ]
 STORES = ("index.faiss", "index.milvus")
 
