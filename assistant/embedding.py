@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -21,6 +22,8 @@ _LOADED: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()
 _ENCODE_STEP = 256  # texts per progress update (at least)
 SMALL_ENCODE = 64  # an encode of at most this many texts runs on one thread (threads.TORCH)
+# the models exported to ONNX (ASSISTANT_PRECISION=onnx), shared by every index and process of this user
+ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "assistant" / "onnx"
 REMEMBERED = 16_384  # vectors kept by encode(..., remember=True): about 25 MB at 384 dimensions
 
 
@@ -51,8 +54,11 @@ def native_bf16() -> bool:
 
 def resolve_precision(precision: str) -> str:
     """ "fp32" or "bf16". `auto` is bf16 where the CPU has it natively and fp32 elsewhere: without hardware
-    support bf16 is emulated, and slower than fp32 (benchmarks/precision.py)."""
+    support bf16 is emulated, and slower than fp32 (benchmarks/precision.py). `onnx` is fp32 arithmetic run by
+    ONNX Runtime (onnx_model.py): its vectors are fp32's, to within 1e-5."""
     check_precision(precision)
+    if precision == "onnx":
+        return "fp32"
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     if precision == "bf16" and not native_bf16():
@@ -71,16 +77,18 @@ class Embedder:
         self.name = model
         self.batch_size = batch_size
         self.requested = check_precision(precision)
+        self.runtime = "onnx" if self.requested == "onnx" else "torch"  # what runs the model
         self._precision: str | None = None  # resolved on first use: asking the CPU imports torch
         self.embedded = 0  # texts sent to the model in this process, for tests and summaries
         self._remembered: LRU[np.ndarray] = LRU(REMEMBERED)
 
     @property
     def model(self):
+        key = f"{self.runtime}:{self.name}"
         with _LOAD_LOCK:
-            if self.name not in _LOADED:
-                _LOADED[self.name] = _load(self.name)
-            return _LOADED[self.name]
+            if key not in _LOADED:
+                _LOADED[key] = _load_onnx(self.name) if self.runtime == "onnx" else _load(self.name)
+            return _LOADED[key]
 
     @property
     def precision(self) -> str:
@@ -93,6 +101,8 @@ class Embedder:
     @property
     def dimension(self) -> int:
         model = self.model
+        if self.runtime == "onnx":
+            return int(model.dimension)
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
@@ -102,6 +112,8 @@ class Embedder:
         return int(self.model.max_seq_length) - 2
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
+        if self.runtime == "onnx":
+            return self.model.offsets(text)
         encoded = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [tuple(span) for span in encoded["offset_mapping"]]
 
@@ -117,16 +129,10 @@ class Embedder:
         unique = list(dict.fromkeys(texts))
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
         order = self._by_length(unique)
-        with self._arithmetic(), threads.TORCH.held(active=len(unique) <= SMALL_ENCODE):
+        with self._arithmetic(), self._threads(len(unique) <= SMALL_ENCODE):
             for lo in range(0, len(order), self.batch_size):
                 rows = order[lo : lo + self.batch_size]
-                vectors[rows] = self.model.encode(
-                    [unique[i] for i in rows],
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                vectors[rows] = self._batch([unique[i] for i in rows], len(unique) <= SMALL_ENCODE)
                 self.embedded += len(rows)
                 done = lo + len(rows)
                 if progress and (done // _ENCODE_STEP > lo // _ENCODE_STEP or done == len(order)):
@@ -149,16 +155,37 @@ class Embedder:
                 self._remembered.put(key(text), vector)
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dimension), dtype=np.float32)
 
+    def _batch(self, texts: list[str], small: bool) -> np.ndarray:
+        if self.runtime == "onnx":
+            return self.model.encode(texts, one_thread=small)
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def _threads(self, small: bool) -> contextlib.AbstractContextManager:
+        """torch's thread count for this encode (ONNX Runtime's is its session's: onnx_model.OnnxModel)."""
+        return threads.TORCH.held(active=small) if self.runtime == "torch" else contextlib.nullcontext()
+
     def _by_length(self, texts: list[str]) -> list[int]:
         """Indexes of `texts`, longest first in word pieces, so that each batch pads to nearly its own length.
         sentence-transformers sorts each call's texts by characters, a loose stand-in for word pieces: over the
         2,599 SQuAD chunks its batches held 470,003 word pieces with padding, these 377,475 (374,054 real)."""
         if len(texts) <= self.batch_size:  # one batch: the order changes nothing
             return list(range(len(texts)))
-        pieces = self.model.tokenizer(texts, truncation=True, max_length=int(self.model.max_seq_length), verbose=False)[
-            "input_ids"
-        ]
-        return sorted(range(len(texts)), key=lambda i: -len(pieces[i]))
+        if self.runtime == "onnx":
+            lengths = self.model.lengths(texts)
+        else:
+            lengths = [
+                len(ids)
+                for ids in self.model.tokenizer(
+                    texts, truncation=True, max_length=int(self.model.max_seq_length), verbose=False
+                )["input_ids"]
+            ]
+        return sorted(range(len(texts)), key=lambda i: -lengths[i])
 
     def _arithmetic(self) -> contextlib.AbstractContextManager:
         if self.precision != "bf16":
@@ -166,6 +193,16 @@ class Embedder:
         import torch
 
         return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def _load_onnx(name: str):
+    from .onnx_model import OnnxModel, pipeline_of
+
+    folder = Path(resolve_model(name)).expanduser()
+    if not folder.is_dir():
+        raise ModelLoadError(f"ASSISTANT_PRECISION=onnx needs the model on disk: {name!r} is not a folder")
+    log.info("loading embedding model %s in ONNX Runtime", name)
+    return OnnxModel(pipeline_of(folder), ONNX_CACHE)
 
 
 def _load(name: str):

@@ -6,7 +6,7 @@ Each version is run from its own checkout (the working tree, and --baseline REV 
 this virtualenv, on a copy of the sample corpus with an index it built itself, as a user would run it: processes
 and HTTP, nothing imported here. Medians of --runs runs; the ratios are to `import torch`'s median.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/cold.py --baseline 2dbcc59 --runs 5
+    PYTHONPATH=. .venv/bin/python benchmarks/cold.py --baseline 2dbcc59 --precision onnx --runs 5
 """
 
 from __future__ import annotations
@@ -59,10 +59,13 @@ def served(env: dict[str, str], cwd: Path, port: int) -> tuple[subprocess.Popen,
             time.sleep(0.05)
 
 
-def measure(code: Path, work: Path, runs: int) -> dict[str, float | None]:
-    """The medians of one version: the code at `code`, its corpus and index in `work`."""
+def measure(code: Path, work: Path, runs: int, precision: str | None = None) -> dict[str, float | None]:
+    """The medians of one version: the code at `code`, its corpus and index in `work`, with ASSISTANT_PRECISION
+    set to `precision` if given."""
     shutil.copytree(ROOT / "corpus", work / "corpus")
     env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1"}
+    if precision:
+        env["ASSISTANT_PRECISION"] = precision
     python = [sys.executable, "-m", "assistant"]
     subprocess.run([*python, "build"], env=env, cwd=work, check=True, capture_output=True)
     has_server_option = (
@@ -97,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", help="a git revision to measure beside the working tree (e.g. main's)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--precision", action="append", default=[], help="also run the change with this precision")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
@@ -104,6 +108,8 @@ def main() -> None:
             timed([sys.executable, "-c", "import torch"], dict(os.environ), tmp) for _ in range(args.runs)
         )
         versions = {"this change": measure(ROOT, tmp / "change", args.runs)}
+        for precision in args.precision:
+            versions[f"this change, {precision}"] = measure(ROOT, tmp / f"change-{precision}", args.runs, precision)
         if args.baseline:
             try:
                 versions[args.baseline] = measure(checkout(args.baseline, tmp / "base-code"), tmp / "base", args.runs)

@@ -1,4 +1,5 @@
-"""Benchmark: bf16 against fp32 embeddings: SciFact test nDCG@10 (dense and hybrid) and encoding speed, in one run.
+"""Benchmark: bf16 (or ONNX Runtime, --against onnx) against fp32 embeddings: SciFact test nDCG@10 (dense and
+hybrid) and encoding speed, in one run.
 
 - Quality: the SciFact index is built once per precision with the default settings by `build_index` in --work
   (default /tmp/precision-bench, outside the repository); the claims are embedded in each precision and asked
@@ -11,6 +12,7 @@ A second run reuses the indexes (an unchanged corpus embeds nothing). The first 
 precision.
 
     PYTHONPATH=. .venv/bin/python benchmarks/precision.py --out /tmp/precision.json
+    PYTHONPATH=. .venv/bin/python benchmarks/precision.py --against onnx --out /tmp/onnx.json
 """
 
 from __future__ import annotations
@@ -36,21 +38,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaldata import REPO, CachedEmbedder, Task, log, scifact_task, throttled, write_corpus  # noqa: E402
 from quality import search_all, table  # noqa: E402
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ["fp32", "bf16"]  # fp32 and the one measured against it (--against)
 MODES = ("dense", "hybrid")
-BUDGET = 0.005  # the most test nDCG@10 that bf16 may cost
+BUDGET = 0.005  # the most test nDCG@10 that bf16 (or onnx) may cost
+TIME_RATIO = "time / fp32's"
 
 
 def build(task: Task, work: Path, embedder: CachedEmbedder) -> Index:
     """Build (or reuse) the task's index in the embedder's precision."""
     settings = Settings(
         corpus=task.corpus,
-        index=work / f"{task.name}-{embedder.precision}-index",
+        index=work / f"{task.name}-{embedder.requested}-index",
         min_score=-1.0,
-        precision=embedder.precision,
+        precision=embedder.requested,
     )
-    summary = build_index(settings, embedder, progress=throttled(f"{task.name} {embedder.precision}"))
-    log(f"{task.name} {embedder.precision}: {summary.line()}")
+    summary = build_index(settings, embedder, progress=throttled(f"{task.name} {embedder.requested}"))
+    log(f"{task.name} {embedder.requested}: {summary.line()}")
     return open_index(settings.index, settings.model, settings.chunking())
 
 
@@ -75,12 +78,13 @@ def quality_rows(task: Task, indexes: dict[str, Index], embedders: dict[str, Cac
 
 
 def vector_agreement(indexes: dict[str, Index]) -> dict:
-    """Cosine between the fp32 and the bf16 vector of each chunk (the builds hold the same chunks, in order)."""
+    """Cosine between the fp32 and the other vector of each chunk (the builds hold the same chunks, in order)."""
+    other = PRECISIONS[1]
     rows = list(range(len(indexes["fp32"])))
     ids = {p: [r["id"] for r in indexes[p].chunks_of(sorted(indexes[p].manifest["documents"]))] for p in PRECISIONS}
-    if ids["fp32"] != ids["bf16"]:
-        sys.exit("the fp32 and bf16 indexes hold different chunks: rebuild both with the same code")
-    cosines = np.sum(indexes["fp32"].stored_vectors(rows) * indexes["bf16"].stored_vectors(rows), axis=1)
+    if ids["fp32"] != ids[other]:
+        sys.exit(f"the fp32 and {other} indexes hold different chunks: rebuild both with the same code")
+    cosines = np.sum(indexes["fp32"].stored_vectors(rows) * indexes[other].stored_vectors(rows), axis=1)
     return {
         "chunks": len(rows),
         "min": round(float(cosines.min()), 6),
@@ -96,8 +100,8 @@ def speed(index: Index, sample: int, rounds: int) -> dict:
         for r in index.chunks(random.Random(0).sample(range(len(index)), min(sample, len(index)))).values()
     ]
     embedders = {p: Embedder(precision=p) for p in PRECISIONS}
-    embedders["fp32"].encode(texts[:32])  # load the model and warm both paths before timing
-    embedders["bf16"].encode(texts[:32])
+    for embedder in embedders.values():  # load the model and warm both paths before timing
+        embedder.encode(texts[:32])
     seconds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
     for round_ in range(rounds):
         for p in PRECISIONS if round_ % 2 == 0 else PRECISIONS[::-1]:
@@ -111,7 +115,7 @@ def speed(index: Index, sample: int, rounds: int) -> dict:
         "rounds": rounds,
         "seconds": seconds,
         "chunks per second": {p: round(len(texts) / median[p], 1) for p in PRECISIONS},
-        "bf16 / fp32 time": round(median["bf16"] / median["fp32"], 3),
+        TIME_RATIO: round(median[PRECISIONS[1]] / median["fp32"], 3),
     }
 
 
@@ -122,7 +126,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=256, help="chunks encoded per speed round")
     parser.add_argument("--rounds", type=int, default=5, help="speed rounds per precision")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--against", choices=("bf16", "onnx"), default="bf16", help="what is measured against fp32")
     args = parser.parse_args(argv)
+    PRECISIONS[1] = args.against
     if args.work.resolve().is_relative_to(REPO):
         sys.exit("--work must be outside the repository: the evaluation data never goes into it")
     task = scifact_task(args.limit_docs, 50)
@@ -147,16 +153,16 @@ def report(results: dict) -> None:
     score = {(r["index"], r["queries"], r["mode"]): r["test nDCG@10"] for r in results["quality"]}
     print(f"CPU has native bf16 (AVX512-BF16 or AMX): {results['native bf16']}")
     print("\nSciFact (BEIR), 300 test claims, nDCG@10\n" + table(results["quality"]))
+    other = PRECISIONS[1]
     for mode in MODES:
-        cost = score[("fp32", "fp32", mode)] - score[("bf16", "bf16", mode)]
-        print(
-            f"{mode}: bf16 costs {cost:+.4f} nDCG@10 against fp32 ({'within' if cost <= BUDGET else 'OVER'} {BUDGET})"
-        )
-    print(f"\nfp32 and bf16 vectors of the same chunks, cosine: {results['vectors']}")
+        cost = score[("fp32", "fp32", mode)] - score[(other, other, mode)]
+        within = "within" if cost <= BUDGET else "OVER"
+        print(f"{mode}: {other} costs {cost:+.4f} nDCG@10 against fp32 ({within} {BUDGET})")
+    print(f"\nfp32 and {other} vectors of the same chunks, cosine: {results['vectors']}")
     s = results["speed"]
     print(
         f"\nencoding {s['chunks']} chunks, {s['rounds']} rounds: {s['chunks per second']} chunks/s; "
-        f"bf16 takes {s['bf16 / fp32 time']}x the time of fp32"
+        f"{other} takes {s[TIME_RATIO]}x the time of fp32"
     )
 
 

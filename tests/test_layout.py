@@ -12,7 +12,19 @@ PACKAGE = Path(__file__).resolve().parent.parent / "assistant"
 # The stages, lowest first: a module imports only modules of its own stage or of a lower one.
 STAGES = [
     ["config", "errors", "documents", "lru", "threads"],
-    ["structure", "ocr", "formats", "places", "embedding", "chunking", "question", "parses", "entities", "ingest"],
+    [
+        "structure",
+        "ocr",
+        "formats",
+        "places",
+        "onnx_model",
+        "embedding",
+        "chunking",
+        "question",
+        "parses",
+        "entities",
+        "ingest",
+    ],
     ["index.manifest", "index.store", "index.lexical"],
     ["index.faiss", "index.milvus"],
     ["index", "access"],
