@@ -114,7 +114,7 @@ def recorder(monkeypatch):
     from assistant import embedding
 
     model = _Recorder()
-    monkeypatch.setitem(embedding._LOADED, "recorder", model)
+    monkeypatch.setitem(embedding._LOADED, "torch:recorder", model)  # the model torch runs
     return model
 
 
