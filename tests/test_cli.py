@@ -201,13 +201,14 @@ def test_precision_flag_reaches_the_embedder_of_build_ask_and_serve(run, corpus,
 def test_bad_precision_is_one_line_naming_the_valid_ones(run, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         run("build", "--precision", "fp16")
-    assert "invalid choice: 'fp16' (choose from 'auto', 'fp32', 'bf16')" in capsys.readouterr().err
+    assert "invalid choice: 'fp16' (choose from 'auto', 'fp32', 'bf16', 'onnx')" in capsys.readouterr().err
     monkeypatch.setenv("ASSISTANT_PRECISION", "fp16")
     assert run("ask", "x") == 1
     err = capsys.readouterr().err
     assert (
         err.strip()
-        == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: auto, fp32, bf16"
+        == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: "
+        "auto, fp32, bf16, onnx"
     )
 
 
