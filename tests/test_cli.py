@@ -206,8 +206,7 @@ def test_bad_precision_is_one_line_naming_the_valid_ones(run, capsys, monkeypatc
     assert run("ask", "x") == 1
     err = capsys.readouterr().err
     assert (
-        err.strip()
-        == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: "
+        err.strip() == "assistant: unknown precision 'fp16' (ASSISTANT_PRECISION, --precision) — valid precisions: "
         "auto, fp32, bf16, onnx"
     )
 
