@@ -194,6 +194,8 @@ def assistant_env(index: Path, corpus: Path, args: argparse.Namespace) -> dict:
     env.update(ASSISTANT_INDEX=str(index), ASSISTANT_CORPUS=str(corpus))
     if args.min_score is not None:
         env["ASSISTANT_MIN_SCORE"] = args.min_score
+    if args.precision is not None:
+        env["ASSISTANT_PRECISION"] = args.precision
     return env
 
 
@@ -326,6 +328,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stores to measure (default both); Milvus: build, incremental, in-process latency at the "
         "SQuAD size; large and HTTP are FAISS's only; ratios need faiss too",
     )
+    parser.add_argument("--precision", default=None, help="ASSISTANT_PRECISION of the assistant's processes")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
