@@ -94,17 +94,22 @@ class Policy:
         named = f" ({reader} {how})" if match else ""
         return match is not None, f'folder "{folder or "."}" is for {listed}{named}'
 
+    def reads_all(self, reader: Reader) -> bool:
+        """Whether `reader` may read every file, whatever the corpus holds: no rules, an admin, or the corpus itself
+        listed for them with every folder under it."""
+        if self.open or self.is_admin(reader):
+            return True
+        return "" in self.folders and all(self._names(reader, who) for who in self.folders.values())
+
     def readable(self, reader: Reader, documents: Collection[str]) -> Scope | None:
         """What `reader` may read among `documents` as a search scope; None: all of them. As few terms as the rules
         allow, so that a store filters by a few folders rather than by thousands of names: a listed folder whose
         listed subfolders are all allowed too is one folder; a readable document's folder is taken whole, as high
         up as no listed folder lies inside it (its files all follow the same rule); the rest are named."""
-        if self.open or self.is_admin(reader):
+        if self.reads_all(reader):
             return None
         allowed = {folder for folder, who in self.folders.items() if self._names(reader, who)}
         whole = {f for f in allowed if all(g in allowed for g in self.folders if _inside(g, f))}
-        if "" in whole:
-            return None
         holding = {ancestor for folder in self.folders for ancestor in _ancestors(folder)}  # a listed one inside
         folders, named = set(whole), []
         for path in documents:

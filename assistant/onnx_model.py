@@ -68,9 +68,13 @@ class OnnxModel:
         self.pipeline = pipeline
         self.max_seq_length = pipeline.max_seq_length
         self.dimension = pipeline.dimension
+        # two tokenizers, not one switched between: a build's chunking asks for offsets while questions encode
         self.tokenizer = Tokenizer.from_file(str(pipeline.folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_seq_length)
+        self._whole = Tokenizer.from_file(str(pipeline.folder / "tokenizer.json"))  # untruncated, for offsets
+        self._whole.no_padding()
+        self._whole.no_truncation()
         self.graph = exported(pipeline, cache)
         self._runtime = onnxruntime
         self._sessions: dict[bool, Any] = {}
@@ -93,11 +97,7 @@ class OnnxModel:
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character offsets of the text's word pieces, without the special tokens and untruncated."""
-        self.tokenizer.no_truncation()
-        try:
-            return [(start, end) for start, end in self.tokenizer.encode(text, add_special_tokens=False).offsets]
-        finally:
-            self.tokenizer.enable_truncation(self.max_seq_length)
+        return [(start, end) for start, end in self._whole.encode(text, add_special_tokens=False).offsets]
 
     def encode(self, texts: list[str], one_thread: bool) -> np.ndarray:
         """Normalized float32 vectors of `texts`, run as one batch padded to its longest text."""

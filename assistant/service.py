@@ -309,7 +309,7 @@ class Assistant:
         """The server's last background build; to a reader who may not read everything, only when it ran and
         whether it failed: its summary, reason and error name files and counts of the whole corpus."""
         last = self.builds_state()["last"] if self.builds_state else None
-        if last is None or self.access.policy().readable(reader, ()) is None:
+        if last is None or self.access.policy().reads_all(reader):
             return last
         return {**last, "reason": "", "summary": None, "error": "failed" if last["error"] else None}
 

@@ -380,7 +380,7 @@ def index_notice(assistant: Assistant, reader: Reader = EVERYTHING) -> str:
     since the index was built, what changed (of what `reader` may read), with the command that fixes it."""
     state = _build_state(assistant)
     if state and state["running"]:
-        everything = assistant.access.policy().readable(reader, ()) is None  # counts of all files: not for all
+        everything = assistant.access.policy().reads_all(reader)  # counts of all files: not for all
         progress = f": {state['phase']} {state['done']}/{state['total']}" if state["phase"] and everything else ""
         return f"<p>Indexing changes{escape_text(progress)}…</p>"
     try:
