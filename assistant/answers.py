@@ -14,6 +14,10 @@ from .question import Question
 from .search import Retriever
 
 HIGHLIGHT_MARGIN = 0.05  # sentences this close to the best one in a passage are highlighted too
+# the same for the build's sentence vectors (pooled in their passage), whose cosines lie closer together: on
+# SQuAD (tune half) 0.03 marks as many sentences as 0.05 does for sentences embedded alone, and as often the
+# one that holds the answer (docs/benchmarks.md#highlights)
+POOLED_MARGIN = 0.03
 SENTENCE_FLOOR = 0.15  # a sentence under this cosine to the question is never highlighted
 LIST_DEPTH = 30  # candidates searched for a list question (who…, which…), so that a spread-out answer is complete
 ANSWERING_DOCUMENTS = 5  # the documents of the candidates, in the order of their best passage, drawn answers from
@@ -199,23 +203,31 @@ def _told(question: Question, extracted: ExtractedAnswer) -> int:
 
 def highlight(passages: list[Passage], query_vector: np.ndarray, embedder, floor: float = 0.0) -> None:
     """Fill `passage.highlights` with (start, end) offsets in `passage.text`: the passage's best sentence and
-    those within HIGHLIGHT_MARGIN of it, if they score at least `floor` and stand out: a passage whose sentences
-    would all be marked (a one-sentence passage among them) gets none, as the mark would say nothing. One batch
-    of embeddings for all."""
-    spans = [sentence_spans(p.text, 0, len(p.text)) for p in passages]
-    sentences = [p.text[s:e] for p, found in zip(passages, spans) for s, e in found]
-    if not sentences:
-        return
-    scores = embedder.encode(sentences, remember=True) @ np.asarray(query_vector, dtype=np.float32)
+    those close to it (HIGHLIGHT_MARGIN, or POOLED_MARGIN for the build's sentence vectors), if they score at
+    least `floor` and stand out: a passage whose sentences would all be marked (a one-sentence passage among
+    them) gets none, as the mark would say nothing. A passage's sentences are scored by the vectors its build
+    kept (a matrix product); only a passage built without them has its sentences embedded, in one batch."""
+    question = np.asarray(query_vector, dtype=np.float32)
+    unread = [p for p in passages if p.sentences is None]
+    spans = [sentence_spans(p.text, 0, len(p.text)) for p in unread]
+    sentences = [p.text[s:e] for p, found in zip(unread, spans) for s, e in found]
+    embedded = embedder.encode(sentences, remember=True) @ question if sentences else np.zeros(0, np.float32)
     position = 0
-    for passage, found in zip(passages, spans):
-        own = scores[position : position + len(found)]
+    for passage, found in zip(unread, spans):
+        _mark(passage, found, embedded[position : position + len(found)], HIGHLIGHT_MARGIN, floor)
         position += len(found)
-        if len(found):
-            best = float(own.max())
-            cut = max(best - HIGHLIGHT_MARGIN, floor)
-            marked = [span for span, score in zip(found, own) if score >= cut]
-            passage.highlights = marked if len(marked) < len(found) else []
+    for passage in passages:
+        if passage.sentences is not None:
+            stored = passage.sentences
+            scores = stored.vectors.astype(np.float32) @ question
+            _mark(passage, list(stored.spans), scores, POOLED_MARGIN, floor)
+
+
+def _mark(passage: Passage, spans: list[tuple[int, int]], scores: np.ndarray, margin: float, floor: float) -> None:
+    if len(spans):
+        cut = max(float(scores.max()) - margin, floor)
+        marked = [span for span, score in zip(spans, scores) if score >= cut]
+        passage.highlights = marked if len(marked) < len(spans) else []
 
 
 def _mark_entities(passages: list[Passage], extracted: ExtractedAnswer) -> None:

@@ -193,12 +193,27 @@ def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     nlp = _sentencizer()
     spans: list[tuple[int, int]] = []
     for lo in range(start, end, _SPACY_PIECE):
-        hi = min(lo + _SPACY_PIECE, end)
-        for sent in nlp(text[lo:hi]).sents:
-            stripped = sent.text.strip()
-            if stripped:
-                first = lo + sent.start_char + (len(sent.text) - len(sent.text.lstrip()))
-                spans.append((first, first + len(stripped)))
+        spans += _spans(nlp(text[lo : min(lo + _SPACY_PIECE, end)]), lo)
+    return spans
+
+
+def sentences_of(texts: list[str]) -> list[list[tuple[int, int]]]:
+    """sentence_spans() of each whole text; short texts (passages) go through spaCy's pipe, six times faster
+    than one call each."""
+    nlp = _sentencizer()
+    short = [i for i, text in enumerate(texts) if len(text) <= _SPACY_PIECE]
+    found = {i: _spans(doc, 0) for i, doc in zip(short, nlp.pipe(texts[i] for i in short))}
+    return [found[i] if i in found else sentence_spans(text, 0, len(text)) for i, text in enumerate(texts)]
+
+
+def _spans(doc, offset: int) -> list[tuple[int, int]]:
+    """The sentences of a parsed piece of text that starts at `offset`, without the spaces around them."""
+    spans = []
+    for sent in doc.sents:
+        stripped = sent.text.strip()
+        if stripped:
+            first = offset + sent.start_char + (len(sent.text) - len(sent.text.lstrip()))
+            spans.append((first, first + len(stripped)))
     return spans
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from . import threads
+from .chunking import sentences_of
 from .config import DEFAULT_MODEL, check_precision
-from .documents import Progress
+from .documents import Chunk, Progress, SentenceVectors
 from .errors import ModelLoadError
 from .lru import LRU
 
@@ -126,13 +127,38 @@ class Embedder:
         are looked up among the last REMEMBERED texts encoded this way, and only the others are embedded."""
         if remember:
             return self._encode_remembered(texts)
-        unique = list(dict.fromkeys(texts))
+        return self._encode(texts, None, progress)[0]
+
+    def encode_passages(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], progress: Progress | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """encode()'s vectors of `texts`, and for each text a vector per span of `spans[i]` (character offsets
+        in texts[i]: its sentences), float16 and normalized: the mean of the model's output over the word pieces
+        inside the span. A sentence read in its passage, at no cost beyond the passage's own; highlighting
+        scores them instead of embedding the sentences of each answer (docs/benchmarks.md#highlights).
+        A span the model never reads (past its limit) gets zeros."""
+        return self._encode(texts, spans, progress)  # type: ignore[return-value]
+
+    def _encode(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None, progress: Progress | None
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        keys = [(text, tuple(found)) for text, found in zip(texts, spans or [[]] * len(texts))]
+        unique = list(dict.fromkeys(keys))
+        plain = [text for text, _ in unique]
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
-        order = self._by_length(unique)
-        with self._arithmetic(), self._threads(len(unique) <= SMALL_ENCODE):
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float16)] * len(unique)
+        order = self._by_length(plain)
+        small = len(unique) <= SMALL_ENCODE
+        with self._arithmetic(), self._threads(small):
             for lo in range(0, len(order), self.batch_size):
                 rows = order[lo : lo + self.batch_size]
-                vectors[rows] = self._batch([unique[i] for i in rows], len(unique) <= SMALL_ENCODE)
+                batch = [plain[i] for i in rows]
+                if spans is None:
+                    vectors[rows] = self._batch(batch, small)
+                else:
+                    vectors[rows], sentences = self._batch_pooled(batch, [list(unique[i][1]) for i in rows], small)
+                    for row, found in zip(rows, sentences):
+                        pooled[row] = found
                 self.embedded += len(rows)
                 done = lo + len(rows)
                 if progress and (done // _ENCODE_STEP > lo // _ENCODE_STEP or done == len(order)):
@@ -140,8 +166,9 @@ class Embedder:
         if self.precision == "bf16":  # MiniLM pools and normalizes in float32, but a model ending in a Dense layer
             # would normalize bf16 values, to two or three digits: normalize again in float32
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        row = {text: i for i, text in enumerate(unique)}
-        return vectors[[row[t] for t in texts]] if texts else vectors
+        index = {key: i for i, key in enumerate(unique)}
+        at = [index[key] for key in keys]
+        return (vectors[at] if keys else vectors), ([pooled[i] for i in at] if spans is not None else None)
 
     def _encode_remembered(self, texts: list[str]) -> np.ndarray:
         key = lambda text: (self.precision, text)  # noqa: E731 — a vector is only reused in the same arithmetic
@@ -165,6 +192,39 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+    def _batch_pooled(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], small: bool
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The batch's vectors and its spans' pooled vectors, from one run of the model."""
+        if self.runtime == "onnx":
+            vectors, hidden, offsets = self.model.run(texts, one_thread=small)
+        else:
+            vectors, hidden, offsets = self._torch_run(texts)
+        return vectors, [pool_spans(h, o, s) for h, o, s in zip(hidden, offsets, spans)]
+
+    def _torch_run(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """sentence-transformers' modules run on the batch as its encode() runs them, keeping the word pieces'
+        output: (vectors, each text's word-piece vectors, their character offsets ((0, 0): special pieces))."""
+        import torch
+
+        model = self.model
+        features = model.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=int(model.max_seq_length),
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        offsets = features.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            out = model(dict(features))
+        lengths = features["attention_mask"].sum(dim=1).tolist()
+        hidden = out["token_embeddings"].float().numpy()
+        vectors = out["sentence_embedding"].float().numpy()
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors, [hidden[i, :n] for i, n in enumerate(lengths)], [offsets[i, :n] for i, n in enumerate(lengths)]
 
     def _threads(self, small: bool) -> contextlib.AbstractContextManager:
         """torch's thread count for this encode (ONNX Runtime's is its session's: onnx_model.OnnxModel)."""
@@ -193,6 +253,33 @@ class Embedder:
         import torch
 
         return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def embed_chunks(embedder, chunks: list[Chunk], progress: Progress | None = None) -> tuple[np.ndarray, list[bytes]]:
+    """The vectors of the chunks' embedded texts, and each chunk's sentences (spans in its text) with their
+    pooled vectors (Embedder.encode_passages), packed as the stores keep them (SentenceVectors.pack)."""
+    spans = sentences_of([c.text for c in chunks])
+    shifts = [len(c.embed_text) - len(c.text) for c in chunks]  # the text ends the embedded text (chunking)
+    vectors, pooled = embedder.encode_passages(
+        [c.embed_text for c in chunks],
+        [[(s + shift, e + shift) for s, e in found] for found, shift in zip(spans, shifts)],
+        progress,
+    )
+    return vectors, [SentenceVectors(tuple(found), p).pack() for found, p in zip(spans, pooled)]
+
+
+def pool_spans(hidden: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """A normalized float16 vector per span: the mean of the word pieces' vectors (`hidden`, one row per piece,
+    `offsets` their character spans, (0, 0) for [CLS] and [SEP]) that lie within it; zeros for a span with none."""
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    real = ends > starts
+    pooled = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
+    for i, (start, end) in enumerate(spans):
+        inside = real & (starts >= start) & (ends <= end)
+        if inside.any():
+            mean = hidden[inside].mean(axis=0)
+            pooled[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return pooled.astype(np.float16)
 
 
 def _load_onnx(name: str):

@@ -101,6 +101,11 @@ class OnnxModel:
 
     def encode(self, texts: list[str], one_thread: bool) -> np.ndarray:
         """Normalized float32 vectors of `texts`, run as one batch padded to its longest text."""
+        return self.run(texts, one_thread)[0]
+
+    def run(self, texts: list[str], one_thread: bool) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """The batch's normalized vectors, and each text's word-piece vectors with their character offsets
+        ((0, 0) for [CLS] and [SEP]), without the padding."""
         encodings = self.tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
@@ -111,7 +116,10 @@ class OnnxModel:
         inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = self.session(one_thread).run(None, inputs)[0]
         pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        vectors = (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        lengths = [len(e.ids) for e in encodings]
+        pieces = [hidden[row, :n].astype(np.float32) for row, n in enumerate(lengths)]
+        return vectors, pieces, [np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2) for e in encodings]
 
 
 def exported(pipeline: Pipeline, cache: Path) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .config import check_mode
-from .documents import Passage
+from .documents import Passage, SentenceVectors
 from .embedding import Embedder
 from .errors import QueryError
 from .index.store import Key, Scope, Store, TitledChunk
@@ -199,6 +199,7 @@ class Retriever:
                 r["title"] or "",
                 r["section"] or "",
                 bool(r["ocr"]),
+                sentences=SentenceVectors.unpack(r.get("sentences")),
             )
             for key, score in zip(keys, cosines)
             if (r := stored.get(key)) is not None

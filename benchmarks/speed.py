@@ -139,7 +139,9 @@ def child_large(spec: dict) -> dict:
     from assistant.config import Settings
 
     started = time.perf_counter()
-    summary = assemble(Path(spec["out"]), [Path(p) for p in spec["sources"]], spec["size"], Settings.from_env())
+    summary = assemble(
+        Path(spec["out"]), [Path(p) for p in spec["sources"]], spec["size"], Settings.from_env(), spec["sentences"]
+    )
     return {**summary, "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -329,6 +331,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "SQuAD size; large and HTTP are FAISS's only; ratios need faiss too",
     )
     parser.add_argument("--precision", default=None, help="ASSISTANT_PRECISION of the assistant's processes")
+    parser.add_argument(
+        "--without-sentences",
+        action="store_true",
+        help="also time full answers in process on the large index without sentence vectors (as built before them)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -361,13 +368,24 @@ def main(argv: list[str] | None = None) -> None:
         sources = [work / "squad-index"] + ([args.scifact] if (args.scifact / "CURRENT").exists() else [])
         results["large_index"] = child(
             "large",
-            {"out": str(work / "large-index"), "sources": [str(s) for s in sources], "size": args.large},
+            {
+                "out": str(work / "large-index"),
+                "sources": [str(s) for s in sources],
+                "size": args.large,
+                "sentences": True,
+            },
             envs["faiss"],
         )
         log(f"large index: {results['large_index']}")
         (work / "large-corpus").mkdir(exist_ok=True)  # empty: the index is served, never rebuilt
         large = assistant_env(work / "large-index", work / "large-corpus", args)
-        results["large"] = {"in_process": in_process(large, questions, args), "http": over_http(large, questions, args)}
+        results["large"] = {"in_process": in_process(large, questions, args)}
+        if args.without_sentences:  # the same index as a build before sentence vectors, right after
+            plain = {"out": str(work / "large-plain"), "sources": [str(s) for s in sources], "size": args.large}
+            results["large_plain_index"] = child("large", {**plain, "sentences": False}, envs["faiss"])
+            env = assistant_env(work / "large-plain", work / "large-corpus", args)
+            results["large_plain"] = {"in_process": in_process(env, questions, args)}
+        results["large"]["http"] = over_http(large, questions, args)
     print(report(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))

@@ -35,9 +35,11 @@ from assistant.index.faiss.vectors import build_dense
 RECASE = 16  # copy round r swaps the case of the letters at positions i with (i + r) % RECASE == 0
 
 
-def assemble(out: Path, sources: list[Path], size: int, settings: Settings) -> dict:
-    """Write an index of `size` chunks to `out` (replacing it) and return its manifest's summary."""
-    documents, chunks, vectors, template = _read_real(sources)
+def assemble(out: Path, sources: list[Path], size: int, settings: Settings, sentences: bool = True) -> dict:
+    """Write an index of `size` chunks to `out` (replacing it) and return its manifest's summary. A copy keeps
+    its source chunk's sentence vectors (the same words to the uncased model); without `sentences`, no chunk
+    keeps any, as a build before they were kept (its highlights embed sentences when shown)."""
+    documents, chunks, vectors, template, packed = _read_real(sources)
     entries = dict(template["documents"])  # each document's manifest entry, its copies' too
     if len(chunks) > size:
         raise SystemExit(f"the real indexes already hold {len(chunks)} chunks, more than --large {size}")
@@ -47,26 +49,30 @@ def assemble(out: Path, sources: list[Path], size: int, settings: Settings) -> d
     vectors = np.vstack([vectors, noisy_copies(vectors, np.asarray(rows, np.int64), noise_shape(vectors), rng)])
     documents, chunks = documents + copied_docs, chunks + copied_chunks
     order = sorted(range(len(chunks)), key=lambda i: (chunks[i].source, chunks[i].start))  # a build's row order
-    chunks, vectors = [chunks[i] for i in order], vectors[order]
+    packed = packed + [packed[row] for row in rows] if sentences else [None] * len(chunks)
+    chunks, vectors, packed = [chunks[i] for i in order], vectors[order], [packed[i] for i in order]
     dense, spec = build_dense(vectors, settings.ann_threshold, settings.ann_nprobe)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = _manifest(template, name, entries, chunks, spec)
     shutil.rmtree(out, ignore_errors=True)
-    write_build(out, name, manifest, sorted(documents, key=lambda d: d.path), chunks, dense)
+    write_build(out, name, manifest, sorted(documents, key=lambda d: d.path), chunks, dense, packed)
     publish(out, name)
     return {
         "chunks": len(chunks),
         "documents": len(documents),
         "real_chunks": len(chunks) - len(rows),
+        "with_sentence_vectors": sum(p is not None for p in packed),
         "vectors": spec,
         "precision": manifest.get("precision"),
     }
 
 
-def _read_real(sources: list[Path]) -> tuple[list[Document], list[Chunk], np.ndarray, dict]:
-    """Documents, chunks and vectors of the source indexes; the first one's manifest is the template."""
+def _read_real(sources: list[Path]) -> tuple[list[Document], list[Chunk], np.ndarray, dict, list[bytes | None]]:
+    """Documents, chunks, vectors and packed sentence vectors of the source indexes; the first one's manifest is
+    the template."""
     documents: list[Document] = []
     chunks: list[Chunk] = []
+    packed: list[bytes | None] = []
     parts = []
     template: dict = {}
     for folder in sources:
@@ -80,8 +86,9 @@ def _read_real(sources: list[Path]) -> tuple[list[Document], list[Chunk], np.nda
             for r in (stored[row] for row in range(len(index)))
         ]
         parts.append(index.stored_vectors(list(range(len(index)))))
+        packed += index.packed_sentences(list(range(len(index))))
         index.close()
-    return documents, chunks, np.vstack(parts).astype(np.float32), template
+    return documents, chunks, np.vstack(parts).astype(np.float32), template, packed
 
 
 def _document(row) -> Document:

@@ -4,8 +4,13 @@ rows sit beside FAISS's with their ratio to FAISS from the same run (absolute ti
 from __future__ import annotations
 
 PARAGRAPHS = 2067
-SIZES = ("small", "small_milvus", "large")  # the latency results, in the order of the table
-STORE_OF = {"small": "FAISS", "small_milvus": "Milvus Lite", "large": "FAISS"}
+SIZES = ("small", "small_milvus", "large", "large_plain")  # the latency results, in the order of the table
+STORE_OF = {
+    "small": "FAISS",
+    "small_milvus": "Milvus Lite",
+    "large": "FAISS",
+    "large_plain": "FAISS, no sentence vectors (as built before them)",
+}
 
 
 def report(results: dict) -> str:
@@ -194,15 +199,15 @@ def _targets(results: dict) -> str:
         )
         checks.append(
             (
-                f"hybrid full answer at {large['in_process']['chunks']:,} chunks: p50 <= 150 ms",
-                answer["p50"] <= 150,
-                f"{answer['p50']} ms",
+                f"hybrid full answer at {large['in_process']['chunks']:,} chunks: p50 <= 150 ms, p99 <= 400 ms",
+                answer["p50"] <= 150 and answer["p99"] <= 400,
+                _ms(answer),
             )
         )
         checks.append(
             (
-                "peak RSS serving it <= 1.5 GB",
-                large["http"]["peak_rss_mb"] <= 1536,
+                "peak RSS serving it <= 1,000 MB",
+                large["http"]["peak_rss_mb"] <= 1000,
                 f"{large['http']['peak_rss_mb']:,.0f} MB",
             )
         )

@@ -37,13 +37,24 @@ class FakeEmbedder:
     def encode(self, texts: list[str], progress=None, remember: bool = False) -> np.ndarray:
         self.embedded += len(texts)
         self.texts.extend(texts)
+        if progress:
+            progress(len(texts), len(texts))
+        return self._vectors(texts)
+
+    def encode_passages(self, texts: list[str], spans, progress=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The texts' vectors, and each span's as if embedded alone (a real model pools the passage's own)."""
+        pooled = [
+            self._vectors([text[s:e] for s, e in found]).astype(np.float16).reshape(len(found), self.dimension)
+            for text, found in zip(texts, spans)
+        ]
+        return self.encode(texts, progress), pooled
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
                 vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if progress:
-            progress(len(texts), len(texts))
         return vectors / np.where(norms == 0, 1, norms)
 
 

@@ -472,3 +472,11 @@ def test_paragraphs_under_a_heading_join_up_to_the_chunk_size_and_plain_paragrap
     assert [c.text for c in chunk_document(make_doc(text), tok, 128, 24, 254)] == paragraphs
     small = chunk_document(headed, tok, 20, 2, 254)  # two paragraphs fit in 20 pieces, not three
     assert [c.text for c in small] == ["\n\n".join(paragraphs[:2]), paragraphs[2]]
+
+
+def test_sentences_of_many_texts_are_each_text_s_sentence_spans():
+    from assistant.chunking import sentence_spans, sentences_of
+
+    texts = ["  Oman sent two. Qatar sent three!  ", "", "One line without a stop", "Dr. Khan spoke. Then he left."]
+    assert sentences_of(texts) == [sentence_spans(text, 0, len(text)) for text in texts]
+    assert sentences_of(texts)[0] == [(2, 16), (17, 34)]

@@ -148,3 +148,41 @@ def test_remembered_texts_are_embedded_once_across_calls_and_come_back_in_order(
     assert embedder.encode([], remember=True).shape == (0, 4)
     embedder.encode(["three"])  # without remember: embedded again
     assert recorder.batches[-1] == ["three"]
+
+
+# ---- sentence vectors ----------------------------------------------------------------------------
+
+
+def test_passage_vectors_are_encodes_and_each_span_is_the_mean_of_its_word_pieces():
+    real_embedder = Embedder(precision="fp32")
+    texts = ["Conference\nThe meeting opened in Islamabad. Ministers from Iran spoke.", "Bahrain sent two delegates."]
+    spans = [[(11, 44), (45, 70)], [(0, 27)]]
+    vectors, pooled = real_embedder.encode_passages(texts, spans)
+    assert np.abs(vectors - real_embedder.encode(texts)).max() < 1e-5
+    assert [p.shape for p in pooled] == [(2, 384), (1, 384)] and pooled[0].dtype == np.float16
+    model = real_embedder.model
+    pieces = model.encode(texts[0], output_value="token_embeddings").numpy()
+    offsets = model.tokenizer(texts[0], return_offsets_mapping=True)["offset_mapping"]
+    inside = [i for i, (s, e) in enumerate(offsets) if e > s and s >= 45 and e <= 70]  # "Ministers from Iran spoke."
+    mean = pieces[inside].mean(axis=0)
+    assert np.abs(pooled[0][1].astype(np.float32) - mean / np.linalg.norm(mean)).max() < 2e-3
+    assert np.allclose(np.linalg.norm(pooled[0].astype(np.float32), axis=1), 1.0, atol=2e-3)
+
+
+def test_a_span_the_model_never_reads_gets_a_vector_of_zeros():
+    real_embedder = Embedder(precision="fp32")
+    text = " ".join(["word"] * 300) + " Tail sentence."
+    _, pooled = real_embedder.encode_passages([text], [[(0, 9), (len(text) - 14, len(text))]])
+    assert np.any(pooled[0][0]) and not np.any(pooled[0][1])  # past the model's 256 word pieces
+
+
+def test_sentence_vectors_are_the_same_from_onnx_runtime_and_torch():
+    real_embedder = Embedder(precision="fp32")
+    texts = ["The meeting opened in Islamabad. Ministers from Iran spoke.", "Vitamin D and bone density."]
+    spans = [[(0, 32), (33, 59)], [(0, 27)]]
+    vectors, pooled = Embedder(precision="onnx").encode_passages(texts, spans)
+    reference, expected = real_embedder.encode_passages(texts, spans)
+    assert np.abs(vectors - reference).max() < 1e-5
+    assert (
+        max(float(np.abs(a.astype(np.float32) - b.astype(np.float32)).max()) for a, b in zip(pooled, expected)) < 1e-3
+    )

@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 
-from assistant.answers import _answer_by_document, answer_question
+from assistant.answers import POOLED_MARGIN, _answer_by_document, answer_question, highlight
 from assistant.config import Settings
-from assistant.documents import Passage
+from assistant.documents import Passage, SentenceVectors
 from assistant.errors import QueryError
 from assistant.index import build_index
 from assistant.index.faiss.store import open_index
@@ -129,6 +130,41 @@ def test_a_highlight_marks_only_a_sentence_that_stands_out_in_its_passage(settin
     assert passages["one.txt"].highlights == []  # its one sentence: marking it would say nothing
     two = passages["two.txt"]
     assert [two.text[s:e] for s, e in two.highlights] == ["Kuwait observed the talks."]
+
+
+def test_highlights_are_scored_with_the_sentence_vectors_of_the_build_without_embedding_a_sentence(retriever):
+    embedder = retriever.embedder
+    embedder.texts.clear()
+    answer = answer_question(retriever, "Kuwait observed", k=2)
+    oman = next(p for p in answer.passages if p.source == "oman.txt")
+    assert oman.sentences is not None and [oman.text[s:e] for s, e in oman.sentences.spans] == [
+        "Oman and Qatar discussed maritime patrols.",
+        "Kuwait observed the talks.",
+    ]
+    assert [oman.text[s:e] for s, e in oman.highlights] == ["Kuwait observed the talks."]
+    assert embedder.texts == ["Kuwait observed"]  # the question alone: no sentence embedded at question time
+
+
+def test_a_passage_without_sentence_vectors_has_its_sentences_embedded(retriever):
+    passage = retriever.search("Kuwait observed", k=1)[0]
+    passage.sentences = None  # as a build before sentence vectors were kept gives it
+    retriever.embedder.texts.clear()
+    highlight([passage], retriever.embed_query("Kuwait observed"), retriever.embedder)
+    assert [passage.text[s:e] for s, e in passage.highlights] == ["Kuwait observed the talks."]
+    assert "Kuwait observed the talks." in retriever.embedder.texts
+
+
+def test_pooled_sentences_are_held_to_their_own_margin(retriever):
+    passage = retriever.search("Kuwait observed", k=1)[0]
+    spans = ((0, 10), (11, 20), (21, 30))
+    question = np.eye(4, dtype=np.float32)[0]
+    cosines = [0.80, 0.80 - POOLED_MARGIN + 0.005, 0.80 - POOLED_MARGIN - 0.005]
+    vectors = np.array([[c, (1 - c * c) ** 0.5, 0, 0] for c in cosines], dtype=np.float16)
+    passage.sentences = SentenceVectors(spans, vectors)
+    highlight([passage], question, retriever.embedder)
+    assert passage.highlights == [(0, 10), (11, 20)]
+    highlight([passage], question, retriever.embedder, floor=0.9)
+    assert passage.highlights == []  # none reaches the floor
 
 
 def test_spread_holds_at_most_a_few_passages_of_one_document_unless_it_is_what_the_question_is_about():

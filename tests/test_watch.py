@@ -47,6 +47,7 @@ def test_a_file_copied_in_is_indexed_once_the_corpus_is_quiet(assistant, watched
     shutil.copy(tmp_path / "report.txt", corpus / "report.txt")
     assert watched.state()["last"] is None and not watched.state()["running"]  # not at once: after the quiet
     wait_until(lambda: "report.txt" in indexed(assistant), timeout=10)
+    assert watched.wait(10)  # published before the build's record is kept: the build has ended
     status = assistant.status()
     assert status["documents"] == 2 and status["stale"] == []
     assert status["last_build"]["reason"] == "1 change in the corpus: report.txt"
@@ -55,6 +56,7 @@ def test_a_file_copied_in_is_indexed_once_the_corpus_is_quiet(assistant, watched
 def test_a_deleted_file_is_removed_from_the_index(assistant, watched, corpus):
     (corpus / "doc.txt").unlink()
     wait_until(lambda: "doc.txt" not in indexed(assistant), timeout=10)
+    assert watched.wait(10)
     assert watched.state()["last"]["summary"]["removed"] == 1
 
 

@@ -33,9 +33,10 @@ class ChunkRow(TypedDict):
 
 
 class TitledChunk(ChunkRow):
-    """A chunk as search reads it, with its document's title."""
+    """A chunk as search reads it, with its document's title and its sentences' vectors."""
 
     title: str
+    sentences: bytes | None  # documents.SentenceVectors.pack()'s; None from a build that kept none
 
 
 class DocumentRow(TypedDict):

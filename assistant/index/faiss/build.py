@@ -15,7 +15,7 @@ import numpy as np
 from ...chunking import chunk_documents
 from ...config import Settings
 from ...documents import Chunk, Document, Section, SkippedFile
-from ...embedding import Embedder
+from ...embedding import Embedder, embed_chunks
 from ...errors import IndexMismatch
 from ...ingest import Scan, scan_corpus
 from ..manifest import (
@@ -83,6 +83,10 @@ def _reusable(settings: Settings, rebuild: bool) -> Index | None:
         log.warning("index was built with other settings; re-embedding every document")
         index.close()
         return None
+    if index.manifest.get("format") != FORMAT:
+        log.warning("index was written by an older version (no sentence vectors); re-embedding every document")
+        index.close()
+        return None
     if not read_alike(index.manifest):
         log.warning("index was built by an older version of the readers; reading every document again")
         index.close()
@@ -102,9 +106,10 @@ def _write_new_build(
     settings: Settings, embedder: Embedder, old: Index | None, scan: Scan, progress: BuildProgress | None
 ) -> tuple[int, int]:
     """Embed the fresh documents, add the kept ones, write and publish. Returns (embedded, total) chunks."""
-    new_chunks, new_vectors, max_tokens = _embed_fresh(settings, embedder, scan.fresh, progress)
+    new_chunks, new_vectors, new_sentences, max_tokens = _embed_fresh(settings, embedder, scan.fresh, progress)
     fault_point("embedding")
     kept_docs, kept_chunks, kept_vectors, kept_rows = _kept(old, scan.kept)
+    kept_sentences = old.packed_sentences(kept_rows.tolist()) if old else []
     if max_tokens is None:  # nothing was embedded: the model was not even loaded
         max_tokens = old.manifest["chunking"]["max_tokens"] if old else 0
     dimension = new_vectors.shape[1] if len(new_chunks) else (old.manifest["dimension"] if old else embedder.dimension)
@@ -112,6 +117,7 @@ def _write_new_build(
     chunks = kept_chunks + new_chunks
     order = sorted(range(len(chunks)), key=lambda i: (chunks[i].source, chunks[i].start))
     chunks, vectors = [chunks[i] for i in order], vectors[order]
+    sentences = [(kept_sentences + new_sentences)[i] for i in order]
     old_rows = np.concatenate([kept_rows, np.full(len(new_chunks), -1, np.int64)])[order]
     previous, previous_spec = (old.vectors, dense_spec(old.manifest)) if old else (None, None)
     dense, vectors_spec = build_dense(
@@ -123,20 +129,21 @@ def _write_new_build(
     made_in = {path: entry.get("precision", "fp32") for path, entry in (old.catalog() if old else {}).items()}
     _add_contents(manifest, documents, chunks, scan, made_in)
     manifest["vectors"] = vectors_spec
-    write_build(settings.index, name, manifest, documents, chunks, dense)
+    write_build(settings.index, name, manifest, documents, chunks, dense, sentences)
     publish(settings.index, name)
     return len(new_chunks), len(chunks)
 
 
 def _embed_fresh(
     settings: Settings, embedder: Embedder, fresh: list[Document], progress: BuildProgress | None
-) -> tuple[list[Chunk], np.ndarray, int | None]:
+) -> tuple[list[Chunk], np.ndarray, list[bytes | None], int | None]:
     if not fresh:
-        return [], np.zeros((0,), np.float32), None
+        return [], np.zeros((0,), np.float32), [], None
     chunks = chunk_documents(settings, embedder, fresh, phase(progress, "chunking"))
-    texts = [c.embed_text for c in chunks]
-    vectors = embedder.encode(texts, phase(progress, "embedding")) if chunks else np.zeros((0,), np.float32)
-    return chunks, vectors, embedder.max_tokens
+    if not chunks:
+        return [], np.zeros((0,), np.float32), [], embedder.max_tokens
+    vectors, sentences = embed_chunks(embedder, chunks, phase(progress, "embedding"))
+    return chunks, vectors, list(sentences), embedder.max_tokens
 
 
 def _kept(old: Index | None, kept: list[str]) -> tuple[list[Document], list[Chunk], np.ndarray, np.ndarray]:

@@ -20,7 +20,9 @@ from ...errors import IndexLocked, IndexWriteError
 from ..lexical import write_bm25
 from ..manifest import Manifest, fault_point
 
-FORMAT = 3  # 2: bm25/ beside the vectors; 3: each chunk's section (heading path) and ocr flag
+# 2: bm25/ beside the vectors; 3: each chunk's section (heading path) and ocr flag; 4: its sentences' vectors
+FORMAT = 4
+READS = (3, 4)  # the formats the store reads: a format-3 build is served (its highlights embed sentences)
 POINTER = "CURRENT"
 BUILDS = "builds"
 _SCHEMA = """
@@ -28,6 +30,7 @@ CREATE TABLE documents (path TEXT PRIMARY KEY, title TEXT, sha256 TEXT, text TEX
 CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, source TEXT, page INTEGER,
                      start INTEGER, "end" INTEGER, text TEXT, embed_text TEXT, section TEXT, ocr INTEGER);
 CREATE INDEX chunks_source ON chunks(source);
+CREATE TABLE sentences (row INTEGER PRIMARY KEY, packed BLOB);
 """
 
 
@@ -99,10 +102,17 @@ def current_build(index_dir: Path) -> Path | None:
 
 
 def write_build(
-    index_dir: Path, name: str, manifest: Manifest, documents: Iterable[Document], chunks: list[Chunk], dense: Any
+    index_dir: Path,
+    name: str,
+    manifest: Manifest,
+    documents: Iterable[Document],
+    chunks: list[Chunk],
+    dense: Any,
+    sentences: list[bytes | None],
 ) -> Path:
     """Write a complete build into builds/<name>.partial, then rename it to builds/<name>.
-    `dense` is the FAISS index of the chunks' vectors, row for row (vectors.build_dense)."""
+    `dense` is the FAISS index of the chunks' vectors, row for row (vectors.build_dense); `sentences` their
+    sentences' vectors (SentenceVectors.pack()'s, None for a chunk kept from a build that had none)."""
     import faiss
 
     final = index_dir / BUILDS / name
@@ -110,7 +120,7 @@ def write_build(
     shutil.rmtree(partial, ignore_errors=True)
     try:
         partial.mkdir(parents=True)
-        _write_store(partial / "store.sqlite", documents, chunks)
+        _write_store(partial / "store.sqlite", documents, chunks, sentences)
         fault_point("writing")
         faiss.write_index(dense, str(partial / "vectors.faiss"))
         write_bm25(partial, [c.embed_text for c in chunks])
@@ -145,7 +155,7 @@ def remove_old_builds(index_dir: Path, keep: str | None) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk]) -> None:
+def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk], sentences: list[bytes | None]) -> None:
     # closed on failure too: a removed .partial gives its space back only once none of its files is open
     with closing(sqlite3.connect(path)) as db, db:
         db.executescript(_SCHEMA)
@@ -159,6 +169,9 @@ def _write_store(path: Path, documents: Iterable[Document], chunks: list[Chunk])
                 (row, c.id, c.source, c.page, c.start, c.end, c.text, c.embed_text, c.section, c.ocr)
                 for row, c in enumerate(chunks)
             ),
+        )
+        db.executemany(
+            "INSERT INTO sentences VALUES (?, ?)", ((row, packed) for row, packed in enumerate(sentences) if packed)
         )
 
 

@@ -20,7 +20,7 @@ from ..lexical import FOLDER as BM25_FOLDER
 from ..lexical import LexicalIndex
 from ..manifest import CatalogEntry, Manifest, check_built_with, dense_spec
 from ..store import ChunkRow, DocumentRow, Scope, TitledChunk
-from .folder import BUILDS, FORMAT, current_build
+from .folder import BUILDS, FORMAT, READS, current_build
 from .vectors import read_dense, search_within
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Index:
         self.version = folder.name  # a build is never changed once published: its name is its version
         self.where = f"the index at {folder.parent.parent}/"
         self.manifest: Manifest = _read_part(folder, "manifest.json", lambda path: json.loads(path.read_text()))
-        if self.manifest.get("format") != FORMAT:
+        if self.manifest.get("format") not in READS:
             raise IndexMismatch(
                 f"the index at {folder.parent.parent}/ was written by another version of the assistant "
                 f"(format {self.manifest.get('format')}, this one reads {FORMAT}) — run: assistant build --rebuild"
@@ -57,6 +57,7 @@ class Index:
         self.vectors = _read_part(folder, "vectors.faiss", lambda path: read_dense(path, dense_spec(self.manifest)))
         self.bm25 = _read_part(folder, BM25_FOLDER, lambda path: LexicalIndex(path.parent, int(self.vectors.ntotal)))
         self._db = _read_part(folder, "store.sqlite", _open_store)
+        self._sentences = self.manifest["format"] >= 4  # format 3 kept no sentence vectors
         self._lock = threading.Lock()
         self._scopes: LRU[Allowed] = LRU(CACHED_SCOPES)
 
@@ -97,13 +98,34 @@ class Index:
         return self.bm25.known(list(words), None if allowed is None else allowed.mask)
 
     def chunks(self, rows: Sequence[int]) -> dict[int, TitledChunk]:
-        """The chunks at these rows, with their document's title."""
+        """The chunks at these rows, with their document's title and their sentences' vectors."""
+        sentences = (
+            ("sentences.packed", "LEFT JOIN sentences ON sentences.row = chunks.row")
+            if self._sentences
+            else ("NULL", "")
+        )
         return self._query(  # type: ignore[return-value]
-            "SELECT chunks.*, documents.title FROM chunks JOIN documents ON documents.path = chunks.source "
-            f"WHERE row IN ({','.join('?' * len(rows))})",
+            f"SELECT chunks.*, documents.title, {sentences[0]} AS sentences FROM chunks "
+            f"JOIN documents ON documents.path = chunks.source {sentences[1]} "
+            f"WHERE chunks.row IN ({','.join('?' * len(rows))})",
             list(rows),
             "row",
         )
+
+    def packed_sentences(self, rows: Sequence[int]) -> list[bytes | None]:
+        """The sentences' vectors of the chunks at these rows, as stored (None: none kept)."""
+        if not self._sentences or not len(rows):
+            return [None] * len(rows)
+        found: dict[int, bytes] = {}
+        for at in range(0, len(rows), PATHS_PER_QUERY):
+            part = list(rows[at : at + PATHS_PER_QUERY])
+            with self._lock:
+                found.update(
+                    self._db.execute(
+                        f"SELECT row, packed FROM sentences WHERE row IN ({','.join('?' * len(part))})", part
+                    ).fetchall()
+                )
+        return [found.get(row) for row in rows]
 
     def chunks_of(self, sources: Sequence[str]) -> list[ChunkRow]:
         found: dict[int, Any] = self._query(

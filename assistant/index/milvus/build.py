@@ -15,6 +15,7 @@ a whole new family of collections and switches the manifest to it, also in one r
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ import numpy as np
 from ...chunking import chunk_documents
 from ...config import Settings
 from ...documents import Chunk, Document, Progress, SkippedFile
-from ...embedding import Embedder
+from ...embedding import Embedder, embed_chunks
 from ...ingest import Scan, scan_corpus
 from ..lexical import terms
 from ..manifest import (
@@ -233,11 +234,11 @@ class Writer(Collections):
         chunked = _group(chunk_documents(self.settings, embedder, fresh, phase(progress, "chunking")) if fresh else [])
         total, embedded = sum(len(chunks) for chunks in chunked.values()), 0
         for batch in _batches(fresh, chunked):
-            texts = [c.embed_text for document in batch for c in chunked.get(document.path, [])]
-            vectors = (
-                embedder.encode(texts, _offset(phase(progress, "embedding"), embedded, total))
-                if texts
-                else np.zeros((0, 1), np.float32)
+            chunks_of_batch = [c for document in batch for c in chunked.get(document.path, [])]
+            vectors, sentences = (
+                embed_chunks(embedder, chunks_of_batch, _offset(phase(progress, "embedding"), embedded, total))
+                if chunks_of_batch
+                else (np.zeros((0, 1), np.float32), [])
             )
             fault_point("embedding")
             written, start = [], 0
@@ -250,19 +251,20 @@ class Writer(Collections):
                     if document.path in self.catalog:  # its old version goes too: a skipped file is not in the index
                         self._remove(document.path)
                 else:
-                    written.append(
-                        self._rows(document, chunks, vectors[start : start + len(chunks)], embedder.precision)
-                    )
+                    span = slice(start, start + len(chunks))
+                    written.append(self._rows(document, chunks, vectors[span], sentences[span], embedder.precision))
                 start += len(chunks)
             for rows in written if self.in_place else []:
                 self._switch(*rows)
             if not self.in_place and written:
                 self._write_unpublished(written)
             self._renew()
-            embedded += len(texts)
+            embedded += len(chunks_of_batch)
         return embedded
 
-    def _rows(self, document: Document, chunks: list[Chunk], vectors: np.ndarray, precision: str) -> tuple:
+    def _rows(
+        self, document: Document, chunks: list[Chunk], vectors: np.ndarray, sentences: list[bytes], precision: str
+    ) -> tuple:
         """A document's new version: its row (without `sha` and `pending`), text rows and chunk rows."""
         path, sha = document.path, document.sha256
         parts = _parts(document)
@@ -287,7 +289,7 @@ class Writer(Collections):
             }
             for i, body in enumerate(parts)
         ]
-        return row, texts, _chunk_rows(chunks, vectors, sha) if chunks else [], sha
+        return row, texts, _chunk_rows(chunks, vectors, sentences, sha) if chunks else [], sha
 
     def _write_unpublished(self, written: list[tuple]) -> None:
         """Into a family of collections no reader uses yet (a full build): a batch at a time, no switch needed."""
@@ -425,8 +427,9 @@ def _parts(document: Document) -> list[str]:
     return [body[i : i + PART_CHARS] for i in range(0, len(body), PART_CHARS)] or [""]
 
 
-def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict]:
+def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sentences: list[bytes], sha: str) -> list[dict]:
     words = terms([c.embed_text for c in chunks])
+    encoded = [base64.b64encode(packed).decode() for packed in sentences]
     return [
         {
             "key": f"{c.id}:{sha}",
@@ -443,6 +446,7 @@ def _chunk_rows(chunks: list[Chunk], vectors: np.ndarray, sha: str) -> list[dict
             "ocr": c.ocr,
             "terms": " ".join(w)[:PART_CHARS],
             "dense": v.tolist(),
+            "sentences": b if len(b) <= MAX_VARCHAR else "",  # 63 sentences fit; more are embedded when shown
         }
-        for c, w, v in zip(chunks, words, np.asarray(vectors, dtype=np.float32))
+        for c, w, v, b in zip(chunks, words, np.asarray(vectors, dtype=np.float32), encoded)
     ]

@@ -6,7 +6,8 @@ Layout, for ASSISTANT_MILVUS_COLLECTION=C:
                   the skipped files and the build lease; read by every assistant that shares the cluster
   C_<live>_docs   one row per document: path, sha, title, chunk count, and `pending` while a build rewrites it
   C_<live>_texts  each document's text and sections, as JSON in parts (a VARCHAR holds at most 65,535 bytes)
-  C_<live>_chunks one row per chunk and document version: text, dense vector, and BM25 over its terms
+  C_<live>_chunks one row per chunk and document version: text, dense vector, BM25 over its terms, and its
+                  sentences' vectors (documents.SentenceVectors, base64 in a VARCHAR; "" when over its limit)
 A chunk counts only while its document's row names its version (`sha`): a build writes a document's new chunks,
 then switches that one row, then deletes the old chunks (build.py), so readers see each document whole.
 """
@@ -30,8 +31,9 @@ from ..manifest import CatalogEntry
 log = logging.getLogger(__name__)
 
 # of the collections' layout; 2: each chunk's section (heading path) and ocr flag; 3: documents found by the hash
-# of their path (path_key), never by the path in a filter
-FORMAT = 3
+# of their path (path_key), never by the path in a filter; 4: each chunk's sentences' vectors
+FORMAT = 4
+READS = (3, 4)  # the formats the store reads: a format-3 index is served (its highlights embed sentences)
 PART_CHARS = 16_000  # characters per VARCHAR part: at most 4 bytes each, under Milvus's 65,535-byte limit
 MAX_VARCHAR = 65_535
 LIMIT = 16_384  # rows one Milvus query returns at most
@@ -199,7 +201,7 @@ class Collections:
         chunks = self._schema(
             [("chunk_id", 64), ("source", None), ("doc", 64), ("sha", 64)],
             [("page", DataType.INT64), ("start", DataType.INT64), ("end", DataType.INT64)],
-            ["text", "embed_text", "section"],
+            ["text", "embed_text", "section", "sentences"],
         )
         chunks.add_field("ocr", DataType.BOOL)
         chunks.add_field(

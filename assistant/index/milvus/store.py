@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .collections import (
     BM25,
     FORMAT,
     NO_PAGE,
+    READS,
     Collections,
     catalog_entry,
     dense_search_params,
@@ -35,7 +37,11 @@ CACHED_ROWS = 5_000  # chunk rows (text and offsets) kept by a store
 KNOWN_AMONG = 16  # known_terms: a term is known when one of the first chunks that hold it is live
 
 
-class MilvusChunk(ChunkRow):
+class _Sentences(TypedDict, total=False):
+    sentences: str  # base64 of SentenceVectors.pack()'s, when read (format 4; "" for none)
+
+
+class MilvusChunk(ChunkRow, _Sentences):
     """A chunk row with its primary key and its document's version."""
 
     key: str
@@ -53,7 +59,7 @@ def open_milvus(settings: Settings) -> MilvusStore:
     where = f"the Milvus collection {settings.milvus_collection} at {collections.uri}"
     if manifest is None:
         raise IndexNotFound(f"no index in {where} — run: assistant build --store milvus")
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in READS:
         raise IndexMismatch(
             f"{where} was written by another version of the assistant (format {manifest.get('format')}, "
             f"this one reads {FORMAT}) — run: assistant build --store milvus --rebuild"
@@ -219,12 +225,12 @@ class MilvusStore:
     @reached
     def chunks(self, keys: Sequence[str]) -> dict[str, TitledChunk]:
         missing = [key for key in keys if self._rows.get(key) is None]
-        for fetched in self._chunk_rows(one_of("key", missing)) if missing else []:
+        for fetched in self._chunk_rows(one_of("key", missing), sentences=True) if missing else []:
             self._rows.put(fetched["key"], fetched)
         rows = [row for key in keys if (row := self._rows.get(key)) is not None]
         docs = self._doc_rows({row["source"] for row in rows})
         return {
-            row["key"]: cast(TitledChunk, {**row, "title": docs[row["source"]][1]})
+            row["key"]: cast(TitledChunk, {**row, "title": docs[row["source"]][1], "sentences": _packed(row)})
             for row in rows
             if docs[row["source"]][0] == row["sha"]
         }
@@ -234,8 +240,11 @@ class MilvusStore:
         rows = self._chunk_rows(of_documents("doc", list(sources))) if len(sources) else []
         return sorted(rows, key=lambda row: (row["source"], row["start"]))
 
-    def _chunk_rows(self, expression: str) -> list[MilvusChunk]:
+    def _chunk_rows(self, expression: str, sentences: bool = False) -> list[MilvusChunk]:
+        """The live chunks that match; with `sentences`, their sentences' vectors too (chunks() reads them)."""
         fields = ["key", "chunk_id", "source", "sha", "page", "start", "end", "text", "embed_text", "section", "ocr"]
+        if sentences and self.manifest["format"] >= 4:  # format 3 kept no sentence vectors
+            fields.append("sentences")
         rows = self.db.query_all(self.chunk_table, expression, fields)
         shas = self._shas({row["source"] for row in rows})
         return [_chunk_row(row) for row in rows if shas.get(row["source"]) == row["sha"]]
@@ -289,9 +298,17 @@ class MilvusStore:
         """The client stays open: it is shared by every store of this process on the same URI."""
 
 
+def _packed(row: MilvusChunk) -> bytes | None:
+    """The row's sentences' vectors as bytes (None for none: format 3, or a passage of over 63 sentences)."""
+    try:
+        return base64.b64decode(row.get("sentences", ""), validate=True) or None
+    except ValueError:  # not base64: not ours, and its sentences are embedded when shown
+        return None
+
+
 def _chunk_row(row: dict[str, Any]) -> MilvusChunk:
     page = int(row["page"])
-    return {
+    chunk: MilvusChunk = {
         "key": row["key"],
         "id": row["chunk_id"],
         "source": row["source"],
@@ -304,3 +321,6 @@ def _chunk_row(row: dict[str, Any]) -> MilvusChunk:
         "section": row["section"],
         "ocr": bool(row["ocr"]),
     }
+    if "sentences" in row:
+        chunk["sentences"] = row["sentences"]
+    return chunk

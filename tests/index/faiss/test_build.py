@@ -3,9 +3,10 @@ records in the manifest."""
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from assistant.documents import READING
+from assistant.documents import READING, SentenceVectors
 from assistant.index import build_index
 from assistant.index.faiss.folder import current_build
 from assistant.index.faiss.store import open_index
@@ -22,6 +23,37 @@ def test_incremental_build_embeds_only_the_changed_file(settings, corpus, fake_e
     assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (0, 1, 0, 2)
     assert summary.embedded == 1
     assert len(fake_embedder.texts) == 1 and "coast guards" in fake_embedder.texts[0]
+
+
+def test_an_unchanged_document_keeps_its_sentence_vectors_and_a_changed_one_gets_new_ones(
+    settings, corpus, fake_embedder
+):
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+
+    def sentences() -> dict[str, list[tuple[str, bytes | None]]]:
+        index = open_index(settings.index)
+        rows = index.chunks(list(range(len(index))))
+        found: dict[str, list[tuple[str, bytes | None]]] = {}
+        for row in sorted(rows.values(), key=lambda row: (row["source"], row["start"])):
+            found.setdefault(row["source"], []).append((row["text"], row["sentences"]))
+        index.close()
+        return found
+
+    before = sentences()
+    (corpus / "b.md").write_text("# Bravo\n\nThe budget for coast guards shrank. Patrols were cut.")
+    build_index(settings, fake_embedder)
+    after = sentences()
+    assert after["a.txt"] == before["a.txt"] and after["sub/c.txt"] == before["sub/c.txt"]
+    ((text, packed),) = after["b.md"]
+    stored = SentenceVectors.unpack(packed)
+    assert stored is not None and [text[s:e] for s, e in stored.spans] == [
+        "# Bravo\n\nThe budget for coast guards shrank.",  # a heading joins its sentence, as at question time
+        "Patrols were cut.",
+    ]
+    assert np.allclose(
+        stored.vectors.astype(np.float32), fake_embedder.encode([text[s:e] for s, e in stored.spans]), atol=1e-3
+    )
 
 
 def test_unchanged_corpus_embeds_nothing_and_keeps_the_build(settings, corpus, fake_embedder):

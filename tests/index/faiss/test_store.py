@@ -2,6 +2,7 @@
 the search on one thread, and search within a scope."""
 
 import json
+import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -46,6 +47,34 @@ def test_index_of_an_older_format_says_to_rebuild_and_the_next_build_replaces_it
         open_index(settings.index)
     assert build_index(settings, fake_embedder).added == 3
     assert open_index(settings.index).manifest["format"] == FORMAT
+
+
+def test_an_index_from_before_sentence_vectors_is_served_and_the_next_build_re_embeds_it(
+    settings, corpus, fake_embedder, caplog
+):
+    from assistant.answers import answer_question
+    from assistant.search import Retriever
+
+    write_corpus(corpus)
+    build_index(settings, fake_embedder)
+    folder = current_build(settings.index)
+    with sqlite3.connect(folder / "store.sqlite") as db:
+        db.execute("DROP TABLE sentences")  # as format 3 wrote it
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 3}))
+    fake_embedder.texts.clear()
+    answer = answer_question(
+        Retriever(open_index(settings.index), fake_embedder, min_score=-1.0), "Spain and Italy", k=1
+    )
+    passage = answer.passages[0]
+    assert passage.sentences is None and [passage.text[s:e] for s, e in passage.highlights] == [
+        "Delegates from Spain and Italy attended the talks."
+    ]
+    assert "Delegates from Spain and Italy attended the talks." in fake_embedder.texts  # embedded when shown
+    summary = build_index(settings, fake_embedder)
+    assert summary.embedded == summary.chunks and "no sentence vectors" in caplog.text
+    index = open_index(settings.index)
+    assert index.manifest["format"] == FORMAT and None not in index.packed_sentences(list(range(len(index))))
 
 
 def test_index_from_before_the_precision_field_reads_as_fp32(settings, corpus, fake_embedder):

@@ -184,3 +184,23 @@ def test_the_dense_index_is_a_setting_and_a_change_reindexes_the_stored_vectors(
     assert store.manifest["vectors"] == {"type": "FLAT", "params": {}, "search": {}}
     assert [key for key, _ in store.dense(vector, 10)] == found_ivf
     assert build_index(milvus, fake_embedder).published is False  # nothing changed since
+
+
+def test_sentence_vectors_too_long_for_a_milvus_field_are_left_out_and_embedded_when_shown(milvus, corpus):
+    """A passage of many short sentences (a list of one-word lines, say) whose vectors pass the 65,535 bytes of a
+    VARCHAR: the chunk is stored without them and its highlight embeds its sentences, as before they were kept."""
+    import base64
+
+    import numpy as np
+
+    from assistant.documents import Chunk, SentenceVectors
+    from assistant.index.milvus.build import _chunk_rows
+    from assistant.index.milvus.collections import MAX_VARCHAR
+    from assistant.index.milvus.store import _packed
+
+    chunk = Chunk("c1", "list.txt", None, 0, 5, "a. b.", "a. b.")
+    small = SentenceVectors(((0, 2), (3, 5)), np.ones((2, 384), np.float16)).pack()
+    large = SentenceVectors(((0, 2),) * 64, np.ones((64, 384), np.float16)).pack()
+    assert len(base64.b64encode(large)) > MAX_VARCHAR
+    rows = _chunk_rows([chunk, chunk], np.ones((2, 4), np.float32), [small, large], "sha")
+    assert _packed(rows[0]) == small and rows[1]["sentences"] == "" and _packed(rows[1]) is None

@@ -4,6 +4,7 @@ FAISS, the scores, the filter literals and reads page by page."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant.errors import QueryError
@@ -150,6 +151,36 @@ def test_the_terms_known_are_the_same_in_both_stores_scoped_or_not(settings, mil
     within = faiss_side.within(Question.read("budgets", ["d03.txt", "d17.txt"]))  # note5n4 is in d05 only
     assert faiss_side.index.known_terms(words, within) == milvus_side.index.known_terms(words, within)
     assert faiss_side.index.known_terms(words, within) == {"budget", "session", "offic"}
+
+
+def test_milvus_keeps_the_sentence_vectors_faiss_keeps(settings, milvus, corpus, fake_embedder):
+    faiss_side, milvus_side = both_sides(settings, milvus, corpus, fake_embedder, "hybrid")
+    for query in TOPICS[:4]:
+        expected = {p.chunk_id: p.sentences for p in faiss_side.search(query, 5)}
+        found = {p.chunk_id: p.sentences for p in milvus_side.search(query, 5)}
+        assert found.keys() == expected.keys()
+        for chunk_id, sentences in found.items():
+            assert sentences is not None and len(sentences.spans) > 1
+            assert sentences.spans == expected[chunk_id].spans
+            assert np.array_equal(sentences.vectors, expected[chunk_id].vectors)
+
+
+def test_a_milvus_index_from_before_sentence_vectors_is_served_and_rebuilt_by_the_next_build(
+    milvus, corpus, fake_embedder
+):
+    from assistant.index.milvus.collections import Collections
+
+    write_topics(corpus, 4)
+    build_index(milvus, fake_embedder)
+    collections = Collections(milvus)
+    manifest = collections.get_meta("manifest")
+    collections.put_meta("manifest", {**manifest, "format": 3})  # format 3 had no sentences field to read
+    store = open_store(milvus)
+    passages = Retriever(store, fake_embedder, -1.0, "hybrid").search("border control", 2)
+    assert passages and all(p.sentences is None for p in passages)
+    summary = build_index(milvus, fake_embedder)
+    assert summary.embedded == summary.chunks  # a new family of collections, every passage with its sentences
+    assert all(p.sentences for p in Retriever(open_store(milvus), fake_embedder, -1.0).search("border control", 2))
 
 
 def test_the_store_runs_on_milvus_s_own_engine_not_a_python_rewrite_of_its_api(milvus, corpus, fake_embedder):
