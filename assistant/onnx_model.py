@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # changes whenever the exported graph would: a new one is exported beside the old
 _EXPORT_LOCK = threading.Lock()
-_RUNTIME = "pip install 'assistant[onnx]' (onnxruntime, onnx, onnxscript)"
+_RUNTIME = "pip install onnxruntime onnx onnxscript (dependencies of the assistant)"
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,13 @@ def exported(pipeline: Pipeline, cache: Path) -> Path:
             try:
                 _export(pipeline, Path(temporary))
                 os.replace(temporary, path)
+            except (ModelLoadError, OSError):
+                raise
+            except Exception as err:  # torch.onnx's exporter fails in many ways, all of them "not exportable here"
+                raise ModelLoadError(
+                    f"exporting {pipeline.folder} to ONNX failed ({type(err).__name__}: {err}) — "
+                    "set ASSISTANT_PRECISION=fp32"
+                ) from None
             finally:
                 Path(temporary).unlink(missing_ok=True)
     return path

@@ -55,6 +55,7 @@ class CachedEmbedder(Embedder):
     def __init__(self, precision: str = "auto") -> None:
         super().__init__(precision=precision)
         self.cache: dict[str, np.ndarray] = {}
+        self.passages: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # encode_passages()'s, by text and spans
 
     def remember(self, queries: Sequence[str]) -> None:
         new = [q for q in dict.fromkeys(clean_query(q) for q in queries) if q not in self.cache]
@@ -69,6 +70,17 @@ class CachedEmbedder(Embedder):
         if not texts:
             return super().encode(texts, progress, remember)
         return np.stack([self.cache[t] for t in texts])
+
+    def encode_passages(self, texts: list[str], spans, progress=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """As encode(): a passage (with the same sentences) seen before comes from the cache."""
+        keys = [(text, tuple(found)) for text, found in zip(texts, spans)]
+        missing = list(dict.fromkeys(key for key in keys if key not in self.passages))
+        if missing:
+            vectors, pooled = super().encode_passages([t for t, _ in missing], [list(s) for _, s in missing], progress)
+            self.passages.update(zip(missing, zip(vectors, pooled)))
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32), []
+        return np.stack([self.passages[key][0] for key in keys]), [self.passages[key][1] for key in keys]
 
 
 # ---- SQuAD ---------------------------------------------------------------------------------------

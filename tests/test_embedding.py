@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from assistant.embedding import Embedder, resolve_model, resolve_precision
-from assistant.errors import ConfigError
+from assistant.embedding import Embedder, cpu_flags, native_bf16, resolve_model, resolve_precision
+from assistant.errors import ConfigError, ModelLoadError
 
 
 def test_default_model_resolves_to_the_folder_shipped_in_the_package():
@@ -50,15 +50,71 @@ def test_offsets_are_word_pieces_of_the_text(real_embedder):
 @pytest.mark.parametrize(
     "flags, resolved",
     [
-        ({"avx2": True, "avx512_f": True}, "fp32"),  # AVX-512 alone is not bf16
-        ({"avx512_bf16": True}, "bf16"),
-        ({"amx_bf16": True, "amx_tile": True}, "bf16"),
+        ({"avx2", "avx512f"}, "fp32"),  # AVX-512 alone is not bf16
+        ({"avx512_bf16"}, "bf16"),
+        ({"amx_bf16", "amx_tile"}, "bf16"),
     ],
 )
 def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_natively(monkeypatch, flags, resolved):
-    monkeypatch.setattr("torch.cpu.get_capabilities", lambda: {"architecture": "x86_64", **flags})
+    monkeypatch.setattr("assistant.embedding.cpu_flags", lambda: {"fpu", "sse2", *flags})
     assert resolve_precision("auto") == resolved
     assert Embedder(precision="auto").precision == resolved
+
+
+def test_without_linux_s_cpu_flags_torch_reads_them(monkeypatch):
+    monkeypatch.setattr("assistant.embedding.cpu_flags", lambda: None)
+    monkeypatch.setattr("torch.cpu.get_capabilities", lambda: {"architecture": "x86_64", "avx512_bf16": True})
+    assert native_bf16()
+    monkeypatch.setattr("torch.cpu.get_capabilities", lambda: {"architecture": "x86_64", "avx512_f": True})
+    assert not native_bf16()
+
+
+def test_the_cpu_flags_are_read_from_linux_without_torch():
+    flags = cpu_flags()
+    if flags is None:
+        pytest.skip("no flags line in /proc/cpuinfo on this machine")
+    import torch
+
+    capabilities = torch.cpu.get_capabilities()
+    assert ("avx512_bf16" in flags) == bool(capabilities.get("avx512_bf16"))
+    assert ("avx2" in flags) == bool(capabilities.get("avx2"))
+
+
+@pytest.mark.parametrize("native, runtime, precision", [(False, "onnx", "fp32"), (True, "torch", "bf16")])
+def test_auto_runs_onnx_runtime_where_bf16_is_not_native(monkeypatch, native, runtime, precision):
+    monkeypatch.setattr("assistant.embedding.native_bf16", lambda: native)
+    embedder = Embedder(precision="auto")
+    assert (embedder.runtime, embedder.precision) == (runtime, precision)
+    monkeypatch.setattr("assistant.embedding.onnx_runtime_installed", lambda: False)
+    assert Embedder(precision="auto").runtime == "torch"  # without ONNX Runtime: torch, as before
+    assert Embedder(precision="fp32").runtime == "torch" and Embedder(precision="onnx").runtime == "onnx"
+
+
+def test_auto_falls_back_to_torch_when_onnx_runtime_cannot_run_the_model(monkeypatch, caplog):
+    from assistant import embedding
+
+    def refuse(name):
+        raise ModelLoadError("ASSISTANT_PRECISION=onnx runs models made of a transformer, mean pooling ...")
+
+    monkeypatch.setattr(embedding, "native_bf16", lambda: False)
+    monkeypatch.setattr(embedding, "_load_onnx", refuse)
+    monkeypatch.delitem(embedding._LOADED, "onnx:all-MiniLM-L6-v2", raising=False)
+    embedder = Embedder(precision="auto")
+    assert embedder.encode(["Who spoke?"]).shape == (1, 384)
+    assert embedder.runtime == "torch" and "running the model in torch instead" in caplog.text
+    with pytest.raises(ModelLoadError, match="mean pooling"):
+        _ = Embedder(precision="onnx").model  # asked for by name: its error stands
+
+
+def test_an_export_cache_that_cannot_be_written_names_the_folder_and_the_settings(monkeypatch, tmp_path):
+    from assistant import embedding
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setattr(embedding, "ONNX_CACHE", blocked / "onnx")
+    monkeypatch.setattr("assistant.onnx_model.exported", lambda pipeline, cache: cache.mkdir(parents=True))
+    with pytest.raises(ModelLoadError, match=r"cannot keep the model's ONNX export in .*/file/onnx .* XDG_CACHE_HOME"):
+        embedding._load_onnx("all-MiniLM-L6-v2")
 
 
 def test_explicit_precision_wins_over_the_cpu(monkeypatch):
@@ -186,3 +242,26 @@ def test_sentence_vectors_are_the_same_from_onnx_runtime_and_torch():
     assert (
         max(float(np.abs(a.astype(np.float32) - b.astype(np.float32)).max()) for a, b in zip(pooled, expected)) < 1e-3
     )
+
+
+def test_under_auto_a_question_runs_in_onnx_runtime_and_a_build_in_the_cpu_s_fastest(monkeypatch):
+    from assistant import embedding
+
+    monkeypatch.setattr(embedding, "native_bf16", lambda: True)
+    embedder = Embedder(precision="auto")
+    assert (embedder.question_runtime, embedder.runtime, embedder.precision) == ("onnx", "torch", "bf16")
+    question = embedder.encode(["Who spoke at the conference?"])
+    assert f"onnx:{embedder.name}" in embedding._LOADED
+    reference = Embedder(precision="fp32").encode(["Who spoke at the conference?"])
+    assert np.abs(question - reference).max() < 1e-5  # fp32's vector, from ONNX Runtime
+    texts = [f"Passage {n} about the delegates of the conference." for n in range(embedding.SMALL_ENCODE + 1)]
+    vectors, _ = embedder.encode_passages(texts[:2], [[(0, 9)], [(0, 9)]])
+    many = embedder.encode(texts)
+    bf16 = Embedder(precision="bf16").encode(texts)
+    assert np.array_equal(many, bf16) and np.abs(vectors - bf16[:2]).max() < 1e-6  # a build's: in bf16
+
+
+def test_explicit_precisions_run_one_runtime_for_everything():
+    for precision, runtime in (("fp32", "torch"), ("bf16", "torch"), ("onnx", "onnx")):
+        embedder = Embedder(precision=precision)
+        assert embedder.question_runtime == embedder.runtime == runtime
