@@ -186,8 +186,8 @@ class Embedder:
 
     def encode(self, texts: list[str], progress: Progress | None = None, remember: bool = False) -> np.ndarray:
         """Normalized float32 vectors, one row per text; identical texts are embedded once, longest first in
-        batches of similar length (_by_length). A few texts (a question, the sentences of the passages
-        shown) are embedded on one thread (threads.TORCH).
+        batches of similar length (_by_length). A few texts (a question, the sentences of a passage built
+        without their vectors) are embedded on one thread, by question_runtime.
 
         `remember`: texts that come back often (the sentences of passages shown again for another question)
         are looked up among the last REMEMBERED texts encoded this way, and only the others are embedded."""
