@@ -49,3 +49,11 @@ def test_ask_of_a_server_imports_no_model(folder):
     assert probe.returncode == 1 and "cannot reach the server" in probe.stderr  # nothing listens there
     modules = set(probe.stderr.splitlines()[-1].split())
     assert not modules & (WEB | MODELS), modules & (WEB | MODELS)
+
+
+def test_a_fresh_ask_under_auto_runs_the_question_in_onnx_runtime_without_sentence_transformers(folder):
+    """Whatever the CPU: the question's model is ONNX Runtime's, and the highlights use the build's sentence
+    vectors, so neither sentence-transformers nor transformers is imported (spaCy's own imports aside)."""
+    imported(["build"], folder)
+    modules = imported(["ask", "Where did Cesar Guedes speak?"], folder)
+    assert "onnxruntime" in modules and not modules & {"sentence_transformers", "transformers", "sklearn"}, modules
