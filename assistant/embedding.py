@@ -211,7 +211,7 @@ class Embedder:
         keys = [(text, tuple(found)) for text, found in zip(texts, spans or [[]] * len(texts))]
         unique = list(dict.fromkeys(keys))
         if not unique:
-            return np.zeros((0, self.dimension), dtype=np.float32), ([] if spans is not None else None)
+            return self._none(), ([] if spans is not None else None)
         plain = [text for text, _ in unique]
         small = len(unique) <= SMALL_ENCODE
         model, runtime = self._loaded(self.question_runtime if small and spans is None else self.runtime)
@@ -250,7 +250,11 @@ class Embedder:
             for text, vector in zip(missing, self.encode(missing)):
                 found[text] = vector = vector.copy()  # a row of its own, not a view holding the whole batch
                 self._remembered.put(key(text), vector)
-        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([found[t] for t in texts]) if texts else self._none()
+
+    def _none(self) -> np.ndarray:
+        """No vectors: of the question model's width, which a question loads anyway (not the build's)."""
+        return np.zeros((0, _dimension(*self._loaded(self.question_runtime))), dtype=np.float32)
 
     def _batch(self, model: Any, runtime: str, texts: list[str], small: bool) -> np.ndarray:
         if runtime == "onnx":

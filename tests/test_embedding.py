@@ -265,3 +265,15 @@ def test_explicit_precisions_run_one_runtime_for_everything():
     for precision, runtime in (("fp32", "torch"), ("bf16", "torch"), ("onnx", "onnx")):
         embedder = Embedder(precision=precision)
         assert embedder.question_runtime == embedder.runtime == runtime
+
+
+def test_nothing_to_encode_asks_for_the_question_model_only(monkeypatch):
+    from assistant import embedding
+
+    monkeypatch.setattr(embedding, "native_bf16", lambda: True)
+    embedder = Embedder(precision="auto")
+    asked: list[str] = []
+    loaded = embedder._loaded
+    monkeypatch.setattr(embedder, "_loaded", lambda runtime: asked.append(runtime) or loaded(runtime))
+    assert embedder.encode([]).shape == embedder.encode([], remember=True).shape == (0, 384)
+    assert set(asked) == {"onnx"}  # a server that only answers never loads torch's model
