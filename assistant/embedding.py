@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -70,7 +71,9 @@ def cpu_flags() -> set[str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def onnx_runtime_installed() -> bool:
+    """Asked at every question (Embedder.question_runtime): looked up once."""
     import importlib.util
 
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnxscript", "onnx"))

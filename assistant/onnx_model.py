@@ -101,11 +101,18 @@ class OnnxModel:
 
     def encode(self, texts: list[str], one_thread: bool) -> np.ndarray:
         """Normalized float32 vectors of `texts`, run as one batch padded to its longest text."""
-        return self.run(texts, one_thread)[0]
+        _, hidden, mask = self._forward(texts, one_thread)
+        return _pooled(hidden, mask)
 
     def run(self, texts: list[str], one_thread: bool) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-        """The batch's normalized vectors, and each text's word-piece vectors with their character offsets
-        ((0, 0) for [CLS] and [SEP]), without the padding."""
+        """encode()'s vectors, and each text's word-piece vectors with their character offsets ((0, 0) for [CLS]
+        and [SEP]), without the padding."""
+        encodings, hidden, mask = self._forward(texts, one_thread)
+        pieces = [hidden[row, : len(e.ids)] for row, e in enumerate(encodings)]
+        return _pooled(hidden, mask), pieces, [np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2) for e in encodings]
+
+    def _forward(self, texts: list[str], one_thread: bool) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        """The texts' encodings, and the graph's last hidden state of the padded batch with its mask."""
         encodings = self.tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
@@ -114,12 +121,13 @@ class OnnxModel:
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
         inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self.session(one_thread).run(None, inputs)[0]
-        pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        vectors = (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-        lengths = [len(e.ids) for e in encodings]
-        pieces = [hidden[row, :n].astype(np.float32) for row, n in enumerate(lengths)]
-        return vectors, pieces, [np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2) for e in encodings]
+        return encodings, self.session(one_thread).run(None, inputs)[0], mask
+
+
+def _pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean pooling over the word pieces that are not padding, then L2 normalization, as the model's modules do."""
+    pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def exported(pipeline: Pipeline, cache: Path) -> Path:
